@@ -1,0 +1,196 @@
+// BundleReader: opens a bundle by walking its tar headers (no layer content read), refuses anything a bundle
+// cannot hold (links, devices, traversal, duplicates, truncation), and validates ferry.json against its schema.
+import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { isSha256, type DiffId, type Digest } from '../image/digest.js';
+import { bundleError, FerryError } from '../ui/errors.js';
+import { BLOCK, decodeHeader, isZeroBlock, parsePax } from './tar-header.js';
+import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, FERRY_INDEX, type BundleBlob, type BundleIndex } from './format.js';
+import { validateBundleIndex } from './schema.js';
+
+export interface TarEntry {
+  name: string;
+  /** Offset of the content, after the header. */
+  offset: number;
+  size: number;
+}
+
+const MAX_ENTRIES = 200_000;
+const MAX_JSON = 64 << 20;
+const TOP_LEVEL = new Set(['oci-layout', 'index.json', 'manifest.json', FERRY_INDEX, 'repositories']);
+const BLOB = /^blobs\/sha256\/[a-f0-9]{64}$/;
+
+export class BundleReader {
+  readonly path: string;
+  readonly entries: ReadonlyMap<string, TarEntry>;
+  readonly index: BundleIndex;
+  private readonly fh: FileHandle;
+  private readonly byDigest = new Map<string, BundleBlob>();
+  private readonly byDiffId = new Map<string, BundleBlob>();
+
+  private constructor(path: string, fh: FileHandle, entries: Map<string, TarEntry>, index: BundleIndex) {
+    this.path = path;
+    this.fh = fh;
+    this.entries = entries;
+    this.index = index;
+    for (const b of index.blobs) {
+      this.byDigest.set(b.digest, b);
+      if (b.diffId) this.byDiffId.set(b.diffId, b);
+    }
+  }
+
+  static async open(path: string): Promise<BundleReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new FerryError('USAGE', `cannot open bundle ${path}: ${code === 'ENOENT' ? 'no such file' : code}`, { hint: 'check the path' });
+    }
+    try {
+      const entries = await walk(fh, path);
+      const ferry = entries.get(FERRY_INDEX);
+      if (!ferry) throw bundleError(path, undefined, 'no ferry.json: this is not a ferry bundle, or it was cut short');
+      const raw = await readEntry(fh, path, ferry, MAX_JSON);
+      const index = parseIndex(path, raw);
+      return new BundleReader(path, fh, entries, index);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  /** readJson reads a small entry and parses it; size is capped so a hostile entry cannot exhaust memory. */
+  async readJson(name: string, cap = MAX_JSON): Promise<unknown> {
+    const e = this.entries.get(name);
+    if (!e) throw bundleError(this.path, name, 'entry is missing');
+    const bytes = await readEntry(this.fh, this.path, e, cap);
+    try {
+      return JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw bundleError(this.path, name, 'is not valid JSON');
+    }
+  }
+
+  async readBytes(name: string, cap = MAX_JSON): Promise<Buffer> {
+    const e = this.entries.get(name);
+    if (!e) throw bundleError(this.path, name, 'entry is missing');
+    return readEntry(this.fh, this.path, e, cap);
+  }
+
+  /** stream opens an entry's content as stored; the caller verifies it. */
+  stream(name: string): AsyncIterable<Buffer> {
+    const e = this.entries.get(name);
+    if (!e) throw bundleError(this.path, name, 'entry is missing');
+    if (e.size === 0) return (async function* () {})();
+    return createReadStream(this.path, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
+  }
+
+  blob(digest: Digest): BundleBlob | undefined {
+    return this.byDigest.get(digest);
+  }
+
+  layerByDiffId(diffId: DiffId): BundleBlob | undefined {
+    return this.byDiffId.get(diffId);
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+async function readEntry(fh: FileHandle, path: string, e: TarEntry, cap: number): Promise<Buffer> {
+  if (e.size > cap) throw bundleError(path, e.name, `is ${e.size} bytes, more than the ${cap} a metadata file may have`);
+  const buf = Buffer.alloc(e.size);
+  const { bytesRead } = await fh.read(buf, 0, e.size, e.offset);
+  if (bytesRead !== e.size) throw bundleError(path, e.name, 'is cut short (truncated bundle)');
+  return buf;
+}
+
+/** walk reads every header by offset and returns the entries; anything a bundle never holds is refused by name. */
+async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>> {
+  const { size: fileSize } = await fh.stat();
+  const entries = new Map<string, TarEntry>();
+  const block = Buffer.alloc(BLOCK);
+  let pos = 0;
+  let paxPath: string | undefined;
+  let paxSize: number | undefined;
+  let ended = false;
+  while (pos + BLOCK <= fileSize) {
+    const { bytesRead } = await fh.read(block, 0, BLOCK, pos);
+    if (bytesRead < BLOCK) break;
+    if (isZeroBlock(block)) {
+      ended = true;
+      break;
+    }
+    let h;
+    try {
+      h = decodeHeader(block);
+    } catch (err) {
+      throw bundleError(path, `tar header at offset ${pos}`, `${(err as Error).message} (corrupt or not a tar)`);
+    }
+    const size = paxSize ?? h.size;
+    const contentAt = pos + BLOCK;
+    if (contentAt + size > fileSize) throw bundleError(path, h.name, `claims ${size} bytes but the file ends first (truncated bundle)`);
+    const next = contentAt + Math.ceil(size / BLOCK) * BLOCK;
+    if (h.type === 'pax') {
+      if (h.size > 1 << 20) throw bundleError(path, h.name, 'pax header larger than 1 MiB');
+      const buf = Buffer.alloc(h.size);
+      await fh.read(buf, 0, h.size, contentAt);
+      let pax;
+      try {
+        pax = parsePax(buf);
+      } catch {
+        throw bundleError(path, h.name, 'malformed pax header');
+      }
+      paxPath = pax.path;
+      paxSize = pax.size !== undefined ? Number(pax.size) : undefined;
+      if (paxSize !== undefined && (!Number.isSafeInteger(paxSize) || paxSize < 0)) throw bundleError(path, h.name, 'pax size is not a number');
+      pos = next;
+      continue;
+    }
+    if (h.type === 'pax-global') {
+      pos = next;
+      continue;
+    }
+    const name = paxPath ?? h.name;
+    paxPath = undefined;
+    paxSize = undefined;
+    const clean = name.replace(/^\.\//, '');
+    if (h.type === 'directory' && (clean === 'blobs/' || clean === 'blobs/sha256/' || clean === 'blobs' || clean === 'blobs/sha256')) {
+      pos = next;
+      continue;
+    }
+    if (h.type !== 'file') throw bundleError(path, name, `is a ${h.type === 'other' ? `type '${h.typeflag}'` : h.type} entry; a bundle holds only regular files`);
+    if (!TOP_LEVEL.has(clean) && !BLOB.test(clean)) {
+      const why = clean.startsWith('/') ? 'an absolute path' : clean.split('/').includes('..') ? 'a path that climbs out of the bundle' : 'not a name a bundle uses';
+      throw bundleError(path, name, `is ${why}`);
+    }
+    if (entries.has(clean)) throw bundleError(path, name, 'appears twice; a later copy would override the first');
+    if (entries.size >= MAX_ENTRIES) throw bundleError(path, name, `more than ${MAX_ENTRIES} entries`);
+    entries.set(clean, { name: clean, offset: contentAt, size });
+    pos = next;
+  }
+  if (!ended) throw bundleError(path, undefined, 'ends without the tar end-of-archive marker (truncated bundle)');
+  return entries;
+}
+
+function parseIndex(path: string, raw: Buffer): BundleIndex {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw bundleError(path, FERRY_INDEX, 'is not valid JSON');
+  }
+  const o = doc as { mediaType?: unknown; version?: unknown };
+  if (o && typeof o === 'object' && o.mediaType === BUNDLE_MEDIA_TYPE && o.version !== BUNDLE_VERSION) {
+    throw new FerryError('BUNDLE_VERSION', `${path}: bundle format version ${JSON.stringify(o.version)} is not one this ferry reads (it reads ${BUNDLE_VERSION})`, {
+      hint: 'use a newer ferry to read this bundle',
+    });
+  }
+  const errors = validateBundleIndex(doc);
+  if (errors) throw bundleError(path, FERRY_INDEX, 'does not match the bundle schema', errors);
+  const index = doc as BundleIndex;
+  for (const b of index.blobs) if (!isSha256(b.digest)) throw bundleError(path, FERRY_INDEX, `bad digest ${b.digest}`);
+  return index;
+}

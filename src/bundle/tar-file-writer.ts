@@ -1,0 +1,121 @@
+// TarFileWriter: writes a tar to a temp file beside its destination, each entry's header filled in once its content
+// (and so its size and name) is known; commit() fsyncs and renames, so the destination appears only when complete.
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { BLOCK, encodeHeader } from './tar-header.js';
+
+const ZEROS = Buffer.alloc(BLOCK * 2);
+
+export class TarFileWriter {
+  readonly path: string;
+  readonly tempPath: string;
+  private fh: FileHandle | undefined;
+  private pos = 0;
+  private open = false;
+  private names = new Set<string>();
+
+  private constructor(path: string, tempPath: string, fh: FileHandle) {
+    this.path = path;
+    this.tempPath = tempPath;
+    this.fh = fh;
+  }
+
+  /** create opens a temp file in the destination's directory (same filesystem, so the final rename is atomic). */
+  static async create(path: string): Promise<TarFileWriter> {
+    const tempPath = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.partial`);
+    const fh = await open(tempPath, 'wx', 0o644);
+    return new TarFileWriter(path, tempPath, fh);
+  }
+
+  /** bytesWritten is the size of what the finished tar will hold so far. */
+  get bytesWritten(): number {
+    return this.pos;
+  }
+
+  has(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  private handle(): FileHandle {
+    if (!this.fh) throw new Error('TarFileWriter is closed');
+    return this.fh;
+  }
+
+  async addFile(name: string, bytes: Uint8Array): Promise<void> {
+    const entry = this.beginEntry();
+    await entry.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    await entry.finish(name);
+  }
+
+  /** beginEntry reserves a header; one entry at a time. Its content streams straight to disk. */
+  beginEntry(): TarEntryWriter {
+    if (this.open) throw new Error('TarFileWriter: an entry is already open');
+    this.open = true;
+    const fh = this.handle();
+    const headerPos = this.pos;
+    let size = 0;
+    const done = (): void => {
+      this.open = false;
+    };
+    return {
+      write: async (chunk: Buffer): Promise<void> => {
+        let off = 0;
+        while (off < chunk.length) {
+          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, headerPos + BLOCK + size + off);
+          off += bytesWritten;
+        }
+        size += chunk.length;
+      },
+      finish: async (name: string): Promise<void> => {
+        if (this.names.has(name)) throw new Error(`duplicate tar entry ${name}`);
+        await fh.write(encodeHeader(name, size), 0, BLOCK, headerPos);
+        const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+        if (pad) await fh.write(ZEROS, 0, pad, headerPos + BLOCK + size);
+        this.names.add(name);
+        this.pos = headerPos + BLOCK + size + pad;
+        done();
+      },
+      discard: (): void => {
+        // The next entry overwrites these bytes; commit() truncates whatever is left past the end.
+        done();
+      },
+    };
+  }
+
+  /** commit ends the archive, fsyncs file and directory, then renames: the destination is whole or absent. */
+  async commit(): Promise<void> {
+    if (this.open) throw new Error('TarFileWriter: commit with an entry still open');
+    const fh = this.handle();
+    await fh.write(ZEROS, 0, ZEROS.length, this.pos);
+    this.pos += ZEROS.length;
+    await fh.truncate(this.pos);
+    await fh.sync();
+    await fh.close();
+    this.fh = undefined;
+    await rename(this.tempPath, this.path);
+    const dir = await open(dirname(this.path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+
+  /** abort removes the temp file; safe to call more than once and after commit. */
+  async abort(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    if (!fh) return;
+    await fh.close().catch(() => undefined);
+    await unlink(this.tempPath).catch(() => undefined);
+  }
+}
+
+export interface TarEntryWriter {
+  write(chunk: Buffer): Promise<void>;
+  /** finish names the entry and writes its header; name must be new. */
+  finish(name: string): Promise<void>;
+  /** discard drops what was written, e.g. a layer found to be a repeat. */
+  discard(): void;
+}

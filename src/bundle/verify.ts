@@ -1,0 +1,176 @@
+// verifyBundle: every cross-reference (index.json, manifests, configs, manifest.json, ferry.json), then every
+// blob's digest and every layer's diffID after decompression. It collects every fault, each named by entry.
+import { compressionOf } from '../image/media-types.js';
+import { isSha256 } from '../image/digest.js';
+import type { DockerSaveEntry, ImageConfig, OciIndex, OciManifest } from '../image/model.js';
+import { familiarReference, parseReference } from '../image/reference.js';
+import { decompress, DecompressError } from '../transfer/decompress.js';
+import { DigestMismatchError, Sha256Counter, verified } from '../transfer/hash.js';
+import { blobPath, FERRY_INDEX } from './format.js';
+import type { BundleReader } from './reader.js';
+
+export interface Fault {
+  entry: string;
+  problem: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  faults: Fault[];
+  images: number;
+  blobs: number;
+  bytesRead: number;
+}
+
+export interface VerifyEvents {
+  blob?(info: { done: number; total: number; entry: string }): void;
+}
+
+export async function verifyBundle(bundle: BundleReader, events: VerifyEvents = {}, signal?: AbortSignal): Promise<VerifyReport> {
+  const faults: Fault[] = [];
+  const fault = (entry: string, problem: string): void => void faults.push({ entry, problem });
+  await checkReferences(bundle, fault);
+  let bytesRead = 0;
+  const blobs = [...bundle.index.blobs].sort((a, b) => (bundle.entries.get(blobPath(a.digest))?.offset ?? 0) - (bundle.entries.get(blobPath(b.digest))?.offset ?? 0));
+  let done = 0;
+  for (const b of blobs) {
+    signal?.throwIfAborted();
+    const entry = blobPath(b.digest);
+    done++;
+    events.blob?.({ done, total: blobs.length, entry });
+    if (!bundle.entries.has(entry)) continue; // reported by checkReferences
+    try {
+      const stored = verified(bundle.stream(entry), { digest: b.digest, size: b.size, what: entry });
+      if (b.diffId) {
+        const compression = compressionOf(b.mediaType);
+        if (!compression) {
+          fault(entry, `unknown layer media type ${b.mediaType}`);
+          continue;
+        }
+        const raw = new Sha256Counter();
+        for await (const chunk of decompress(stored, compression, b.uncompressedSize ?? 0)) raw.update(chunk);
+        if (raw.bytes !== b.uncompressedSize) fault(entry, `decompresses to ${raw.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
+        const d = raw.digest();
+        if (d !== (b.diffId as string)) fault(entry, `diffID after decompression is ${d}, ferry.json says ${b.diffId}`);
+      } else {
+        for await (const _ of stored);
+      }
+      bytesRead += b.size;
+    } catch (err) {
+      if (err instanceof DigestMismatchError) fault(entry, err.message.replace(`${entry} `, ''));
+      else if (err instanceof DecompressError) fault(entry, err.message);
+      else throw err;
+    }
+  }
+  return { ok: faults.length === 0, faults, images: bundle.index.images.length, blobs: blobs.length, bytesRead };
+}
+
+/** checkReferences ties the four indexes together without reading layer content. */
+export async function checkReferences(bundle: BundleReader, fault: (entry: string, problem: string) => void): Promise<void> {
+  const idx = bundle.index;
+  const listed = new Set(idx.blobs.map((b) => blobPath(b.digest)));
+  for (const b of idx.blobs) {
+    const e = bundle.entries.get(blobPath(b.digest));
+    if (!e) fault(blobPath(b.digest), 'listed in ferry.json but not in the bundle');
+    else if (e.size !== b.size) fault(e.name, `is ${e.size} bytes, ferry.json says ${b.size}`);
+    if (b.diffId && b.uncompressedSize === undefined) fault(FERRY_INDEX, `layer ${b.digest} has no uncompressedSize`);
+  }
+  for (const name of bundle.entries.keys()) {
+    if (name.startsWith('blobs/') && !listed.has(name)) fault(name, 'is in the bundle but not listed in ferry.json');
+  }
+  for (const name of ['oci-layout', 'index.json', 'manifest.json']) if (!bundle.entries.has(name)) fault(name, 'is missing');
+
+  const readJson = async <T>(name: string): Promise<T | undefined> => {
+    if (!bundle.entries.has(name)) return undefined;
+    try {
+      return (await bundle.readJson(name)) as T;
+    } catch (err) {
+      fault(name, (err as Error).message.replace(`${bundle.path}: ${name}: `, ''));
+      return undefined;
+    }
+  };
+  const oci = await readJson<OciIndex>('index.json');
+  const docker = await readJson<DockerSaveEntry[]>('manifest.json');
+  const layout = await readJson<{ imageLayoutVersion?: string }>('oci-layout');
+  if (layout && layout.imageLayoutVersion !== '1.0.0') fault('oci-layout', 'imageLayoutVersion is not 1.0.0');
+
+  const ociDescs = Array.isArray(oci?.manifests) ? oci!.manifests : [];
+  if (oci && !Array.isArray(oci.manifests)) fault('index.json', 'has no manifests list');
+  const dockerEntries = Array.isArray(docker) ? docker : [];
+  if (docker && !Array.isArray(docker)) fault('manifest.json', 'is not a list');
+
+  for (const [i, img] of idx.images.entries()) {
+    const where = `${FERRY_INDEX} image ${i + 1} (${img.refs[0] ?? img.imageId.slice(0, 19)})`;
+    if (img.imageId !== img.config.digest) fault(FERRY_INDEX, `${where}: imageId differs from its config digest`);
+    const mBlob = bundle.blob(img.manifest.digest);
+    const cBlob = bundle.blob(img.config.digest);
+    if (!mBlob) fault(blobPath(img.manifest.digest), `${where}: manifest is not among the bundle's blobs`);
+    if (!cBlob) fault(blobPath(img.config.digest), `${where}: config is not among the bundle's blobs`);
+    for (const r of img.refs) {
+      try {
+        parseReference(r);
+      } catch {
+        fault(FERRY_INDEX, `${where}: invalid reference ${JSON.stringify(r)}`);
+      }
+    }
+    // OCI manifest: config and layers must be what ferry.json says.
+    const manifest = mBlob && bundle.entries.has(blobPath(img.manifest.digest)) ? await readJson<OciManifest>(blobPath(img.manifest.digest)) : undefined;
+    if (manifest) {
+      const mName = blobPath(img.manifest.digest);
+      if (manifest.config?.digest !== img.config.digest) fault(mName, `config ${manifest.config?.digest} differs from ferry.json's ${img.config.digest}`);
+      const mLayers = Array.isArray(manifest.layers) ? manifest.layers : [];
+      if (mLayers.length !== img.layers.length || mLayers.some((l, k) => l.digest !== img.layers[k]!.digest)) {
+        fault(mName, 'layers differ from the ones ferry.json lists for this image');
+      }
+      for (const l of mLayers) {
+        const held = bundle.blob(l.digest as never) ?? idx.reliesOn.find((r) => r.digest === l.digest);
+        if (!held) fault(mName, `layer ${l.digest} is neither in the bundle nor listed as relied on`);
+        else if (held.size !== l.size || held.mediaType !== l.mediaType) fault(mName, `layer ${l.digest}: size or media type differs from ferry.json`);
+      }
+    }
+    // Config: its diff_ids are the image's layers, in order.
+    const config = cBlob && bundle.entries.has(blobPath(img.config.digest)) ? await readJson<ImageConfig>(blobPath(img.config.digest)) : undefined;
+    if (config) {
+      const cName = blobPath(img.config.digest);
+      const diffIds = Array.isArray(config.rootfs?.diff_ids) ? (config.rootfs!.diff_ids as unknown[]) : undefined;
+      if (!diffIds || !diffIds.every(isSha256)) fault(cName, 'rootfs.diff_ids is missing or malformed');
+      else if (diffIds.length !== img.layers.length) fault(cName, `lists ${diffIds.length} layers, the manifest ${img.layers.length}`);
+      else if (diffIds.some((d, k) => d !== img.layers[k]!.diffId)) fault(cName, 'rootfs.diff_ids differ from the layers ferry.json lists');
+      for (const [k, l] of img.layers.entries()) {
+        const b = bundle.blob(l.digest) ?? idx.reliesOn.find((r) => r.digest === l.digest);
+        if (b && b.diffId !== l.diffId) fault(blobPath(l.digest), `${where} layer ${k + 1}: diffID differs between image and blob records`);
+      }
+      if (config.os !== img.platform.os || config.architecture !== img.platform.architecture) fault(cName, `platform ${config.os}/${config.architecture} differs from ferry.json's`);
+    }
+    // index.json: one descriptor per tag (one unnamed for an untagged image), pointing at this manifest.
+    const named = ociDescs.filter((d) => d?.digest === img.manifest.digest);
+    if (named.length === 0) fault('index.json', `${where}: no descriptor for manifest ${img.manifest.digest}`);
+    for (const r of img.refs) {
+      if (!named.some((d) => d.annotations?.['org.opencontainers.image.ref.name'] === r)) fault('index.json', `${where}: no descriptor named ${r}`);
+    }
+    // manifest.json: the docker-save view of the same image.
+    const dEntry = dockerEntries.find((e) => e?.Config === blobPath(img.config.digest));
+    if (!dEntry) fault('manifest.json', `${where}: no entry with Config ${blobPath(img.config.digest)}`);
+    else {
+      const paths = img.layers.map((l) => blobPath(l.digest));
+      if (!Array.isArray(dEntry.Layers) || dEntry.Layers.length !== paths.length || dEntry.Layers.some((p, k) => p !== paths[k])) {
+        fault('manifest.json', `${where}: Layers differ from ferry.json`);
+      }
+      const tags = img.refs.filter((r) => !r.includes('@')).flatMap((r) => {
+        try {
+          return [familiarReference(parseReference(r))];
+        } catch {
+          return [];
+        }
+      });
+      const got = Array.isArray(dEntry.RepoTags) ? dEntry.RepoTags : [];
+      if (got.length !== tags.length || got.some((t) => !tags.includes(t))) fault('manifest.json', `${where}: RepoTags differ from ferry.json's references`);
+    }
+  }
+  for (const d of ociDescs) {
+    if (!idx.images.some((i) => i.manifest.digest === d?.digest)) fault('index.json', `descriptor ${d?.digest} is not an image ferry.json lists`);
+  }
+  for (const e of dockerEntries) {
+    if (!idx.images.some((i) => blobPath(i.config.digest) === e?.Config)) fault('manifest.json', `entry ${JSON.stringify(e?.Config)} is not an image ferry.json lists`);
+  }
+}

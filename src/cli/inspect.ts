@@ -1,0 +1,94 @@
+// `ferry inspect`: what a bundle holds and relies on, read from its indexes without touching layer content.
+import type { CommandModule } from 'yargs';
+import { BundleReader } from '../bundle/reader.js';
+import type { BundleIndex } from '../bundle/format.js';
+import { formatPlatform } from '../image/platform.js';
+import { familiarReference, parseReference } from '../image/reference.js';
+import { printJson } from '../ui/output.js';
+import { formatBytes } from '../ui/progress.js';
+
+interface InspectArgs {
+  bundle: string;
+  json?: boolean;
+}
+
+export function inspectCommand(): CommandModule<object, InspectArgs> {
+  return {
+    command: 'inspect <bundle>',
+    describe: 'show the images, tags, layers and sizes in a bundle (reads only its indexes)',
+    builder: (y) => y.positional('bundle', { type: 'string', demandOption: true }).example('$0 inspect week47.ferry.tar', ''),
+    handler: async (args) => {
+      const bundle = await BundleReader.open(args.bundle);
+      try {
+        const view = describe(bundle.index);
+        if (args.json) printJson(view);
+        else process.stdout.write(render(view));
+      } finally {
+        await bundle.close();
+      }
+    },
+  };
+}
+
+export function describe(index: BundleIndex) {
+  const users = new Map<string, number>();
+  for (const img of index.images) for (const d of new Set(img.layers.map((l) => l.digest))) users.set(d, (users.get(d) ?? 0) + 1);
+  const blobs = new Map(index.blobs.map((b) => [b.digest as string, b]));
+  const relied = new Map(index.reliesOn.map((b) => [b.digest as string, b]));
+  const layerBlobs = index.blobs.filter((b) => b.diffId);
+  return {
+    id: index.id,
+    version: index.version,
+    created: index.created,
+    creator: index.creator,
+    images: index.images.map((img) => ({
+      refs: img.refs,
+      imageId: img.imageId,
+      platform: formatPlatform(img.platform),
+      manifest: img.manifest.digest,
+      layers: img.layers.map((l) => {
+        const b = blobs.get(l.digest) ?? relied.get(l.digest);
+        return {
+          digest: l.digest,
+          diffId: l.diffId,
+          mediaType: b?.mediaType,
+          size: b?.size ?? 0,
+          uncompressedSize: b?.uncompressedSize ?? 0,
+          shared: (users.get(l.digest) ?? 0) > 1,
+          held: blobs.has(l.digest),
+        };
+      }),
+    })),
+    totals: {
+      images: index.images.length,
+      tags: index.images.reduce((s, i) => s + i.refs.length, 0),
+      layers: layerBlobs.length,
+      sharedLayers: [...users.values()].filter((n) => n > 1).length,
+      bytes: index.blobs.reduce((s, b) => s + b.size, 0),
+      uncompressedBytes: layerBlobs.reduce((s, b) => s + (b.uncompressedSize ?? 0), 0),
+      reliesOn: index.reliesOn.length,
+    },
+  };
+}
+
+function render(v: ReturnType<typeof describe>): string {
+  const short = (d: string): string => d.slice(7, 19);
+  const lines = [`Bundle ${v.id} (format v${v.version}, ${v.creator}, ${v.created})`];
+  for (const img of v.images) {
+    const names = img.refs.length ? img.refs.map((r) => familiarReference(parseReference(r))).join(', ') : '<untagged>';
+    const size = img.layers.reduce((s, l) => s + l.size, 0);
+    lines.push('', `${names}`, `  image ID ${img.imageId}  ${img.platform}  ${img.layers.length} layers, ${formatBytes(size)}`);
+    for (const l of img.layers) {
+      const tags = [l.shared ? 'shared' : '', l.held ? '' : 'relied on, not held'].filter(Boolean).join(', ');
+      lines.push(`    ${short(l.digest)}  ${formatBytes(l.size).padStart(9)}  (${formatBytes(l.uncompressedSize)} uncompressed)${tags ? `  [${tags}]` : ''}`);
+    }
+  }
+  const t = v.totals;
+  lines.push(
+    '',
+    `${t.images} image(s), ${t.tags} tag(s), ${t.layers} layer(s) stored once (${t.sharedLayers} shared), ` +
+      `${formatBytes(t.bytes)} in blobs, ${formatBytes(t.uncompressedBytes)} uncompressed` + (t.reliesOn ? `, relies on ${t.reliesOn} layer(s) it does not hold` : ''),
+    '',
+  );
+  return lines.join('\n');
+}

@@ -1,0 +1,48 @@
+// The ferry command line: yargs wiring, one module per command, and the one place errors become exit codes.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { EXIT, FerryError, toFerryError } from '../ui/errors.js';
+import { printError } from '../ui/output.js';
+import { VERSION } from '../version.js';
+import { packCommand } from './pack.js';
+import { inspectCommand } from './inspect.js';
+import { verifyCommand } from './verify.js';
+import { loadCommand } from './load.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new FerryError('INTERRUPTED', `interrupted by ${sig}; partial output removed`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let json = argv.includes('--json');
+  try {
+    await yargs(argv.length ? argv : ['--help'])
+      .scriptName('ferry')
+      .usage('$0 <command> [options]\n\nMove container images across air gaps in bundles.')
+      .option('json', { type: 'boolean', describe: 'print one machine-readable result on stdout', global: true })
+      .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress on stderr', global: true })
+      .command(packCommand(controller.signal))
+      .command(inspectCommand())
+      .command(verifyCommand(controller.signal))
+      .command(loadCommand(controller.signal))
+      .demandCommand(1, 'name a command: pack, inspect, verify or load')
+      .strict()
+      .version(VERSION)
+      .help()
+      .wrap(Math.min(110, process.stdout.columns || 100))
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new FerryError('USAGE', msg, { hint: 'see `ferry --help` or `ferry <command> --help`' });
+      })
+      .parseAsync(hideBin(['node', 'ferry', ...argv]));
+  } catch (err) {
+    const fe = toFerryError(err);
+    printError(fe, json);
+    process.exitCode = fe.exitCode;
+    return;
+  }
+  process.exitCode = process.exitCode ?? EXIT.ok;
+}

@@ -1,0 +1,48 @@
+// What the Engine API says about images: inspect, list, and the chain IDs a daemon holds.
+import { asDiffId, chainIds, type ChainId, type DiffId } from '../image/digest.js';
+import type { DockerEngineClient } from './client.js';
+
+export interface EngineImage {
+  Id: string;
+  RepoTags: string[] | null;
+  RepoDigests: string[] | null;
+  Os: string;
+  Architecture: string;
+  Variant?: string;
+  Size: number;
+  RootFS: { Type: string; Layers?: string[] };
+}
+
+/** inspectImage returns undefined when the daemon has no such image (404), and throws on anything else. */
+export async function inspectImage(engine: DockerEngineClient, nameOrId: string, signal?: AbortSignal): Promise<EngineImage | undefined> {
+  const req = { method: 'GET' as const, path: `/images/${encodeURIComponent(nameOrId)}/json`, ...(signal ? { signal } : {}) };
+  const res = await engine.request(req);
+  if (res.statusCode === 404) {
+    await res.body.text();
+    return undefined;
+  }
+  if (res.statusCode >= 300) throw await engine.httpError(res, req);
+  return (await res.body.json()) as EngineImage;
+}
+
+export function diffIdsOf(img: EngineImage): DiffId[] {
+  return (img.RootFS.Layers ?? []).map(asDiffId);
+}
+
+/** heldChains lists every layer chain the daemon holds, learned from the images that use them. */
+export async function heldChains(engine: DockerEngineClient, signal?: AbortSignal): Promise<Set<ChainId>> {
+  const list = await engine.json<{ Id: string }[]>({ method: 'GET', path: '/images/json', query: { all: '1' }, ...(signal ? { signal } : {}) });
+  const out = new Set<ChainId>();
+  for (const { Id } of list) {
+    const img = await inspectImage(engine, Id, signal);
+    if (img) for (const c of chainIds(diffIdsOf(img))) out.add(c);
+  }
+  return out;
+}
+
+/** tagImage points repo:tag at the image; it replaces an existing tag as `docker tag` does. */
+export async function tagImage(engine: DockerEngineClient, imageId: string, repo: string, tag: string): Promise<void> {
+  const res = await engine.request({ method: 'POST', path: `/images/${encodeURIComponent(imageId)}/tag`, query: { repo, tag } });
+  if (res.statusCode >= 300) throw await engine.httpError(res, { method: 'POST', path: `/images/${imageId}/tag` });
+  await res.body.text();
+}

@@ -1,0 +1,31 @@
+// The contract of a place images go: ask what it holds, then hand it images whose layers stream in verified.
+import type { ChainId, DiffId } from '../image/digest.js';
+
+export interface LayerToLoad {
+  diffId: DiffId;
+  uncompressedSize: number;
+  /** open yields the layer's uncompressed tar and throws rather than end on bad data. */
+  open(): AsyncIterable<Buffer>;
+}
+
+export interface ImageToLoad {
+  imageId: string;
+  config: Buffer;
+  layers: LayerToLoad[];
+  /** Full references to tag once everything is loaded. */
+  tags: string[];
+}
+
+export interface LoadedImage {
+  imageId: string;
+  tags: string[];
+  layersSent: number;
+  layersPresent: number;
+}
+
+export interface ImageSink {
+  /** heldChains says which layer chains the target already holds; absent is simply not in the set. */
+  heldChains(signal?: AbortSignal): Promise<Set<ChainId>>;
+  /** load stores every image, then tags; nothing is tagged unless all images were stored. */
+  load(images: readonly ImageToLoad[], held: ReadonlySet<ChainId>, events?: { layer?(diffId: string): void }, signal?: AbortSignal): Promise<LoadedImage[]>;
+}

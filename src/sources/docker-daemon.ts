@@ -1,0 +1,166 @@
+// DockerDaemonSource: images from the Docker daemon at DOCKER_HOST, exported with concurrent `docker save`
+// streams so that the daemon prepares one group while ferry compresses another.
+import { DockerEngineClient } from '../engine/client.js';
+import { diffIdsOf, inspectImage, type EngineImage } from '../engine/images.js';
+import { hex, type DiffId } from '../image/digest.js';
+import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
+import { FerryError } from '../ui/errors.js';
+import { hashOnly, readSaveStream, SaveFormatError } from './docker-save-stream.js';
+import type { ExportedImage, ImageSource, LayerSink, SourceImage } from './source.js';
+
+const IMAGE_ID = /^(sha256:)?[a-f0-9]{12,64}$/;
+
+export interface DockerDaemonSourceOptions {
+  /** How many `docker save` requests run at once (default 2; 1 for a single stream). */
+  concurrentSaves?: number;
+}
+
+export class DockerDaemonSource implements ImageSource {
+  readonly scheme = 'docker-daemon' as const;
+  private readonly engine: DockerEngineClient;
+  private readonly concurrentSaves: number;
+
+  constructor(engine: DockerEngineClient, opts: DockerDaemonSourceOptions = {}) {
+    this.engine = engine;
+    this.concurrentSaves = Math.max(1, opts.concurrentSaves ?? 2);
+  }
+
+  /** resolve inspects each name; images named several ways collapse into one with every tag asked for. */
+  async resolve(names: readonly string[], signal?: AbortSignal): Promise<SourceImage[]> {
+    const byId = new Map<string, SourceImage>();
+    for (const asked of names) {
+      const name = asked.replace(/^docker-daemon:/, '');
+      const byIdName = IMAGE_ID.test(name);
+      let ref: ReturnType<typeof parseReference> | undefined;
+      if (!byIdName) {
+        try {
+          ref = parseReference(name);
+        } catch (err) {
+          throw new FerryError('USAGE', (err as ReferenceError).message, { hint: 'name images as docker does: nginx:1.27, registry.example/team/app:2.4, an image ID, or name@sha256:…' });
+        }
+      }
+      const img = await inspectImage(this.engine, ref ? formatReference(ref) : name, signal);
+      if (!img) {
+        throw new FerryError('IMAGE_NOT_FOUND', `image "${asked}" is not in the Docker daemon at ${this.engine.host}`, {
+          hint: 'check the name with `docker images`, or pull it first',
+        });
+      }
+      const known = byId.get(img.Id) ?? toSourceImage(asked, img);
+      if (ref && ref.tag && !ref.digest) {
+        const full = formatReference(ref);
+        if (!known.refs.includes(full)) known.refs.push(full);
+      }
+      byId.set(img.Id, known);
+    }
+    return [...byId.values()];
+  }
+
+  async export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]> {
+    const groups = groupForSaves(images, this.concurrentSaves);
+    // Ask for every group at once: the daemon writes each export to disk before the first byte,
+    // so later groups get ready while earlier ones are compressed.
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort);
+    const pending = groups.map((g) =>
+      this.engine.request({ method: 'GET', path: '/images/get', query: { names: g.map((i) => i.id) }, long: true, signal: controller.signal }),
+    );
+    pending.forEach((p) => p.catch(() => undefined));
+    const seenKeys = new Map<string, DiffId>();
+    const expected = new Set(images.flatMap((i) => i.diffIds.map((d) => hex(d))));
+    const out: ExportedImage[] = [];
+    try {
+      for (const [gi, group] of groups.entries()) {
+        const res = await pending[gi]!;
+        if (res.statusCode >= 300) throw await this.engine.httpError(res, { method: 'GET', path: '/images/get' });
+        let contents;
+        try {
+          contents = await readSaveStream(res.body, {
+            isLayerBlob: (h) => expected.has(h),
+            layer: async (key, size, body) => {
+              // The same layer path in two saves of one daemon is the same layer: check it, don't store it twice.
+              const seen = seenKeys.get(key);
+              if (seen !== undefined && sink.has(seen)) {
+                const d = await hashOnly(body);
+                if (d !== seen) throw new SaveFormatError(`${key} changed between two saves (${seen} then ${d})`);
+                return d;
+              }
+              const d = await sink.put(body, { size });
+              seenKeys.set(key, d);
+              return d;
+            },
+          });
+        } catch (err) {
+          if (err instanceof SaveFormatError) throw new FerryError('DAEMON_ERROR', `unexpected docker save output from ${this.engine.host}: ${err.message}`);
+          throw this.engine.unreachable(err);
+        }
+        for (const img of group) out.push(matchExport(img, contents));
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      controller.abort();
+      for (const p of pending) p.then((r) => r.body.destroy(), () => undefined);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.engine.close();
+  }
+}
+
+function toSourceImage(asked: string, img: EngineImage): SourceImage {
+  return {
+    asked,
+    refs: [],
+    id: img.Id,
+    platform: { os: img.Os, architecture: img.Architecture, ...(img.Variant ? { variant: img.Variant } : {}) },
+    diffIds: diffIdsOf(img),
+    size: img.Size,
+  };
+}
+
+/** matchExport finds an image's config and layers in a save's manifest.json and confirms them against inspect. */
+function matchExport(img: SourceImage, contents: Awaited<ReturnType<typeof readSaveStream>>): ExportedImage {
+  const idHex = hex(img.id);
+  const entry = contents.entries.find((e) => e.Config === `${idHex}.json` || e.Config === `blobs/sha256/${idHex}`);
+  const config = entry && contents.configs.get(entry.Config);
+  if (!entry || !config) throw new FerryError('DAEMON_ERROR', `docker save did not include image ${img.id}`);
+  const got = entry.Layers.map((p) => contents.layerAt(p));
+  if (got.length !== img.diffIds.length || got.some((d, i) => d !== img.diffIds[i])) {
+    throw new FerryError('DAEMON_ERROR', `docker save gave layers for ${img.asked} that differ from what the daemon reported for it`);
+  }
+  return { ...img, config };
+}
+
+/**
+ * groupForSaves splits images into up to n groups that share few layers: images sharing any layer stay together,
+ * and clusters are spread by size so the groups take about as long.
+ */
+export function groupForSaves(images: readonly SourceImage[], n: number): SourceImage[][] {
+  const parent = images.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  const owner = new Map<string, number>();
+  images.forEach((img, i) => {
+    for (const d of img.diffIds) {
+      const o = owner.get(d);
+      if (o === undefined) owner.set(d, i);
+      else parent[find(i)] = find(o);
+    }
+  });
+  const clusters = new Map<number, SourceImage[]>();
+  images.forEach((img, i) => {
+    const root = find(i);
+    clusters.set(root, [...(clusters.get(root) ?? []), img]);
+  });
+  const weight = (c: SourceImage[]): number => c.reduce((s, i) => s + i.size, 0);
+  const sorted = [...clusters.values()].sort((a, b) => weight(b) - weight(a));
+  const groups = Array.from({ length: Math.min(n, sorted.length) }, () => [] as SourceImage[]);
+  const loads = groups.map(() => 0);
+  for (const c of sorted) {
+    const i = loads.indexOf(Math.min(...loads));
+    groups[i]!.push(...c);
+    loads[i]! += weight(c);
+  }
+  return groups.filter((g) => g.length > 0);
+}

@@ -1,0 +1,71 @@
+// decompress: a layer's stored bytes back to its tar, bounded by the size the index declares (bomb-proof).
+import { createGunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import zstd from 'zstd-napi/binding.js';
+import type { Compression } from '../image/media-types.js';
+
+export class DecompressError extends Error {}
+
+/**
+ * decompress yields the uncompressed bytes; it throws DecompressError once more than `limit` bytes come out,
+ * so a small blob that expands without end stops at the declared size. Fresh buffers: consumers may keep them.
+ */
+export async function* decompress(src: AsyncIterable<Buffer>, compression: Compression, limit: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  const bounded = (b: Buffer): Buffer => {
+    total += b.length;
+    if (total > limit) throw new DecompressError(`decompresses to more than its declared ${limit} bytes`);
+    return b;
+  };
+  if (compression === 'none') {
+    for await (const chunk of src) yield bounded(chunk);
+  } else if (compression === 'gzip') {
+    const gunzip = Readable.from(src).pipe(createGunzip());
+    try {
+      for await (const chunk of gunzip) yield bounded(chunk as Buffer);
+    } catch (err) {
+      if (err instanceof DecompressError) throw err;
+      throw new DecompressError(`gzip data is corrupt: ${(err as Error).message}`);
+    } finally {
+      gunzip.destroy();
+    }
+  } else {
+    yield* zstdDecompress(src, bounded);
+  }
+}
+
+async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) => Buffer): AsyncGenerator<Buffer> {
+  const dctx = new zstd.DCtx();
+  // Refuse frames that ask for windows beyond 128 MiB: a memory bomb rather than a real layer.
+  dctx.setParameter(zstd.DParameter.windowLogMax, 27);
+  const outSize = Math.max(zstd.dStreamOutSize(), 1 << 20);
+  let last = 0;
+  let sawInput = false;
+  for await (let chunk of src) {
+    if (chunk.length > 0) sawInput = true;
+    while (chunk.length > 0) {
+      const out = Buffer.allocUnsafe(outSize);
+      let ret: number, produced: number, consumed: number;
+      try {
+        [ret, produced, consumed] = dctx.decompressStream(out, chunk);
+      } catch (err) {
+        throw new DecompressError(`zstd data is corrupt: ${(err as Error).message}`);
+      }
+      last = ret;
+      chunk = chunk.subarray(consumed);
+      if (produced > 0) yield bounded(out.subarray(0, produced));
+      // Output buffer full: more may be pending without new input.
+      while (produced === outSize) {
+        const more = Buffer.allocUnsafe(outSize);
+        try {
+          [ret, produced] = dctx.decompressStream(more, Buffer.alloc(0));
+        } catch (err) {
+          throw new DecompressError(`zstd data is corrupt: ${(err as Error).message}`);
+        }
+        last = ret;
+        if (produced > 0) yield bounded(more.subarray(0, produced));
+      }
+    }
+  }
+  if (!sawInput || last !== 0) throw new DecompressError('zstd data ends in the middle of a frame (truncated)');
+}

@@ -1,0 +1,103 @@
+// load: the pipeline from a bundle into a sink. Check the bundle's references, choose images, rename them,
+// refuse up front if the target lacks a layer the bundle relies on, then stream layers decompressed and verified.
+import { blobPath, type BundleImage } from '../bundle/format.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { checkReferences } from '../bundle/verify.js';
+import { chainIds, sha256Of } from '../image/digest.js';
+import { compressionOf } from '../image/media-types.js';
+import { formatReference, parseReference } from '../image/reference.js';
+import { applyRetag, type RetagRule } from '../image/retag.js';
+import type { ImageSink, ImageToLoad, LoadedImage } from '../sinks/sink.js';
+import { bundleError, FerryError } from '../ui/errors.js';
+import { decompress } from './decompress.js';
+import { verified } from './hash.js';
+
+export interface LoadOptions {
+  /** Names or image IDs to load; all images when empty. */
+  select?: readonly string[];
+  retag?: readonly RetagRule[];
+  events?: { layer?(diffId: string): void; planned?(info: { images: number; layersToSend: number }): void };
+  signal?: AbortSignal;
+}
+
+export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: LoadOptions = {}): Promise<LoadedImage[]> {
+  const faults: string[] = [];
+  await checkReferences(bundle, (entry, problem) => faults.push(`${entry}: ${problem}`));
+  if (faults.length) throw bundleError(bundle.path, undefined, `${faults.length} inconsistenc${faults.length === 1 ? 'y' : 'ies'} found; nothing was loaded`, faults);
+
+  const chosen = selectImages(bundle.index.images, opts.select ?? []);
+  const images: ImageToLoad[] = [];
+  for (const img of chosen) {
+    const config = await bundle.readBytes(blobPath(img.config.digest), 16 << 20);
+    if (sha256Of(config) !== img.imageId) throw bundleError(bundle.path, blobPath(img.config.digest), 'content does not match its digest; nothing was loaded');
+    images.push({
+      imageId: img.imageId,
+      config,
+      tags: img.refs.filter((r) => !r.includes('@')).map((r) => applyRetag(r, opts.retag ?? [])),
+      layers: img.layers.map((l) => {
+        const blob = bundle.blob(l.digest);
+        const compression = blob && compressionOf(blob.mediaType);
+        return {
+          diffId: l.diffId,
+          uncompressedSize: blob?.uncompressedSize ?? 0,
+          held: blob !== undefined,
+          open: () => {
+            if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(bundle.path, blobPath(l.digest), 'layer is not in this bundle');
+            const entry = blobPath(blob.digest);
+            const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
+            return verified(decompress(stored, compression, blob.uncompressedSize), { digest: l.diffId, size: blob.uncompressedSize, what: `${entry} (uncompressed)` });
+          },
+        };
+      }),
+    });
+  }
+
+  const held = await sink.heldChains(opts.signal);
+  const missing: string[] = [];
+  for (const img of images) {
+    const chains = chainIds(img.layers.map((l) => l.diffId));
+    img.layers.forEach((l, i) => {
+      const inBundle = (l as { held?: boolean }).held;
+      if (!inBundle && !held.has(chains[i]!)) missing.push(`${l.diffId} (layer ${i + 1} of ${img.tags[0] ?? img.imageId})`);
+    });
+  }
+  if (missing.length) {
+    throw new FerryError('MISSING_LAYERS', `the target lacks ${missing.length} layer(s) this bundle relies on but does not hold; nothing was loaded`, {
+      details: missing,
+      hint: 'load the bundles that carried them first, or pack a full bundle',
+    });
+  }
+  try {
+    return await sink.load(images, held, opts.events ?? {}, opts.signal);
+  } catch (err) {
+    throw translateStreamError(err, bundle.path);
+  }
+}
+
+function translateStreamError(err: unknown, path: string): unknown {
+  if (err instanceof FerryError) return err;
+  const e = err as Error;
+  if (e?.name === 'DigestMismatchError' || e?.constructor?.name === 'DecompressError') {
+    return bundleError(path, undefined, `${e.message}; the load was stopped and nothing was tagged`);
+  }
+  return err;
+}
+
+/** selectImages picks images by reference (normalised like docker's) or image ID prefix. */
+export function selectImages(images: readonly BundleImage[], names: readonly string[]): BundleImage[] {
+  if (names.length === 0) return [...images];
+  return names.map((n) => {
+    const id = n.replace(/^sha256:/, '');
+    let full: string | undefined;
+    try {
+      full = formatReference(parseReference(n));
+    } catch {
+      full = undefined;
+    }
+    const hit = images.find((i) => (full !== undefined && i.refs.includes(full)) || (/^[a-f0-9]{12,64}$/.test(id) && i.imageId.startsWith(`sha256:${id}`)));
+    if (!hit) {
+      throw new FerryError('USAGE', `the bundle holds no image "${n}"`, { hint: 'see what it holds with `ferry inspect BUNDLE`' });
+    }
+    return hit;
+  });
+}

@@ -1,0 +1,84 @@
+// FerryError: a stable code, a message that says what and where, a hint that says what to do; one table maps codes to exit codes.
+
+export const EXIT = {
+  ok: 0,
+  runtime: 1,
+  usage: 2,
+  invalidBundle: 3,
+  missingLayers: 4,
+  unreachable: 5,
+} as const;
+
+export type ErrorCode =
+  | 'USAGE'
+  | 'RUNTIME'
+  | 'IMAGE_NOT_FOUND'
+  | 'OUTPUT'
+  | 'DISK_FULL'
+  | 'BUNDLE_INVALID'
+  | 'BUNDLE_VERSION'
+  | 'MISSING_LAYERS'
+  | 'DAEMON_UNREACHABLE'
+  | 'DAEMON_ERROR'
+  | 'LOAD_FAILED'
+  | 'INTERRUPTED';
+
+const EXIT_BY_CODE: Record<ErrorCode, number> = {
+  USAGE: EXIT.usage,
+  RUNTIME: EXIT.runtime,
+  IMAGE_NOT_FOUND: EXIT.runtime,
+  OUTPUT: EXIT.runtime,
+  DISK_FULL: EXIT.runtime,
+  BUNDLE_INVALID: EXIT.invalidBundle,
+  BUNDLE_VERSION: EXIT.invalidBundle,
+  MISSING_LAYERS: EXIT.missingLayers,
+  DAEMON_UNREACHABLE: EXIT.unreachable,
+  DAEMON_ERROR: EXIT.runtime,
+  LOAD_FAILED: EXIT.runtime,
+  INTERRUPTED: 130,
+};
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  /** Individual faults behind this error (verify reports every one it finds). */
+  readonly details: readonly string[];
+
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; cause?: unknown; details?: readonly string[] } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'FerryError';
+    this.code = code;
+    this.hint = opts.hint;
+    this.details = opts.details ?? [];
+  }
+
+  get exitCode(): number {
+    return EXIT_BY_CODE[this.code];
+  }
+}
+
+/** BundleError is a bundle that is malformed, tampered with or hostile; entry names the tar entry at fault. */
+export function bundleError(file: string, entry: string | undefined, what: string, details?: readonly string[]): FerryError {
+  return new FerryError('BUNDLE_INVALID', `${file}${entry ? `: ${entry}` : ''}: ${what}`, {
+    hint: 'the bundle is damaged or was altered; copy it again from the source and run `ferry verify` on it',
+    ...(details ? { details } : {}),
+  });
+}
+
+/** toFerryError turns system errors into user-facing ones; anything unrecognised stays a runtime error with its message. */
+export function toFerryError(err: unknown): FerryError {
+  if (err instanceof FerryError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const where = e?.path ? ` (${e.path})` : '';
+  switch (e?.code) {
+    case 'ENOSPC':
+      return new FerryError('DISK_FULL', `no space left on device${where}`, { hint: 'free some space or write to another disk; nothing partial was kept', cause: err });
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new FerryError('OUTPUT', `permission denied${where}`, { hint: 'choose a location you can write to', cause: err });
+    case 'ENOENT':
+      return new FerryError('RUNTIME', `no such file or directory${where}`, { cause: err });
+  }
+  return new FerryError('RUNTIME', e?.message ?? String(err), { cause: err });
+}
