@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything ferry's tests need on a Debian 12 machine, then the node modules (npm ci builds ferry).
+# Run as root (or with sudo available). Used by the README's test command and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# docker.io: dockerd 20.10 for real engines; docker-registry: a real registry; skopeo: an independent reader;
+# zstd: the reference compressor (bench); busybox-static: the tiny rootfs test images are built from;
+# debootstrap: the bench's Debian base; curl, ca-certificates, tar, procps: plumbing.
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  docker.io docker-registry skopeo zstd busybox-static debootstrap tar procps ca-certificates curl >/dev/null
+npm ci --no-audit --no-fund
