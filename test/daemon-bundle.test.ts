@@ -53,11 +53,11 @@ describe('bundles through Docker daemons', { skip }, () => {
   });
 
   it('writes ferry.json that matches its JSON Schema and index.json named by full references', async () => {
-    const ferryJson = JSON.parse((await readTarEntry(bundle, 'ferry.json')).toString());
+    const ferryJson = JSON.parse((await readTarEntry(bundle, 'ferry.json')).toString()) as { blobs: { diffId?: string; mediaType: string; uncompressedSize: number }[] };
     const schema = JSON.parse(await readFile(new URL('../schemas/ferry-bundle-v1.schema.json', import.meta.url), 'utf8'));
     const validate = new Ajv({ strict: true }).compile(schema);
     assert.ok(validate(ferryJson), JSON.stringify(validate.errors));
-    const layerBlobs = ferryJson.blobs.filter((b: { diffId?: string }) => b.diffId);
+    const layerBlobs = ferryJson.blobs.filter((b) => b.diffId);
     for (const b of layerBlobs) {
       assert.equal(b.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
       assert.ok(b.uncompressedSize > 0);

@@ -47,7 +47,7 @@ async function waitUntilUp(socket: string, child: ChildProcess, log: string, ms 
 }
 
 /** startDockerd starts a private daemon; overlay2 where the kernel allows, else vfs. */
-export async function startDockerd(name: string): Promise<Dockerd> {
+export async function startDockerd(name: string, opts: { tcpPort?: number } = {}): Promise<Dockerd> {
   const dir = await mkdtemp(join(tmpdir(), `ferry-${name}-`));
   for (const driver of ['overlay2', 'vfs']) {
     const socket = join(dir, 'docker.sock');
@@ -60,6 +60,7 @@ export async function startDockerd(name: string): Promise<Dockerd> {
         `--exec-root=${join(dir, 'exec')}`,
         `--pidfile=${join(dir, 'docker.pid')}`,
         `--host=unix://${socket}`,
+        ...(opts.tcpPort ? [`--host=tcp://127.0.0.1:${opts.tcpPort}`] : []),
         '--bridge=none',
         '--iptables=false',
         '--ip6tables=false',
