@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# ferry's quick start, for real: installs what it needs (Debian 12, as root), then packs an image from one
+# Docker daemon, verifies the bundle, and loads it into a second, empty daemon under a new name.
+# Both daemons are private (own data-root and socket under a temp dir) and are stopped at the end, so your
+# own Docker is left alone. Set QUICKSTART_IMAGE=nginx:1.27 to pack that image from the daemon at
+# DOCKER_HOST (or /var/run/docker.sock) instead of a demo image built here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+if [ "${QUICKSTART_SKIP_INSTALL:-}" != 1 ]; then
+  say "Installing docker.io, busybox-static and zstd (apt-get), then ferry's node modules (npm ci builds ferry)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker.io busybox-static zstd ca-certificates >/dev/null
+  npm ci --no-audit --no-fund >/dev/null
+fi
+FERRY="node $(pwd)/bin/ferry"
+
+WORK=$(mktemp -d /tmp/ferry-quickstart-XXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done; done
+  grep -o " $WORK[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_dockerd NAME: a private daemon with no networking; prints its DOCKER_HOST.
+start_dockerd() {
+  local dir="$WORK/$1"; mkdir -p "$dir"
+  dockerd --data-root="$dir/data" --exec-root="$dir/exec" --pidfile="$dir/docker.pid" --host="unix://$dir/docker.sock" \
+    --bridge=none --iptables=false --ip6tables=false --ip-masq=false --log-level=warn >"$dir/dockerd.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 150); do
+    docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1 && { echo "unix://$dir/docker.sock"; return; }
+    sleep 0.2
+  done
+  echo "dockerd $1 did not start; see $dir/dockerd.log" >&2; exit 1
+}
+
+if [ -n "${QUICKSTART_IMAGE:-}" ]; then
+  SOURCE="${DOCKER_HOST:-unix:///var/run/docker.sock}"
+  IMAGE="$QUICKSTART_IMAGE"
+  say "Source: your Docker daemon at $SOURCE, image $IMAGE"
+else
+  say "Starting a private source dockerd and building a demo image in it"
+  SOURCE=$(start_dockerd source)
+  mkdir -p "$WORK/rootfs/bin" "$WORK/ctx"
+  cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"; ln -s busybox "$WORK/rootfs/bin/sh"
+  tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
+  docker -H "$SOURCE" import "$WORK/rootfs.tar" ferry-demo/base:1 >/dev/null
+  echo "hello from across the gap" >"$WORK/ctx/hello.txt"
+  printf 'FROM ferry-demo/base:1\nCOPY hello.txt /hello.txt\nCMD ["/bin/busybox","cat","/hello.txt"]\n' >"$WORK/ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 docker -H "$SOURCE" build -q -t ferry-demo/hello:1 "$WORK/ctx" >/dev/null 2>&1
+  IMAGE=ferry-demo/hello:1
+  docker -H "$SOURCE" images
+fi
+
+BUNDLE="$WORK/demo.ferry.tar"
+say "ferry pack $IMAGE -o demo.ferry.tar   (connected side)"
+DOCKER_HOST="$SOURCE" $FERRY pack "$IMAGE" -o "$BUNDLE"
+
+say "ferry inspect demo.ferry.tar"
+$FERRY inspect "$BUNDLE"
+
+say "ferry verify demo.ferry.tar   (air-gapped side)"
+$FERRY verify "$BUNDLE"
+
+say "Starting a second, empty dockerd as the air-gapped target"
+TARGET=$(start_dockerd target)
+
+say "ferry load demo.ferry.tar --retag docker.io/=registry.local/mirror/"
+DOCKER_HOST="$TARGET" $FERRY load "$BUNDLE" --retag docker.io/=registry.local/mirror/
+
+say "The target now holds the same image ID under its new name"
+docker -H "$TARGET" images --digests
+src_id=$(docker -H "$SOURCE" image inspect --format '{{.Id}}' "$IMAGE")
+echo "source image ID: $src_id"
+say "Done. The private daemons are stopped and $WORK removed on exit."
