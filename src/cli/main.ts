@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let json = argv.includes('--json');
+  const json = argv.includes('--json');
   try {
     await yargs(argv.length ? argv : ['--help'])
       .scriptName('ferry')
@@ -39,7 +39,8 @@ export async function main(argv: string[]): Promise<void> {
       })
       .parseAsync(hideBin(['node', 'ferry', ...argv]));
   } catch (err) {
-    const fe = toFerryError(err);
+    // Whatever broke first after a signal, the user's answer is "interrupted".
+    const fe = controller.signal.aborted ? toFerryError(controller.signal.reason) : toFerryError(err);
     printError(fe, json);
     process.exitCode = fe.exitCode;
     return;

@@ -1,8 +1,7 @@
 // readSaveStream: one pass over a `docker save` tar (the legacy <id>/layer.tar form of Docker <= 24 and the
 // OCI-shaped form of Docker 25+). Layers go to the caller as they pass; configs and manifest.json are kept.
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
+import { readTar, TarFormatError } from '../transfer/tar-stream-reader.js';
 import { sha256Of, type DiffId } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
 import { Sha256Counter } from '../transfer/hash.js';
@@ -37,44 +36,38 @@ export async function hashOnly(body: AsyncIterable<Buffer>): Promise<DiffId> {
   return h.digest() as string as DiffId;
 }
 
-export async function readSaveStream(stream: Readable, hooks: SaveStreamHooks): Promise<SaveContents> {
-  const extract = tar.extract();
+export async function readSaveStream(stream: AsyncIterable<Buffer>, hooks: SaveStreamHooks): Promise<SaveContents> {
   const configs = new Map<string, Buffer>();
   const layers = new Map<string, DiffId>();
   const links = new Map<string, string>();
   let entries: DockerSaveEntry[] | undefined;
 
-  stream.on('error', (err) => extract.destroy(err));
-  stream.pipe(extract);
-  for await (const entry of extract) {
-    const h = entry.header;
-    const name = posix.normalize(h.name).replace(/^\.\//, '').replace(/\/$/, '');
-    if (name.startsWith('../') || name.startsWith('/')) throw new SaveFormatError(`entry "${h.name}" points outside the archive`);
-    const parts = name.split('/');
-    const isLegacyLayer = parts.length === 2 && parts[1] === 'layer.tar';
-    const blobHex = parts.length === 3 && parts[0] === 'blobs' && parts[1] === 'sha256' ? parts[2]! : undefined;
-    if (h.type === 'symlink' && isLegacyLayer) {
-      links.set(name, posix.normalize(posix.join(posix.dirname(name), h.linkname ?? '')));
-      entry.resume();
-    } else if (h.type === 'file' && (isLegacyLayer || (blobHex !== undefined && hooks.isLayerBlob(blobHex)))) {
-      layers.set(name, await hooks.layer(name, h.size ?? 0, entry as AsyncIterable<Buffer>));
-    } else if (h.type === 'file' && (name === 'manifest.json' || /^[a-f0-9]{64}\.json$/.test(name) || blobHex !== undefined)) {
-      if ((h.size ?? 0) > MAX_JSON) {
-        entry.resume();
-        continue;
+  try {
+    for await (const { header: h, body } of readTar(stream)) {
+      const name = posix.normalize(h.name).replace(/^\.\//, '').replace(/\/$/, '');
+      if (name.startsWith('../') || name.startsWith('/')) throw new SaveFormatError(`entry "${h.name}" points outside the archive`);
+      const parts = name.split('/');
+      const isLegacyLayer = parts.length === 2 && parts[1] === 'layer.tar';
+      const blobHex = parts.length === 3 && parts[0] === 'blobs' && parts[1] === 'sha256' ? parts[2]! : undefined;
+      if (h.type === 'symlink' && isLegacyLayer) {
+        links.set(name, posix.normalize(posix.join(posix.dirname(name), h.linkname)));
+      } else if (h.type === 'file' && (isLegacyLayer || (blobHex !== undefined && hooks.isLayerBlob(blobHex)))) {
+        layers.set(name, await hooks.layer(name, h.size, body));
+      } else if (h.type === 'file' && h.size <= MAX_JSON && (name === 'manifest.json' || /^[a-f0-9]{64}\.json$/.test(name) || blobHex !== undefined)) {
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c);
+        const bytes = Buffer.concat(chunks);
+        if (name === 'manifest.json') entries = parseManifest(bytes);
+        else {
+          const want = blobHex ?? name.slice(0, 64);
+          if (sha256Of(bytes) !== `sha256:${want}`) throw new SaveFormatError(`${name} does not match the digest in its name`);
+          configs.set(name, bytes);
+        }
       }
-      const chunks: Buffer[] = [];
-      for await (const c of entry) chunks.push(c as Buffer);
-      const bytes = Buffer.concat(chunks);
-      if (name === 'manifest.json') entries = parseManifest(bytes);
-      else {
-        const want = blobHex ?? name.slice(0, 64);
-        if (sha256Of(bytes) !== `sha256:${want}`) throw new SaveFormatError(`${name} does not match the digest in its name`);
-        configs.set(name, bytes);
-      }
-    } else {
-      entry.resume();
     }
+  } catch (err) {
+    if (err instanceof TarFormatError) throw new SaveFormatError(err.message);
+    throw err;
   }
   if (!entries) throw new SaveFormatError('the archive has no manifest.json');
   const layerAt = (path: string): DiffId | undefined => {
