@@ -100,6 +100,15 @@ describe('grouping images for concurrent saves', () => {
     assert.ok(ids.includes('ab'), ids.join('|'));
     assert.deepEqual(ids.sort(), ['ab', 'cd']);
   });
+  it('splits images that share only a base when that balances the daemon\'s work', () => {
+    const groups = groupForSaves([img('a', ['1', '2'], 100), img('b', ['1', '3'], 100)], 2);
+    assert.deepEqual(groups.map((g) => g.map((i) => i.id)), [['a'], ['b']]);
+  });
+  it('keeps a small image with the one it extends', () => {
+    const groups = groupForSaves([img('big', ['1', '2'], 100), img('other', ['3'], 90), img('child', ['1', '2', '4'], 101)], 2);
+    const withChild = groups.find((g) => g.some((i) => i.id === 'child'))!;
+    assert.ok(withChild.some((i) => i.id === 'big'), JSON.stringify(groups.map((g) => g.map((i) => i.id))));
+  });
   it('never makes empty groups', () => {
     assert.equal(groupForSaves([img('a', ['1'], 1)], 4).length, 1);
   });

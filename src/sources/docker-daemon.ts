@@ -134,33 +134,24 @@ function matchExport(img: SourceImage, contents: Awaited<ReturnType<typeof readS
 }
 
 /**
- * groupForSaves splits images into up to n groups that share few layers: images sharing any layer stay together,
- * and clusters are spread by size so the groups take about as long.
+ * groupForSaves splits images into up to n groups, one `docker save` each, balanced by the bytes each group
+ * must export and keeping images that share layers together where that keeps the balance: a layer two groups
+ * both hold is exported twice by the daemon (and only checked, not stored, the second time).
  */
 export function groupForSaves(images: readonly SourceImage[], n: number): SourceImage[][] {
-  const parent = images.map((_, i) => i);
-  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
-  const owner = new Map<string, number>();
-  images.forEach((img, i) => {
-    for (const d of img.diffIds) {
-      const o = owner.get(d);
-      if (o === undefined) owner.set(d, i);
-      else parent[find(i)] = find(o);
-    }
-  });
-  const clusters = new Map<number, SourceImage[]>();
-  images.forEach((img, i) => {
-    const root = find(i);
-    clusters.set(root, [...(clusters.get(root) ?? []), img]);
-  });
-  const weight = (c: SourceImage[]): number => c.reduce((s, i) => s + i.size, 0);
-  const sorted = [...clusters.values()].sort((a, b) => weight(b) - weight(a));
-  const groups = Array.from({ length: Math.min(n, sorted.length) }, () => [] as SourceImage[]);
-  const loads = groups.map(() => 0);
-  for (const c of sorted) {
-    const i = loads.indexOf(Math.min(...loads));
-    groups[i]!.push(...c);
-    loads[i]! += weight(c);
+  const groups = Array.from({ length: Math.max(1, Math.min(n, images.length)) }, () => ({ images: [] as SourceImage[], layers: new Set<string>(), load: 0 }));
+  const bySize = [...images].sort((a, b) => b.size - a.size);
+  for (const img of bySize) {
+    // The cost of adding img to a group: its size, less the share of its layers the group already exports.
+    const cost = (g: (typeof groups)[number]): number => {
+      const shared = img.diffIds.filter((d) => g.layers.has(d)).length;
+      return img.diffIds.length === 0 ? 0 : img.size * (1 - shared / img.diffIds.length);
+    };
+    let best = groups[0]!;
+    for (const g of groups) if (g.load + cost(g) < best.load + cost(best)) best = g;
+    best.load += cost(best);
+    best.images.push(img);
+    for (const d of img.diffIds) best.layers.add(d);
   }
-  return groups.filter((g) => g.length > 0);
+  return groups.map((g) => g.images).filter((g) => g.length > 0);
 }

@@ -1,0 +1,44 @@
+// BlobCheckPool: runs checkBlob on worker threads, one per core, largest blobs first so the cores finish together.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { checkBlob, type BlobCheck } from './blob-check.js';
+
+// Under tsx (tests, development) the worker is TypeScript and needs tsx's loader too.
+const WORKER = import.meta.url.endsWith('.ts') ? new URL('./blob-check-worker.ts', import.meta.url) : new URL('./blob-check-worker.js', import.meta.url);
+const WORKER_ARGV = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+
+export async function checkBlobs(jobs: readonly BlobCheck[], onDone: (job: BlobCheck, faults: string[]) => void, signal?: AbortSignal): Promise<void> {
+  const queue = [...jobs].sort((a, b) => b.blob.size - a.blob.size);
+  const n = Math.min(availableParallelism(), queue.length);
+  if (n <= 1) {
+    for (const job of queue) {
+      signal?.throwIfAborted();
+      onDone(job, await checkBlob(job));
+    }
+    return;
+  }
+  const workers = Array.from({ length: n }, () => new Worker(WORKER, { execArgv: WORKER_ARGV }));
+  try {
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let job = queue.shift(); job; job = queue.shift()) {
+          signal?.throwIfAborted();
+          const current = job;
+          const answer = await new Promise<{ faults?: string[]; error?: string }>((resolve, reject) => {
+            const onError = (err: Error): void => reject(err);
+            w.once('error', onError);
+            w.once('message', (m: { faults?: string[]; error?: string }) => {
+              w.off('error', onError);
+              resolve(m);
+            });
+            w.postMessage({ ...current, id: 0 });
+          });
+          if (answer.error) throw new Error(`${current.entry}: ${answer.error}`);
+          onDone(current, answer.faults ?? []);
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
