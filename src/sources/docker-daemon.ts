@@ -139,19 +139,28 @@ function matchExport(img: SourceImage, contents: Awaited<ReturnType<typeof readS
  * both hold is exported twice by the daemon (and only checked, not stored, the second time).
  */
 export function groupForSaves(images: readonly SourceImage[], n: number): SourceImage[][] {
-  const groups = Array.from({ length: Math.max(1, Math.min(n, images.length)) }, () => ({ images: [] as SourceImage[], layers: new Set<string>(), load: 0 }));
-  const bySize = [...images].sort((a, b) => b.size - a.size);
-  for (const img of bySize) {
-    // The cost of adding img to a group: its size, less the share of its layers the group already exports.
-    const cost = (g: (typeof groups)[number]): number => {
-      const shared = img.diffIds.filter((d) => g.layers.has(d)).length;
-      return img.diffIds.length === 0 ? 0 : img.size * (1 - shared / img.diffIds.length);
-    };
-    let best = groups[0]!;
-    for (const g of groups) if (g.load + cost(g) < best.load + cost(best)) best = g;
-    best.load += cost(best);
-    best.images.push(img);
-    for (const d of img.diffIds) best.layers.add(d);
+  const groups = Array.from({ length: Math.max(1, Math.min(n, images.length)) }, () => ({ images: [] as SourceImage[], load: 0 }));
+  for (const img of [...images].sort((a, b) => b.size - a.size)) {
+    const costs = groups.map((g) => Math.max(0, img.size - Math.max(0, ...g.images.map((j) => sharedBytes(img, j)))));
+    // Least makespan first; on a tie, least new work (a layer exported twice is wasted daemon time).
+    const makespan = (k: number): number => Math.max(...groups.map((g, i) => g.load + (i === k ? costs[i]! : 0)));
+    let best = 0;
+    for (let k = 1; k < groups.length; k++) {
+      const [mk, mb] = [makespan(k), makespan(best)];
+      if (mk < mb || (mk === mb && costs[k]! < costs[best]!)) best = k;
+    }
+    groups[best]!.load += costs[best]!;
+    groups[best]!.images.push(img);
   }
   return groups.map((g) => g.images).filter((g) => g.length > 0);
+}
+
+/** sharedBytes estimates the bytes two images share from their common layer prefix and their sizes. */
+function sharedBytes(a: SourceImage, b: SourceImage): number {
+  let k = 0;
+  while (k < a.diffIds.length && k < b.diffIds.length && a.diffIds[k] === b.diffIds[k]) k++;
+  if (k === 0) return 0;
+  if (k === b.diffIds.length) return b.size;
+  if (k === a.diffIds.length) return a.size;
+  return (Math.min(a.size, b.size) * k) / Math.max(a.diffIds.length, b.diffIds.length);
 }
