@@ -48,6 +48,9 @@ export class BundleReader {
       throw new FerryError('USAGE', `cannot open bundle ${path}: ${code === 'ENOENT' ? 'no such file' : code}`, { hint: 'check the path' });
     }
     try {
+      const st = await fh.stat();
+      if (st.isDirectory()) throw new FerryError('USAGE', `cannot read bundle ${path}: it is a directory`, { hint: 'name the bundle file itself' });
+      if (!st.isFile()) throw new FerryError('USAGE', `cannot read bundle ${path}: not a regular file (a bundle is read by offset)`, { hint: 'copy it to a file first' });
       const entries = await walk(fh, path);
       const ferry = entries.get(FERRY_INDEX);
       if (!ferry) throw bundleError(path, undefined, 'no ferry.json: this is not a ferry bundle, or it was cut short');
@@ -116,6 +119,9 @@ async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>
   let paxPath: string | undefined;
   let paxSize: number | undefined;
   let ended = false;
+  /** The last whole entry, to say where a truncated bundle ends. */
+  let last: string | undefined;
+  if (fileSize === 0) throw bundleError(path, undefined, 'is empty (not a bundle, or nothing was copied)');
   while (pos + BLOCK <= fileSize) {
     const { bytesRead } = await fh.read(block, 0, BLOCK, pos);
     if (bytesRead < BLOCK) break;
@@ -127,7 +133,7 @@ async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>
     try {
       h = decodeHeader(block);
     } catch (err) {
-      throw bundleError(path, `tar header at offset ${pos}`, `${(err as Error).message} (corrupt or not a tar)`);
+      throw bundleError(path, `tar header at offset ${pos}${last ? ` (after ${last})` : ''}`, `${(err as Error).message} (corrupt or not a tar)`);
     }
     const size = paxSize ?? h.size;
     const contentAt = pos + BLOCK;
@@ -161,7 +167,7 @@ async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>
       pos = next;
       continue;
     }
-    if (h.type !== 'file') throw bundleError(path, name, `is a ${h.type === 'other' ? `type '${h.typeflag}'` : h.type} entry; a bundle holds only regular files`);
+    if (h.type !== 'file') throw bundleError(path, name, `is ${describeType(h.type, h.typeflag, h.linkname)}; a bundle holds only regular files`);
     if (!TOP_LEVEL.has(clean) && !BLOB.test(clean)) {
       const why = clean.startsWith('/') ? 'an absolute path' : clean.split('/').includes('..') ? 'a path that climbs out of the bundle' : 'not a name a bundle uses';
       throw bundleError(path, name, `is ${why}`);
@@ -169,10 +175,34 @@ async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>
     if (entries.has(clean)) throw bundleError(path, name, 'appears twice; a later copy would override the first');
     if (entries.size >= MAX_ENTRIES) throw bundleError(path, name, `more than ${MAX_ENTRIES} entries`);
     entries.set(clean, { name: clean, offset: contentAt, size });
+    last = clean;
     pos = next;
   }
-  if (!ended) throw bundleError(path, undefined, 'ends without the tar end-of-archive marker (truncated bundle)');
+  if (!ended) {
+    const after = last ? `after ${last}` : 'before its first entry';
+    if (pos < fileSize) throw bundleError(path, undefined, `ends inside the tar header at offset ${pos}, ${after} (truncated bundle)`);
+    throw bundleError(path, undefined, `ends ${after} without the tar end-of-archive marker (truncated bundle)`);
+  }
   return entries;
+}
+
+/** describeType names an entry type a bundle never holds, with a link's target. */
+function describeType(type: string, typeflag: string, linkname: string): string {
+  const target = linkname ? ` to ${JSON.stringify(linkname)}` : '';
+  switch (type) {
+    case 'symlink':
+      return `a symbolic link${target}`;
+    case 'hardlink':
+      return `a hard link${target}`;
+    case 'directory':
+      return 'a directory';
+    case 'gnu-longname':
+    case 'gnu-longlink':
+      return `a GNU long-name header (type '${typeflag}')`;
+  }
+  const names: Record<string, string> = { '3': 'a character device', '4': 'a block device', '6': 'a FIFO (named pipe)' };
+  const flag = typeflag.replace(/[^\x21-\x7e]/g, '?');
+  return `${names[typeflag] ?? 'an entry of unknown type'} (tar type '${flag}')`;
 }
 
 function parseIndex(path: string, raw: Buffer): BundleIndex {
@@ -183,8 +213,14 @@ function parseIndex(path: string, raw: Buffer): BundleIndex {
     throw bundleError(path, FERRY_INDEX, 'is not valid JSON');
   }
   const o = doc as { mediaType?: unknown; version?: unknown };
-  if (o && typeof o === 'object' && o.mediaType === BUNDLE_MEDIA_TYPE && o.version !== BUNDLE_VERSION) {
-    throw new FerryError('BUNDLE_VERSION', `${path}: bundle format version ${JSON.stringify(o.version)} is not one this ferry reads (it reads ${BUNDLE_VERSION})`, {
+  // A later format announces itself by its media type (…bundle.v2+json) and version; either one not ours is refused by name.
+  const family = o && typeof o === 'object' && typeof o.mediaType === 'string' ? /^application\/vnd\.ferry\.bundle\.v([^+]*)\+json$/.exec(o.mediaType) : null;
+  if (family && (o.mediaType !== BUNDLE_MEDIA_TYPE || o.version !== BUNDLE_VERSION)) {
+    const what =
+      o.version !== undefined && o.version !== BUNDLE_VERSION
+        ? `version ${JSON.stringify(o.version).slice(0, 40)}`
+        : `version ${JSON.stringify(family[1]!.slice(0, 40))} (media type ${JSON.stringify(o.mediaType).slice(0, 80)})`;
+    throw new FerryError('BUNDLE_VERSION', `${path}: ${FERRY_INDEX}: bundle format ${what} is not one this ferry reads (it reads version ${BUNDLE_VERSION})`, {
       hint: 'use a newer ferry to read this bundle',
     });
   }

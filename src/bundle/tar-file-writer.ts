@@ -48,6 +48,13 @@ export class TarFileWriter {
     await entry.finish(name);
   }
 
+  /** located gives a failed write (ENOSPC carries no path) the destination's name, for the user's message. */
+  private located = (err: unknown): never => {
+    const e = err as NodeJS.ErrnoException;
+    if (e && typeof e === 'object' && e.code && !e.path) e.path = this.path;
+    throw err;
+  };
+
   /** beginEntry reserves a header; one entry at a time. Its content streams straight to disk. */
   beginEntry(): TarEntryWriter {
     if (this.open) throw new Error('TarFileWriter: an entry is already open');
@@ -62,16 +69,16 @@ export class TarFileWriter {
       write: async (chunk: Buffer): Promise<void> => {
         let off = 0;
         while (off < chunk.length) {
-          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, headerPos + BLOCK + size + off);
+          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, headerPos + BLOCK + size + off).catch(this.located);
           off += bytesWritten;
         }
         size += chunk.length;
       },
       finish: async (name: string): Promise<void> => {
         if (this.names.has(name)) throw new Error(`duplicate tar entry ${name}`);
-        await fh.write(encodeHeader(name, size), 0, BLOCK, headerPos);
+        await fh.write(encodeHeader(name, size), 0, BLOCK, headerPos).catch(this.located);
         const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-        if (pad) await fh.write(ZEROS, 0, pad, headerPos + BLOCK + size);
+        if (pad) await fh.write(ZEROS, 0, pad, headerPos + BLOCK + size).catch(this.located);
         this.names.add(name);
         this.pos = headerPos + BLOCK + size + pad;
         done();
@@ -87,10 +94,10 @@ export class TarFileWriter {
   async commit(): Promise<void> {
     if (this.open) throw new Error('TarFileWriter: commit with an entry still open');
     const fh = this.handle();
-    await fh.write(ZEROS, 0, ZEROS.length, this.pos);
+    await fh.write(ZEROS, 0, ZEROS.length, this.pos).catch(this.located);
     this.pos += ZEROS.length;
     await fh.truncate(this.pos);
-    await fh.sync();
+    await fh.sync().catch(this.located);
     await fh.close();
     this.fh = undefined;
     await rename(this.tempPath, this.path);

@@ -168,7 +168,19 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
     }
   }
   for (const d of ociDescs) {
-    if (!idx.images.some((i) => i.manifest.digest === d?.digest)) fault('index.json', `descriptor ${d?.digest} is not an image ferry.json lists`);
+    const img = idx.images.find((i) => i.manifest.digest === d?.digest);
+    if (!img) {
+      fault('index.json', `descriptor ${d?.digest} is not an image ferry.json lists`);
+      continue;
+    }
+    if (d.size !== img.manifest.size) fault('index.json', `descriptor ${d.digest} has size ${d.size}, ferry.json says ${img.manifest.size}`);
+    // Every name index.json gives an image is one ferry.json gives it: other readers (skopeo, containerd) go by these.
+    for (const key of ['org.opencontainers.image.ref.name', 'io.containerd.image.name']) {
+      const name: unknown = d.annotations?.[key];
+      if (name !== undefined && (typeof name !== 'string' || !img.refs.includes(name))) {
+        fault('index.json', `descriptor ${d.digest} is named ${JSON.stringify(name)} (${key}), a name ferry.json does not give that image`);
+      }
+    }
   }
   for (const e of dockerEntries) {
     if (!idx.images.some((i) => blobPath(i.config.digest) === e?.Config)) fault('manifest.json', `entry ${JSON.stringify(e?.Config)} is not an image ferry.json lists`);

@@ -104,6 +104,7 @@ function summarise(index: BundleIndex, path: string, ms: number) {
 
 function checkLevel(c: Compression, level: number | undefined): number | undefined {
   if (level === undefined) return undefined;
+  if (Number.isNaN(level)) throw new FerryError('USAGE', '--level takes a whole number');
   const [lo, hi] = c === 'zstd' ? [1, 19] : c === 'gzip' ? [1, 9] : [0, 0];
   if (c === 'none' || !Number.isInteger(level) || level < lo || level > hi) {
     throw new FerryError('USAGE', c === 'none' ? '--level has no meaning with --compression none' : `--level ${level} is out of range for ${c} (${lo}-${hi})`);
@@ -113,12 +114,26 @@ function checkLevel(c: Compression, level: number | undefined): number | undefin
 
 async function checkOutputDir(output: string): Promise<void> {
   const dir = dirname(output);
+  const hint = 'create the directory or choose another -o path';
+  const why = (err: unknown): string => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'it does not exist';
+    if (code === 'ENOTDIR') return 'a part of that path is not a directory';
+    if (code === 'EROFS') return 'it is on a read-only file system';
+    if (code === 'EACCES' || code === 'EPERM') return 'it is not writable (permission denied)';
+    return `it is not usable (${code ?? String(err)})`;
+  };
+  let s;
   try {
-    const s = await stat(dir);
-    if (!s.isDirectory()) throw new Error('not a directory');
+    s = await stat(dir);
+  } catch (err) {
+    throw new FerryError('OUTPUT', `cannot write to ${dir}: ${why(err)}`, { hint });
+  }
+  if (!s.isDirectory()) throw new FerryError('OUTPUT', `cannot write to ${dir}: it is not a directory`, { hint });
+  try {
     await access(dir, constants.W_OK);
-  } catch {
-    throw new FerryError('OUTPUT', `cannot write to ${dir}: it does not exist or is not writable`, { hint: 'create the directory or choose another -o path' });
+  } catch (err) {
+    throw new FerryError('OUTPUT', `cannot write to ${dir}: ${why(err)}`, { hint: 'choose another -o path' });
   }
   try {
     if ((await stat(output)).isDirectory()) throw new FerryError('OUTPUT', `${output} is a directory`, { hint: 'give -o a file name, e.g. -o week47.ferry.tar' });

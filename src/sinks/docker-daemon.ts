@@ -63,6 +63,8 @@ export class DockerDaemonSink implements ImageSink {
       RepoTags: null,
       Layers: img.layers.map((l) => `${hex(l.diffId)}/layer.tar`),
     }));
+    // stop ends a feed stuck on backpressure when the daemon has stopped reading (the request failed first).
+    const stop = new AbortController();
     const feed = async (): Promise<void> => {
       const add = async (name: string, bytes: Buffer): Promise<void> => {
         await new Promise<void>((res, rej) => pack.entry({ name, size: bytes.length, mtime: new Date(0) }, bytes, (err) => (err ? rej(err) : res())));
@@ -73,16 +75,17 @@ export class DockerDaemonSink implements ImageSink {
         for (const [i, l] of img.layers.entries()) {
           if (!send[i]) continue;
           const w = pack.entry({ name: `${hex(l.diffId)}/layer.tar`, size: l.uncompressedSize, mtime: new Date(0) });
-          const done = new Promise<void>((res, rej) => {
-            w.once('finish', res);
-            w.once('error', rej);
-          });
+          // The entry errors when the pack is destroyed; that is reported through the pack, not here.
+          let broken: unknown;
+          w.on('error', (err: unknown) => void (broken = err));
           for await (const chunk of l.open()) {
             signal?.throwIfAborted();
-            if (!w.write(chunk)) await once(w, 'drain');
+            if (broken) throw broken;
+            if (!w.write(chunk)) await once(w, 'drain', { signal: stop.signal });
           }
+          const finished = once(w, 'finish', { signal: stop.signal });
           w.end(undefined);
-          await done;
+          await finished;
           events.layer?.(l.diffId);
         }
       }
@@ -97,20 +100,24 @@ export class DockerDaemonSink implements ImageSink {
       long: true,
       ...(signal ? { signal } : {}),
     });
-    let feedError: unknown;
-    const fed = feed().catch((err) => {
-      feedError = err;
-      // A broken stream makes the daemon's unpack fail, so it registers nothing.
-      pack.destroy(err instanceof Error ? err : new Error(String(err)));
-    });
+    // A failed feed breaks the stream, so the daemon's unpack fails before it registers anything.
+    const fed = feed().then(
+      () => undefined,
+      (err: unknown) => {
+        pack.destroy(err instanceof Error ? err : new Error(String(err)));
+        return err;
+      },
+    );
     let res;
     try {
       res = await request;
     } catch (err) {
-      await fed;
-      throw feedError ?? err;
+      stop.abort();
+      pack.destroy();
+      const feedError = await fed;
+      throw feedError && (feedError as Error).name !== 'AbortError' ? feedError : err;
     }
-    await fed;
+    const feedError = await fed;
     if (feedError) {
       res.body.destroy();
       throw feedError;

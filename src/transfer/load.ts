@@ -9,8 +9,8 @@ import { formatReference, parseReference } from '../image/reference.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
 import type { ImageSink, ImageToLoad, LoadedImage } from '../sinks/sink.js';
 import { bundleError, FerryError } from '../ui/errors.js';
-import { decompress } from './decompress.js';
-import { verified } from './hash.js';
+import { decompress, DecompressError } from './decompress.js';
+import { DigestMismatchError, verified } from './hash.js';
 
 export interface LoadOptions {
   /** Names or image IDs to load; all images when empty. */
@@ -45,7 +45,8 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
             if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(bundle.path, blobPath(l.digest), 'layer is not in this bundle');
             const entry = blobPath(blob.digest);
             const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
-            return verified(decompress(stored, compression, blob.uncompressedSize), { digest: l.diffId, size: blob.uncompressedSize, what: `${entry} (uncompressed)` });
+            const raw = verified(decompress(stored, compression, blob.uncompressedSize), { digest: l.diffId, size: blob.uncompressedSize, what: `${entry} (uncompressed)` });
+            return naming(raw, bundle.path, entry);
           },
         };
       }),
@@ -67,20 +68,18 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
       hint: 'load the bundles that carried them first, or pack a full bundle',
     });
   }
-  try {
-    return await sink.load(images, held, opts.events ?? {}, opts.signal);
-  } catch (err) {
-    throw translateStreamError(err, bundle.path);
-  }
+  return sink.load(images, held, opts.events ?? {}, opts.signal);
 }
 
-function translateStreamError(err: unknown, path: string): unknown {
-  if (err instanceof FerryError) return err;
-  const e = err as Error;
-  if (e?.name === 'DigestMismatchError' || e?.constructor?.name === 'DecompressError') {
-    return bundleError(path, undefined, `${e.message}; the load was stopped and nothing was tagged`);
+/** naming turns a layer that fails its checks while it streams into a bundle error that names its entry. */
+async function* naming(src: AsyncIterable<Buffer>, path: string, entry: string): AsyncGenerator<Buffer> {
+  try {
+    yield* src;
+  } catch (err) {
+    if (!(err instanceof DigestMismatchError || err instanceof DecompressError)) throw err;
+    const what = err.message.startsWith(`${entry} `) ? err.message.slice(entry.length + 1) : err.message;
+    throw bundleError(path, entry, `${what}; the load was stopped: nothing was loaded or tagged`);
   }
-  return err;
 }
 
 /** selectImages picks images by reference (normalised like docker's) or image ID prefix. */

@@ -59,10 +59,16 @@ export class FerryError extends Error {
 
 /** BundleError is a bundle that is malformed, tampered with or hostile; entry names the tar entry at fault. */
 export function bundleError(file: string, entry: string | undefined, what: string, details?: readonly string[]): FerryError {
-  return new FerryError('BUNDLE_INVALID', `${file}${entry ? `: ${entry}` : ''}: ${what}`, {
+  return new FerryError('BUNDLE_INVALID', `${file}${entry ? `: ${printable(entry)}` : ''}: ${what}`, {
     hint: 'the bundle is damaged or was altered; copy it again from the source and run `ferry verify` on it',
     ...(details ? { details } : {}),
   });
+}
+
+/** printable shows a name taken from a bundle without control characters, which could rewrite the terminal. */
+export function printable(name: string): string {
+  const shown = name.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return shown.length > 300 ? `${shown.slice(0, 300)}…` : shown;
 }
 
 /** toFerryError turns system errors into user-facing ones; anything unrecognised stays a runtime error with its message. */

@@ -13,6 +13,8 @@ export function printError(err: FerryError, json: boolean): void {
   for (const d of err.details.slice(0, 50)) lines.push(`  - ${d}`);
   if (err.details.length > 50) lines.push(`  … and ${err.details.length - 50} more`);
   if (err.hint) lines.push(`hint: ${err.hint}`);
-  if (process.env.FERRY_DEBUG && err.cause) lines.push(String((err.cause as Error).stack ?? err.cause));
-  process.stderr.write(`${lines.join('\n')}\n`);
+  // Messages quote names from bundles and daemons: no control character reaches the terminal.
+  const shown = lines.map((l) => l.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  if (process.env.FERRY_DEBUG && err.cause) shown.push(String((err.cause as Error).stack ?? err.cause));
+  process.stderr.write(`${shown.join('\n')}\n`);
 }
