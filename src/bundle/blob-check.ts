@@ -10,13 +10,15 @@ export interface BlobCheck {
   path: string;
   entry: string;
   offset: number;
+  /** Bytes the entry really holds; the blob record's size is what they are checked against. */
+  length: number;
   blob: BundleBlob;
 }
 
 export async function checkBlob(job: BlobCheck): Promise<string[]> {
   const { blob: b, entry } = job;
   const faults: string[] = [];
-  const raw = b.size === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + b.size - 1, highWaterMark: 1 << 20 });
+  const raw = job.length === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + job.length - 1, highWaterMark: 1 << 20 });
   const stored = verified(raw, { digest: b.digest, size: b.size, what: entry });
   try {
     if (b.diffId) {

@@ -1,11 +1,10 @@
 // verifyBundle: every cross-reference (index.json, manifests, configs, manifest.json, ferry.json), then every
 // blob's digest and every layer's diffID after decompression. It collects every fault, each named by entry.
-import { compressionOf } from '../image/media-types.js';
 import { isSha256 } from '../image/digest.js';
 import type { DockerSaveEntry, ImageConfig, OciIndex, OciManifest } from '../image/model.js';
 import { familiarReference, parseReference } from '../image/reference.js';
-import { decompress, DecompressError } from '../transfer/decompress.js';
-import { DigestMismatchError, Sha256Counter, verified } from '../transfer/hash.js';
+import type { BlobCheck } from './blob-check.js';
+import { checkBlobs } from './blob-check-pool.js';
 import { blobPath, FERRY_INDEX } from './format.js';
 import type { BundleReader } from './reader.js';
 
@@ -30,39 +29,26 @@ export async function verifyBundle(bundle: BundleReader, events: VerifyEvents = 
   const faults: Fault[] = [];
   const fault = (entry: string, problem: string): void => void faults.push({ entry, problem });
   await checkReferences(bundle, fault);
-  let bytesRead = 0;
-  const blobs = [...bundle.index.blobs].sort((a, b) => (bundle.entries.get(blobPath(a.digest))?.offset ?? 0) - (bundle.entries.get(blobPath(b.digest))?.offset ?? 0));
-  let done = 0;
-  for (const b of blobs) {
-    signal?.throwIfAborted();
-    const entry = blobPath(b.digest);
-    done++;
-    events.blob?.({ done, total: blobs.length, entry });
-    if (!bundle.entries.has(entry)) continue; // reported by checkReferences
-    try {
-      const stored = verified(bundle.stream(entry), { digest: b.digest, size: b.size, what: entry });
-      if (b.diffId) {
-        const compression = compressionOf(b.mediaType);
-        if (!compression) {
-          fault(entry, `unknown layer media type ${b.mediaType}`);
-          continue;
-        }
-        const raw = new Sha256Counter();
-        for await (const chunk of decompress(stored, compression, b.uncompressedSize ?? 0)) raw.update(chunk);
-        if (raw.bytes !== b.uncompressedSize) fault(entry, `decompresses to ${raw.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
-        const d = raw.digest();
-        if (d !== (b.diffId as string)) fault(entry, `diffID after decompression is ${d}, ferry.json says ${b.diffId}`);
-      } else {
-        for await (const _ of stored);
-      }
-      bytesRead += b.size;
-    } catch (err) {
-      if (err instanceof DigestMismatchError) fault(entry, err.message.replace(`${entry} `, ''));
-      else if (err instanceof DecompressError) fault(entry, err.message);
-      else throw err;
-    }
+  const jobs: BlobCheck[] = [];
+  for (const blob of bundle.index.blobs) {
+    const entry = bundle.entries.get(blobPath(blob.digest));
+    // A blob with no entry was reported by checkReferences; the rest are read from their own byte range only.
+    if (entry) jobs.push({ path: bundle.path, entry: entry.name, offset: entry.offset, length: entry.size, blob });
   }
-  return { ok: faults.length === 0, faults, images: bundle.index.images.length, blobs: blobs.length, bytesRead };
+  let done = 0;
+  let bytesRead = 0;
+  await checkBlobs(
+    jobs,
+    (job, problems) => {
+      done++;
+      bytesRead += job.length;
+      events.blob?.({ done, total: jobs.length, entry: job.entry });
+      for (const p of problems) fault(job.entry, p);
+    },
+    signal,
+  );
+  faults.sort((a, b) => (bundle.entries.get(a.entry)?.offset ?? -1) - (bundle.entries.get(b.entry)?.offset ?? -1));
+  return { ok: faults.length === 0, faults, images: bundle.index.images.length, blobs: jobs.length, bytesRead };
 }
 
 /** checkReferences ties the four indexes together without reading layer content. */
