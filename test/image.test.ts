@@ -5,7 +5,7 @@ import { chainIds, asDiffId, isSha256 } from '../src/image/digest.js';
 import { formatReference, familiarReference, parseReference } from '../src/image/reference.js';
 import { applyRetag, parseRetagRule } from '../src/image/retag.js';
 import { parsePlatform, formatPlatform } from '../src/image/platform.js';
-import { decodeHeader, encodeHeader } from '../src/bundle/tar-header.js';
+import { decodeHeader, encodeHeader } from '../src/tar/header.js';
 import { groupForSaves } from '../src/sources/docker-daemon.js';
 import type { SourceImage } from '../src/sources/source.js';
 

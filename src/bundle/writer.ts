@@ -8,7 +8,7 @@ import { layerMediaType, OCI_CONFIG, OCI_MANIFEST } from '../image/media-types.j
 import type { OciManifest } from '../image/model.js';
 import type { Platform } from '../image/platform.js';
 import { LayerCompressor } from '../transfer/compress.js';
-import { TarFileWriter } from './tar-file-writer.js';
+import { TarFileWriter } from '../tar/file-writer.js';
 import {
   blobPath,
   BUNDLE_MEDIA_TYPE,

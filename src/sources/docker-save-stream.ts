@@ -1,7 +1,7 @@
 // readSaveStream: one pass over a `docker save` tar (the legacy <id>/layer.tar form of Docker <= 24 and the
 // OCI-shaped form of Docker 25+). Layers go to the caller as they pass; configs and manifest.json are kept.
 import { posix } from 'node:path';
-import { readTar, TarFormatError } from '../transfer/tar-stream-reader.js';
+import { readTar, TarFormatError } from '../tar/stream-reader.js';
 import { sha256Of, type DiffId } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
 import { Sha256Counter } from '../transfer/hash.js';

@@ -40,7 +40,6 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
         return {
           diffId: l.diffId,
           uncompressedSize: blob?.uncompressedSize ?? 0,
-          held: blob !== undefined,
           open: () => {
             if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(bundle.path, blobPath(l.digest), 'layer is not in this bundle');
             const entry = blobPath(blob.digest);
@@ -55,11 +54,10 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
 
   const held = await sink.heldChains(opts.signal);
   const missing: string[] = [];
-  for (const img of images) {
+  for (const [k, img] of chosen.entries()) {
     const chains = chainIds(img.layers.map((l) => l.diffId));
     img.layers.forEach((l, i) => {
-      const inBundle = (l as { held?: boolean }).held;
-      if (!inBundle && !held.has(chains[i]!)) missing.push(`${l.diffId} (layer ${i + 1} of ${img.tags[0] ?? img.imageId})`);
+      if (!bundle.blob(l.digest) && !held.has(chains[i]!)) missing.push(`${l.diffId} (layer ${i + 1} of ${images[k]!.tags[0] ?? img.imageId})`);
     });
   }
   if (missing.length) {
@@ -85,7 +83,7 @@ async function* naming(src: AsyncIterable<Buffer>, path: string, entry: string):
 /** selectImages picks images by reference (normalised like docker's) or image ID prefix. */
 export function selectImages(images: readonly BundleImage[], names: readonly string[]): BundleImage[] {
   if (names.length === 0) return [...images];
-  return names.map((n) => {
+  const picked = names.map((n) => {
     const id = n.replace(/^sha256:/, '');
     let full: string | undefined;
     try {
@@ -99,4 +97,5 @@ export function selectImages(images: readonly BundleImage[], names: readonly str
     }
     return hit;
   });
+  return [...new Set(picked)];
 }

@@ -1,6 +1,6 @@
 // readTar: a pull-based tar reader over an async byte stream. Nothing is read from the source until the
 // consumer asks, so a slow consumer (compressing, writing) slows the producer instead of buffering it.
-import { BLOCK, decodeHeader, isZeroBlock, parsePax, type TarHeader } from '../bundle/tar-header.js';
+import { BLOCK, decodeHeader, isZeroBlock, parsePax, type TarHeader } from './header.js';
 
 export class TarFormatError extends Error {}
 

@@ -3,7 +3,7 @@
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { BLOCK, encodeHeader } from './tar-header.js';
+import { BLOCK, encodeHeader } from './header.js';
 
 const ZEROS = Buffer.alloc(BLOCK * 2);
 
