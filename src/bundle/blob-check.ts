@@ -18,14 +18,14 @@ export interface BlobCheck {
 export async function checkBlob(job: BlobCheck): Promise<string[]> {
   const { blob: b, entry } = job;
   const faults: string[] = [];
-  const raw = job.length === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + job.length - 1, highWaterMark: 1 << 20 });
+  const raw = job.length === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + job.length - 1, highWaterMark: 256 << 10 });
   const stored = verified(raw, { digest: b.digest, size: b.size, what: entry });
   try {
     if (b.diffId) {
       const compression = compressionOf(b.mediaType);
       if (!compression) return [`unknown layer media type ${b.mediaType}`];
       const h = new Sha256Counter();
-      for await (const chunk of decompress(stored, compression, b.uncompressedSize ?? 0)) h.update(chunk);
+      for await (const chunk of decompress(stored, compression, b.uncompressedSize ?? 0, { transient: true })) h.update(chunk);
       if (h.bytes !== b.uncompressedSize) faults.push(`decompresses to ${h.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
       const d = h.digest() as string;
       if (d !== b.diffId) faults.push(`diffID after decompression is ${d}, ferry.json says ${b.diffId}`);

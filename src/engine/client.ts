@@ -1,5 +1,5 @@
 // DockerEngineClient: the Docker Engine API over DOCKER_HOST (unix socket or tcp), through undici.
-import { Client } from 'undici';
+import { Pool } from 'undici';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../ui/errors.js';
 
@@ -26,14 +26,15 @@ export function resolveDockerHost(env: NodeJS.ProcessEnv = process.env): string 
 
 export class DockerEngineClient {
   readonly host: string;
-  private readonly client: Client;
+  // A pool, not one connection: long requests (two `docker save` streams) must run side by side.
+  private readonly client: Pool;
 
   constructor(host: string = resolveDockerHost()) {
     this.host = host;
     if (host.startsWith('unix://')) {
-      this.client = new Client('http://docker', { socketPath: host.slice('unix://'.length), headersTimeout: 0, bodyTimeout: 0 });
+      this.client = new Pool('http://docker', { socketPath: host.slice('unix://'.length), headersTimeout: 0, bodyTimeout: 0, connections: 8 });
     } else if (host.startsWith('tcp://') || host.startsWith('http://')) {
-      this.client = new Client(`http://${host.replace(/^(tcp|http):\/\//, '')}`, { headersTimeout: 0, bodyTimeout: 0 });
+      this.client = new Pool(`http://${host.replace(/^(tcp|http):\/\//, '')}`, { headersTimeout: 0, bodyTimeout: 0, connections: 8 });
     } else {
       throw new FerryError('USAGE', `unsupported DOCKER_HOST "${host}"`, { hint: 'use unix:///path/to/docker.sock or tcp://host:port' });
     }

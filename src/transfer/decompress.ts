@@ -8,9 +8,11 @@ export class DecompressError extends Error {}
 
 /**
  * decompress yields the uncompressed bytes; it throws DecompressError once more than `limit` bytes come out,
- * so a small blob that expands without end stops at the declared size. Fresh buffers: consumers may keep them.
+ * so a small blob that expands without end stops at the declared size. Consumers may keep what they get, unless
+ * they pass `transient`: then zstd output is written into one reused buffer, each chunk valid until the next
+ * is asked for (for hashing, where fresh megabyte buffers would only feed the garbage collector).
  */
-export async function* decompress(src: AsyncIterable<Buffer>, compression: Compression, limit: number): AsyncGenerator<Buffer> {
+export async function* decompress(src: AsyncIterable<Buffer>, compression: Compression, limit: number, opts: { transient?: boolean } = {}): AsyncGenerator<Buffer> {
   let total = 0;
   const bounded = (b: Buffer): Buffer => {
     total += b.length;
@@ -30,21 +32,23 @@ export async function* decompress(src: AsyncIterable<Buffer>, compression: Compr
       gunzip.destroy();
     }
   } else {
-    yield* zstdDecompress(src, bounded);
+    yield* zstdDecompress(src, bounded, opts.transient ?? false);
   }
 }
 
-async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) => Buffer): AsyncGenerator<Buffer> {
+async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) => Buffer, transient: boolean): AsyncGenerator<Buffer> {
   const dctx = new zstd.DCtx();
   // Refuse frames that ask for windows beyond 128 MiB: a memory bomb rather than a real layer.
   dctx.setParameter(zstd.DParameter.windowLogMax, 27);
-  const outSize = Math.max(zstd.dStreamOutSize(), 1 << 20);
+  // zstd's own recommended block (128 KiB): kept buffers stay small, and a reused one stays in cache.
+  const outSize = zstd.dStreamOutSize();
+  const reused = transient ? Buffer.allocUnsafe(outSize) : undefined;
   let last = 0;
   let sawInput = false;
   for await (let chunk of src) {
     if (chunk.length > 0) sawInput = true;
     while (chunk.length > 0) {
-      const out = Buffer.allocUnsafe(outSize);
+      const out = reused ?? Buffer.allocUnsafe(outSize);
       let ret: number, produced: number, consumed: number;
       try {
         [ret, produced, consumed] = dctx.decompressStream(out, chunk);
@@ -56,7 +60,7 @@ async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) 
       if (produced > 0) yield bounded(out.subarray(0, produced));
       // Output buffer full: more may be pending without new input.
       while (produced === outSize) {
-        const more = Buffer.allocUnsafe(outSize);
+        const more = reused ?? Buffer.allocUnsafe(outSize);
         try {
           [ret, produced] = dctx.decompressStream(more, Buffer.alloc(0));
         } catch (err) {

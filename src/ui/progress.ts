@@ -1,5 +1,4 @@
 // Progress for people: listr2 tasks on a TTY, plain lines on a pipe, nothing but errors with --quiet.
-import { Listr } from 'listr2';
 
 export interface StepContext {
   /** update replaces the step's detail line (throttled on plain output). */
@@ -21,6 +20,8 @@ export function progressMode(opts: { quiet?: boolean; json?: boolean }): Progres
 /** runSteps runs steps in order; the first failure stops the rest and is rethrown as is. */
 export async function runSteps(steps: readonly Step[], mode: ProgressMode): Promise<void> {
   if (mode === 'tty') {
+    // Loaded only for a terminal: pipes and CI never pay for it.
+    const { Listr } = await import('listr2');
     const list = new Listr(
       steps.map((s) => ({
         title: s.title,

@@ -1,0 +1,82 @@
+// report: the figures as rows (median run of each side, ferry/baseline ratio, target, PASS/MISS) and as a text table.
+import type { LoadFigures } from './load.js';
+import type { PackFigures } from './pack.js';
+import type { VerifyFigures } from './verify.js';
+import { median } from './measure.js';
+
+export const RSS_LIMIT_MB = 200;
+
+export interface Row {
+  figure: string;
+  unit: 's' | 'MB';
+  baselineName?: string;
+  /** Median of the baseline's runs. */
+  baseline?: number;
+  /** Median of ferry's runs; for ferry's own RSS limit, the highest run. */
+  ferry: number;
+  /** ferry / baseline. */
+  ratio?: number;
+  target?: string;
+  pass?: boolean;
+  /** Every run, in the order taken. */
+  runs: { baseline?: number[]; ferry: number[] };
+}
+
+const MB = 1e6;
+const secs = (rs: readonly { seconds: number }[]): number[] => rs.map((r) => r.seconds);
+const cpu = (rs: readonly { cpuSeconds: number }[]): number[] => rs.map((r) => r.cpuSeconds);
+const rssOf = (rs: readonly { peakRssMb: number }[]): number[] => rs.map((r) => r.peakRssMb);
+
+function compared(figure: string, unit: Row['unit'], baselineName: string, b: number[], f: number[], maxRatio?: number): Row {
+  const baseline = median(b);
+  const ferry = median(f);
+  const ratio = ferry / baseline;
+  const target = maxRatio === undefined ? {} : { target: `ferry/base <= ${maxRatio.toFixed(2)}`, pass: ratio <= maxRatio };
+  return { figure, unit, baselineName, baseline, ferry, ratio, ...target, runs: { baseline: b, ferry: f } };
+}
+
+function rssLimit(figure: string, f: number[]): Row {
+  const peak = Math.max(...f);
+  return { figure, unit: 'MB', ferry: peak, target: `<= ${RSS_LIMIT_MB} MB`, pass: peak <= RSS_LIMIT_MB, runs: { ferry: f } };
+}
+
+export function rows(pack: PackFigures, load: LoadFigures, verify: VerifyFigures): Row[] {
+  const save = 'docker save | zstd -3 -T2';
+  const dload = 'docker load -i (plain tar)';
+  const pipe = 'zstd -dc | sha256sum';
+  return [
+    compared('pack time', 's', save, secs(pack.baseline), secs(pack.ferry), 1.0),
+    compared('pack output size', 'MB', save, pack.baseline.map((r) => r.bytes / MB), pack.ferry.map((r) => r.bytes / MB), 1.02),
+    rssLimit('pack peak RSS', rssOf(pack.ferry)),
+    compared('pack CPU, client side', 's', save, cpu(pack.baseline), cpu(pack.ferry)),
+    compared('load time', 's', dload, secs(load.baseline), secs(load.ferry), 1.1),
+    rssLimit('load peak RSS', rssOf(load.ferry)),
+    compared('load CPU, client side', 's', dload, cpu(load.baseline), cpu(load.ferry)),
+    compared('load: target dockerd peak RSS', 'MB', dload, load.baseline.map((r) => r.dockerdPeakRssMb), load.ferry.map((r) => r.dockerdPeakRssMb)),
+    compared('verify time', 's', pipe, secs(verify.pipeline), secs(verify.ferry), 1.25),
+    rssLimit('verify peak RSS', rssOf(verify.ferry)),
+    compared('verify CPU', 's', pipe, cpu(verify.pipeline), cpu(verify.ferry)),
+    compared('verify time vs hashing only', 's', 'sha256sum of compressed', secs(verify.sha256sum), secs(verify.ferry)),
+    compared('verify peak RSS vs pipeline', 'MB', pipe, rssOf(verify.pipeline), rssOf(verify.ferry)),
+  ];
+}
+
+/** table renders rows as aligned text, then every run of every row. */
+export function table(rs: readonly Row[]): string {
+  const head = ['figure', 'baseline', 'baseline', 'ferry', 'ferry/base', 'target', 'result'];
+  const num = (x: number | undefined, unit: string): string => (x === undefined ? '' : `${x.toFixed(unit === 's' ? 2 : 1)} ${unit}`);
+  const body = rs.map((r) => [
+    r.figure,
+    r.baselineName ?? '',
+    num(r.baseline, r.unit),
+    num(r.ferry, r.unit),
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(3)}x`,
+    r.target ?? '(info)',
+    r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const list = (xs: readonly number[], unit: string): string => xs.map((x) => x.toFixed(unit === 's' ? 2 : 1)).join(', ');
+  const runs = rs.map((r) => `  ${r.figure} (${r.unit}): ${r.runs.baseline ? `${r.baselineName}: ${list(r.runs.baseline, r.unit)}; ` : ''}ferry: ${list(r.runs.ferry, r.unit)}`);
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), '', 'every run, in the order taken:', ...runs].join('\n');
+}
