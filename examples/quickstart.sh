@@ -21,20 +21,22 @@ WORK=$(mktemp -d /tmp/ferry-quickstart-XXXX)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # dockerd stops the containerd it started before it exits; wait for both.
   for pid in "${PIDS[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done; done
   grep -o " $WORK[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# start_dockerd NAME: a private daemon with no networking; prints its DOCKER_HOST.
+# start_dockerd NAME: a private daemon with no networking; sets HOST to its DOCKER_HOST.
+# (Not called in $(...): the PID must reach this shell's PIDS for cleanup.)
 start_dockerd() {
   local dir="$WORK/$1"; mkdir -p "$dir"
   dockerd --data-root="$dir/data" --exec-root="$dir/exec" --pidfile="$dir/docker.pid" --host="unix://$dir/docker.sock" \
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false --log-level=warn >"$dir/dockerd.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 150); do
-    docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1 && { echo "unix://$dir/docker.sock"; return; }
+    docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1 && { HOST="unix://$dir/docker.sock"; return; }
     sleep 0.2
   done
   echo "dockerd $1 did not start; see $dir/dockerd.log" >&2; exit 1
@@ -46,7 +48,7 @@ if [ -n "${QUICKSTART_IMAGE:-}" ]; then
   say "Source: your Docker daemon at $SOURCE, image $IMAGE"
 else
   say "Starting a private source dockerd and building a demo image in it"
-  SOURCE=$(start_dockerd source)
+  start_dockerd source; SOURCE=$HOST
   mkdir -p "$WORK/rootfs/bin" "$WORK/ctx"
   cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"; ln -s busybox "$WORK/rootfs/bin/sh"
   tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
@@ -69,7 +71,7 @@ say "ferry verify demo.ferry.tar   (air-gapped side)"
 $FERRY verify "$BUNDLE"
 
 say "Starting a second, empty dockerd as the air-gapped target"
-TARGET=$(start_dockerd target)
+start_dockerd target; TARGET=$HOST
 
 say "ferry load demo.ferry.tar --retag docker.io/=registry.local/mirror/"
 DOCKER_HOST="$TARGET" $FERRY load "$BUNDLE" --retag docker.io/=registry.local/mirror/

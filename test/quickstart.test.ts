@@ -27,5 +27,16 @@ describe('examples/quickstart.sh', { skip }, () => {
     assert.equal(source[1]!.slice(0, 12), loaded[1]);
     assert.match(out, /registry\.local\/mirror\/ferry-demo\/hello\s+1\s+<none>\s+[a-f0-9]{12}/);
     assert.match(out, /OK: 1 image\(s\)/);
+    // Both private daemons (and the containerd each started) are gone, and so is the work dir.
+    const work = /and (\/tmp\/ferry-quickstart-[A-Za-z0-9]+) removed on exit/.exec(out);
+    assert.ok(work, out);
+    const { readdir, readFile } = await import('node:fs/promises');
+    const left: string[] = [];
+    for (const pid of await readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.includes(work[1]!)) left.push(cmd.replace(/\0/g, ' '));
+    }
+    assert.deepEqual(left, []);
   });
 });
