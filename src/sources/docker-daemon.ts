@@ -5,6 +5,7 @@ import { diffIdsOf, inspectImage, type EngineImage } from '../engine/images.js';
 import { hex, type DiffId } from '../image/digest.js';
 import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
+import { chunksOf } from '../transfer/chunks.js';
 import { hashOnly, readSaveStream, SaveFormatError } from './docker-save-stream.js';
 import type { ExportedImage, ImageSource, LayerSink, SourceImage } from './source.js';
 
@@ -75,7 +76,7 @@ export class DockerDaemonSource implements ImageSource {
         if (res.statusCode >= 300) throw await this.engine.httpError(res, { method: 'GET', path: '/images/get' });
         let contents;
         try {
-          contents = await readSaveStream(res.body, {
+          contents = await readSaveStream(chunksOf(res.body), {
             isLayerBlob: (h) => expected.has(h),
             layer: async (key, size, body) => {
               // The same layer path in two saves of one daemon is the same layer: check it, don't store it twice.
