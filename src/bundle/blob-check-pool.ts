@@ -3,16 +3,15 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { checkBlob, type BlobCheck } from './blob-check.js';
+import { workerScript } from '../transfer/worker-url.js';
 
-// Under tsx (tests, development) the worker is TypeScript and needs tsx's loader too.
-const WORKER = import.meta.url.endsWith('.ts') ? new URL('./blob-check-worker.ts', import.meta.url) : new URL('./blob-check-worker.js', import.meta.url);
-const WORKER_ARGV = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+const script = workerScript(import.meta.url, 'blob-check-worker');
 
 export async function checkBlobs(jobs: readonly BlobCheck[], onDone: (job: BlobCheck, faults: string[]) => void, signal?: AbortSignal): Promise<void> {
   const queue = [...jobs].sort((a, b) => b.blob.size - a.blob.size);
-  const n = Math.max(1, Math.min(availableParallelism(), queue.length));
+  const n = script ? Math.max(1, Math.min(availableParallelism(), queue.length)) : 1;
   // This thread checks blobs too: one worker fewer is one V8 heap (~27 MB) less.
-  const workers = Array.from({ length: n - 1 }, () => new Worker(WORKER, { execArgv: WORKER_ARGV }));
+  const workers = Array.from({ length: n - 1 }, () => new Worker(script!));
   const inThread = async (): Promise<void> => {
     for (let job = queue.shift(); job; job = queue.shift()) {
       signal?.throwIfAborted();
