@@ -26,7 +26,6 @@ export class BundleReader {
   readonly index: BundleIndex;
   private readonly fh: FileHandle;
   private readonly byDigest = new Map<string, BundleBlob>();
-  private readonly byDiffId = new Map<string, BundleBlob>();
 
   private constructor(path: string, fh: FileHandle, entries: Map<string, TarEntry>, index: BundleIndex) {
     this.path = path;
@@ -35,7 +34,6 @@ export class BundleReader {
     this.index = index;
     for (const b of index.blobs) {
       this.byDigest.set(b.digest, b);
-      if (b.diffId) this.byDiffId.set(b.diffId, b);
     }
   }
 
@@ -91,10 +89,6 @@ export class BundleReader {
 
   blob(digest: Digest): BundleBlob | undefined {
     return this.byDigest.get(digest);
-  }
-
-  layerByDiffId(diffId: DiffId): BundleBlob | undefined {
-    return this.byDiffId.get(diffId);
   }
 
   async close(): Promise<void> {

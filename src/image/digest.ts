@@ -15,11 +15,6 @@ export function isSha256(s: unknown): s is string {
   return typeof s === 'string' && SHA256.test(s);
 }
 
-export function asDigest(s: string): Digest {
-  if (!isSha256(s)) throw new TypeError(`not a sha256 digest: ${JSON.stringify(s).slice(0, 100)}`);
-  return s as Digest;
-}
-
 export function asDiffId(s: string): DiffId {
   if (!isSha256(s)) throw new TypeError(`not a sha256 diffID: ${JSON.stringify(s).slice(0, 100)}`);
   return s as DiffId;

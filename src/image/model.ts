@@ -1,30 +1,4 @@
-// The image model every source produces and every sink consumes: descriptors, records, OCI/docker JSON shapes. Pure.
-import type { DiffId, Digest } from './digest.js';
-import type { Platform } from './platform.js';
-
-export interface BlobDescriptor {
-  mediaType: string;
-  digest: Digest;
-  /** Bytes as stored. */
-  size: number;
-}
-
-export interface LayerDescriptor extends BlobDescriptor {
-  diffId: DiffId;
-  uncompressedSize: number;
-}
-
-/** ImageRecord is one image for one platform: its names, config and layers (base first). */
-export interface ImageRecord {
-  /** Full normalised references (docker.io/library/nginx:1.27); empty for an untagged image. */
-  refs: string[];
-  platform: Platform;
-  /** The config digest, which docker calls the image ID. */
-  imageId: Digest;
-  config: BlobDescriptor & { bytes: Buffer };
-  manifest: BlobDescriptor & { bytes: Buffer };
-  layers: LayerDescriptor[];
-}
+// The OCI and docker JSON shapes ferry reads and writes (index, manifest, config, docker-save manifest). Pure.
 
 /** The parts of an image config (docker's and OCI's) ferry reads. */
 export interface ImageConfig {

@@ -75,12 +75,3 @@ export function familiarReference(r: ImageRef): string {
   if (r.domain === 'docker.io') repo = r.path.startsWith('library/') && r.path.split('/').length === 2 ? r.path.slice(8) : r.path;
   return `${repo}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
 }
-
-export function isReference(s: string): boolean {
-  try {
-    parseReference(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
