@@ -2,7 +2,7 @@
 // cannot hold (links, devices, traversal, duplicates, truncation), and validates ferry.json against its schema.
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { isSha256, type DiffId, type Digest } from '../image/digest.js';
+import { isSha256, type Digest } from '../image/digest.js';
 import { bundleError, FerryError } from '../ui/errors.js';
 import { BLOCK, decodeHeader, isZeroBlock, parsePax } from '../tar/header.js';
 import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, FERRY_INDEX, type BundleBlob, type BundleIndex } from './format.js';
