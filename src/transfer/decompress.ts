@@ -40,8 +40,9 @@ async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) 
   const dctx = new zstd.DCtx();
   // Refuse frames that ask for windows beyond 128 MiB: a memory bomb rather than a real layer.
   dctx.setParameter(zstd.DParameter.windowLogMax, 27);
-  // zstd's own recommended block (128 KiB): kept buffers stay small, and a reused one stays in cache.
-  const outSize = zstd.dStreamOutSize();
+  // A reused buffer is zstd's own block size (128 KiB, stays in cache); kept ones are 1 MiB, so a consumer that
+  // queues them (a tar stream to a daemon) handles few, large chunks.
+  const outSize = transient ? zstd.dStreamOutSize() : 1 << 20;
   const reused = transient ? Buffer.allocUnsafe(outSize) : undefined;
   let last = 0;
   let sawInput = false;
