@@ -62,10 +62,6 @@ export class BundleWriter {
     return this.tar.path;
   }
 
-  get bytesWritten(): number {
-    return this.tar.bytesWritten;
-  }
-
   layer(diffId: DiffId): StoredLayer | undefined {
     return this.layers.get(diffId);
   }
@@ -88,12 +84,7 @@ export class BundleWriter {
       entry.discard();
       return { ...known, repeat: true };
     }
-    // Two different layers never compress to the same bytes, but identical tars do: keep the first.
-    if (this.blobs.has(result.digest)) {
-      entry.discard();
-    } else {
-      await entry.finish(blobPath(result.digest));
-    }
+    await entry.finish(blobPath(result.digest));
     const stored: StoredLayer = { digest: result.digest, size: result.size, mediaType: layerMediaType(this.compression), diffId: result.diffId, uncompressedSize: result.uncompressedSize };
     this.layers.set(result.diffId, stored);
     this.blobs.set(stored.digest, stored);

@@ -30,10 +30,11 @@ export class DockerDaemonSink implements ImageSink {
     if (toLoad.length > 0) {
       for (const r of await this.stream(toLoad, held, events, signal)) results.set(r.imageId, r);
     }
+    for (const img of toLoad) {
+      if (!(await inspectImage(this.engine, img.imageId, signal))) throw new FerryError('LOAD_FAILED', `the daemon reported success but has no image ${img.imageId}`);
+    }
     for (const img of images) {
       if (!results.has(img.imageId)) results.set(img.imageId, { imageId: img.imageId, tags: img.tags, layersSent: 0, layersPresent: img.layers.length });
-      const got = await inspectImage(this.engine, img.imageId, signal);
-      if (!got) throw new FerryError('LOAD_FAILED', `the daemon reported success but has no image ${img.imageId}`);
     }
     // Tags last: a failed load above leaves every name where it was.
     for (const img of images) {

@@ -33,9 +33,6 @@ export class TarFileWriter {
     return this.pos;
   }
 
-  has(name: string): boolean {
-    return this.names.has(name);
-  }
 
   private handle(): FileHandle {
     if (!this.fh) throw new Error('TarFileWriter is closed');

@@ -16,7 +16,7 @@ export interface LoadOptions {
   /** Names or image IDs to load; all images when empty. */
   select?: readonly string[];
   retag?: readonly RetagRule[];
-  events?: { layer?(diffId: string): void; planned?(info: { images: number; layersToSend: number }): void };
+  events?: { layer?(diffId: string): void };
   signal?: AbortSignal;
 }
 

@@ -65,9 +65,14 @@ export function bundleError(file: string, entry: string | undefined, what: strin
   });
 }
 
-/** printable shows a name taken from a bundle without control characters, which could rewrite the terminal. */
-export function printable(name: string): string {
-  const shown = name.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+/** escapeControls writes control characters as \xNN, so text quoted from a bundle cannot rewrite the terminal. */
+export function escapeControls(s: string, keep: RegExp = /$^/): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (keep.test(c) ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
+/** printable shows a name taken from a bundle: escaped and cut to a sane length. */
+function printable(name: string): string {
+  const shown = escapeControls(name);
   return shown.length > 300 ? `${shown.slice(0, 300)}…` : shown;
 }
 

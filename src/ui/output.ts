@@ -1,5 +1,5 @@
 // Output for machines and people: --json results on stdout, errors as "ferry: what" plus "hint: what to do".
-import type { FerryError } from './errors.js';
+import { escapeControls, type FerryError } from './errors.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -14,7 +14,7 @@ export function printError(err: FerryError, json: boolean): void {
   if (err.details.length > 50) lines.push(`  … and ${err.details.length - 50} more`);
   if (err.hint) lines.push(`hint: ${err.hint}`);
   // Messages quote names from bundles and daemons: no control character reaches the terminal.
-  const shown = lines.map((l) => l.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  const shown = lines.map((l) => escapeControls(l, /[\t\n]/));
   if (process.env.FERRY_DEBUG && err.cause) shown.push(String((err.cause as Error).stack ?? err.cause));
   process.stderr.write(`${shown.join('\n')}\n`);
 }
