@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'MISSING_LAYERS'
   | 'DAEMON_UNREACHABLE'
   | 'DAEMON_ERROR'
+  | 'REGISTRY_UNREACHABLE'
+  | 'REGISTRY_AUTH'
+  | 'REGISTRY_ERROR'
   | 'LOAD_FAILED'
   | 'INTERRUPTED';
 
@@ -34,6 +37,9 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   MISSING_LAYERS: EXIT.missingLayers,
   DAEMON_UNREACHABLE: EXIT.unreachable,
   DAEMON_ERROR: EXIT.runtime,
+  REGISTRY_UNREACHABLE: EXIT.unreachable,
+  REGISTRY_AUTH: EXIT.unreachable,
+  REGISTRY_ERROR: EXIT.runtime,
   LOAD_FAILED: EXIT.runtime,
   INTERRUPTED: 130,
 };
