@@ -128,3 +128,184 @@ describe('registry client: pure parts', () => {
     assert.equal(retryAfterMs('soon'), undefined);
   });
 });
+
+describe('registry client: open registry', { skip: missing(['docker-registry']) }, () => {
+  let reg: Registry;
+  let proxy: FaultProxy;
+  let direct: RegistryClient;
+  let viaProxy: RegistryClient;
+  const big = generated('big', 6 * MiB + 123);
+  let bigDigest: Digest;
+
+  before(async () => {
+    reg = await startRegistry();
+    proxy = await startFaultProxy(reg.host, { paginateTags: true });
+    direct = new RegistryClient(reg.host, FAST);
+    viaProxy = new RegistryClient(proxy.host, { ...FAST, chunkSize: MiB });
+    bigDigest = await big.digest();
+  });
+  after(async () => {
+    await direct?.close();
+    await viaProxy?.close();
+    await proxy?.close();
+    await reg?.stop();
+  });
+
+  test('ping', async () => {
+    await direct.ping();
+  });
+
+  test('a streamed multi-MB upload, then hasBlob and a verified pull', async () => {
+    assert.equal(await direct.hasBlob('big/one', bigDigest), undefined);
+    await direct.uploadBlob('big/one', bigDigest, big.size, big.open);
+    assert.equal(await direct.hasBlob('big/one', bigDigest), big.size);
+    const got = await digestOfStream(await direct.blob('big/one', bigDigest, big.size));
+    assert.deepEqual(got, { digest: bigDigest, size: big.size });
+    // an empty blob too
+    const empty = sha256Of(Buffer.alloc(0));
+    await direct.uploadBlob('big/one', empty, 0, bytesOf(Buffer.alloc(0)));
+    assert.equal(await direct.hasBlob('big/one', empty), 0);
+  });
+
+  test('a blob whose bytes do not match its digest or size fails with DigestMismatchError', async () => {
+    const b = Buffer.from('soon to rot on disk');
+    const d = await pushBytes(direct, 'rot', b);
+    await assert.rejects(direct.blob('rot', d, b.length + 1), DigestMismatchError);
+    const file = join(reg.dir, 'data/docker/registry/v2/blobs/sha256', d.slice(7, 9), d.slice(7), 'data');
+    await writeFile(file, Buffer.from('SOON to rot on disk'));
+    const s = await direct.blob('rot', d, b.length);
+    await assert.rejects(digestOfStream(s), (err: unknown) => err instanceof DigestMismatchError && /digest/.test(err.message));
+    await assert.rejects(direct.blob('rot', sha256Of('absent')), (err: unknown) => err instanceof FerryError && err.code === 'REGISTRY_ERROR' && /not found/.test(err.message));
+  });
+
+  test('cross-repository mount: 201 when the source holds it, false (session cancelled) when not', async () => {
+    const d = await pushBytes(direct, 'mount/src', Buffer.from('shared layer'));
+    assert.equal(await direct.hasBlob('mount/dst', d), undefined);
+    assert.equal(await direct.mountBlob('mount/dst', d, 'mount/src'), true);
+    assert.equal(await direct.hasBlob('mount/dst', d), Buffer.from('shared layer').length);
+    assert.equal(await direct.mountBlob('mount/dst2', sha256Of('nowhere'), 'mount/src'), false);
+  });
+
+  test('manifests of all four media types, by tag and by digest; headManifest; absent → IMAGE_NOT_FOUND', async () => {
+    const oci = await pushImage(direct, 'multi', 'oci', 'oci');
+    const docker = await pushImage(direct, 'multi', 'docker', 'docker');
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [{ mediaType: OCI_MANIFEST, digest: oci.digest, size: oci.bytes.length, platform: { architecture: 'amd64', os: 'linux' } }],
+      }),
+    );
+    const list = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: DOCKER_MANIFEST_LIST,
+        manifests: [{ mediaType: DOCKER_MANIFEST, digest: docker.digest, size: docker.bytes.length, platform: { architecture: 'amd64', os: 'linux' } }],
+      }),
+    );
+    const indexDigest = await direct.putManifest('multi', 'index', index, OCI_INDEX);
+    const listDigest = await direct.putManifest('multi', 'list', list, DOCKER_MANIFEST_LIST);
+    const cases = [
+      { tag: 'oci', bytes: oci.bytes, digest: oci.digest, mediaType: OCI_MANIFEST },
+      { tag: 'docker', bytes: docker.bytes, digest: docker.digest, mediaType: DOCKER_MANIFEST },
+      { tag: 'index', bytes: index, digest: indexDigest, mediaType: OCI_INDEX },
+      { tag: 'list', bytes: list, digest: listDigest, mediaType: DOCKER_MANIFEST_LIST },
+    ];
+    for (const c of cases) {
+      assert.equal(c.digest, sha256Of(c.bytes));
+      for (const ref of [c.tag, c.digest]) {
+        const m = await direct.getManifest('multi', ref);
+        assert.equal(m.mediaType, c.mediaType, `${ref}`);
+        assert.equal(m.digest, c.digest);
+        assert.ok(m.bytes.equals(c.bytes));
+        assert.deepEqual(await direct.headManifest('multi', ref), { digest: c.digest, mediaType: c.mediaType, size: c.bytes.length });
+      }
+    }
+    assert.equal(await direct.headManifest('multi', 'nope'), undefined);
+    await rejectsWith(direct.getManifest('multi', 'nope'), 'IMAGE_NOT_FOUND', new RegExp(`${reg.host}/multi:nope`));
+    await rejectsWith(direct.getManifest('never/pushed', sha256Of('x')), 'IMAGE_NOT_FOUND', /never\/pushed@sha256:/);
+    await rejectsWith(direct.getManifest('Bad Name', 'x'), 'USAGE');
+    await assert.rejects(direct.putManifest('multi', sha256Of('other'), index, OCI_INDEX), DigestMismatchError);
+  });
+
+  test('listTags follows Link rel="next" pages; an unknown repository has none', async () => {
+    const img = await pushImage(direct, 'tagged', 'oci');
+    const tags = ['a', 'b', 'c', 'd', 'e'];
+    for (const t of tags) await direct.putManifest('tagged', t, img.bytes, img.mediaType);
+    proxy.reset();
+    assert.deepEqual((await viaProxy.listTags('tagged', undefined, 2)).sort(), tags);
+    assert.deepEqual(
+      proxy.log.filter((e) => e.url.includes('/tags/list')).map((e) => e.url),
+      ['/v2/tagged/tags/list?n=2', '/v2/tagged/tags/list?n=2&last=b', '/v2/tagged/tags/list?n=2&last=d'],
+    );
+    assert.deepEqual((await viaProxy.listTags('tagged')).sort(), tags);
+    assert.deepEqual(await viaProxy.listTags('no/such/repo'), []);
+  });
+
+  test('retries: 500s and a 429 with Retry-After are ridden out; persistent 5xx ends as REGISTRY_ERROR quoting the registry, escaped', async () => {
+    const img = await pushImage(direct, 'retry', 'oci', 'v1');
+    proxy.reset();
+    proxy.fail(2, 500, { match: (m, u) => m === 'GET' && u.includes('/manifests/') });
+    assert.equal((await viaProxy.getManifest('retry', 'v1')).digest, img.digest);
+    assert.equal(proxy.log.filter((e) => e.url.includes('/manifests/')).length, 3);
+
+    proxy.reset();
+    proxy.fail(1, 429, { retryAfter: 1, match: (m, u) => u.includes('/manifests/') });
+    const t0 = Date.now();
+    assert.equal((await viaProxy.getManifest('retry', 'v1')).digest, img.digest);
+    assert.ok(Date.now() - t0 >= 950, `waited only ${Date.now() - t0} ms`);
+
+    proxy.reset();
+    proxy.fail(100, 503, { match: (m, u) => u.includes('/manifests/'), message: 'down for \x1b[31mmaintenance' });
+    const err = await rejectsWith(viaProxy.getManifest('retry', 'v1'), 'REGISTRY_ERROR', /HTTP 503 UNAVAILABLE: down for \\x1b\[31mmaintenance/);
+    assert.equal(err.exitCode, 1);
+    assert.equal(proxy.log.length, 5, 'five attempts by default');
+    proxy.reset();
+  });
+
+  test('an upload PATCH dropped before the registry saw it resumes from the offset the registry reports', async () => {
+    const blob = generated('resume', 5 * MiB + 77);
+    const d = await blob.digest();
+    proxy.reset();
+    proxy.dropUpload({ nth: 4, after: 300 * 1024, buffered: true });
+    await viaProxy.uploadBlob('resume/buffered', d, blob.size, blob.open);
+    const posts = proxy.log.filter((e) => e.method === 'POST');
+    const patches = proxy.log.filter((e) => e.method === 'PATCH');
+    const statusChecks = proxy.log.filter((e) => e.method === 'GET' && e.url.includes('/blobs/uploads/'));
+    assert.equal(posts.length, 1, 'one session: no restart');
+    assert.equal(statusChecks.length, 1, 'the registry was asked what it holds');
+    assert.equal(patches.length, 7, '3 good chunks, the cut one, then the 3 remaining');
+    assert.ok(proxy.bytesIn < blob.size + MiB, `sent ${proxy.bytesIn} bytes for a ${blob.size}-byte blob`);
+    assert.deepEqual(await digestOfStream(await direct.blob('resume/buffered', d, blob.size)), { digest: d, size: blob.size });
+  });
+
+  test('an upload PATCH cut after the registry took part of it starts a fresh session and still lands intact', async () => {
+    const blob = generated('restart', 3 * MiB + 5);
+    const d = await blob.digest();
+    proxy.reset();
+    proxy.dropUpload({ nth: 2, after: 512 * 1024, buffered: false });
+    await viaProxy.uploadBlob('resume/unbuffered', d, blob.size, blob.open);
+    assert.equal(proxy.log.filter((e) => e.method === 'POST').length, 2, 'distribution cancels a session whose offset moved under it');
+    assert.ok(proxy.bytesIn < 2 * blob.size);
+    assert.deepEqual(await digestOfStream(await direct.blob('resume/unbuffered', d, blob.size)), { digest: d, size: blob.size });
+  });
+
+  test('a blob download cut mid-body resumes with a Range request', async () => {
+    proxy.reset();
+    proxy.dropDownload({ after: 2 * MiB + 3, match: (m, u) => m === 'GET' && u.includes(`/blobs/${bigDigest}`) });
+    assert.deepEqual(await digestOfStream(await viaProxy.blob('big/one', bigDigest, big.size)), { digest: bigDigest, size: big.size });
+    const gets = proxy.log.filter((e) => e.url.includes(`/blobs/${bigDigest}`));
+    assert.equal(gets.length, 2);
+    assert.equal(gets[1]?.range, `bytes=${2 * MiB + 3}-`);
+  });
+
+  test('a stopped registry is REGISTRY_UNREACHABLE (exit 5), after the retries', async () => {
+    const gone = await startRegistry();
+    await gone.stop();
+    const c = new RegistryClient(gone.host, { retries: 3, backoffMs: 5 });
+    const err = await rejectsWith(c.ping(), 'REGISTRY_UNREACHABLE', new RegExp(`cannot reach registry ${gone.host}.*ECONNREFUSED`));
+    assert.equal(err.exitCode, 5);
+    assert.ok(err.hint);
+    await c.close();
+  });
+});

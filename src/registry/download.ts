@@ -3,7 +3,7 @@ import type { Digest } from '../image/digest.js';
 import { DigestMismatchError, Sha256Counter } from '../transfer/hash.js';
 import { repositoryScope } from './challenge.js';
 import { isNetworkError, unreachable } from './errors.js';
-import { header, type RegistryTransport, type Response } from './http.js';
+import { discard, header, type RegistryTransport, type Response } from './http.js';
 import { backoffDelay, isRetryableNetworkError, sleep } from './retry.js';
 
 /**
@@ -17,7 +17,7 @@ export async function openBlob(t: RegistryTransport, repo: string, digest: Diges
   const declared = Number(header(first, 'content-length') ?? NaN);
   const what = `blob ${digest} from ${t.registry}/${repo}`;
   if (size !== undefined && Number.isFinite(declared) && declared !== size) {
-    first.body.destroy();
+    discard(first);
     throw new DigestMismatchError(`${what} size`, `${size} bytes`, `${declared} bytes`);
   }
   const expected = size ?? (Number.isFinite(declared) ? declared : undefined);
@@ -55,7 +55,7 @@ async function* stream(
       } catch (err) {
         if (!isRetryableNetworkError(err) || resumes + 1 >= t.attempts || req.signal?.aborted) throw isNetworkError(err) ? unreachable(t.registry, err) : err;
         resumes++;
-        res.body.destroy();
+        discard(res);
         await sleep(backoffDelay(resumes, t.backoffMs), req.signal);
         // Continue where the bytes stopped; a registry that ignores Range sends it all again and we skip what we have.
         res = await t.request({ ...req, headers: { range: `bytes=${h.bytes}-` } });
@@ -71,7 +71,7 @@ async function* stream(
       }
     }
   } finally {
-    if (!res.body.destroyed) res.body.destroy();
+    discard(res);
   }
   if (expected !== undefined && h.bytes !== expected) throw new DigestMismatchError(`${what} is shorter than its size`, `${expected} bytes`, `${h.bytes} bytes`);
   const got = h.digest();

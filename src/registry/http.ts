@@ -226,6 +226,13 @@ export class RegistryTransport {
   }
 }
 
+/** discard drops a body we will not read; undici reports a body destroyed unread as an error event, which must not go unheard. */
+export function discard(res: Response): void {
+  if (res.body.destroyed) return;
+  res.body.on('error', () => undefined);
+  res.body.destroy();
+}
+
 /** readText reads a small body as text, refusing to hold more than limit bytes. */
 export async function readText(res: Response, limit: number): Promise<string> {
   return (await readLimited(res, limit, 'answer')).toString('utf8');
@@ -235,7 +242,7 @@ export async function readText(res: Response, limit: number): Promise<string> {
 export async function readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    res.body.destroy();
+    discard(res);
     throw new FerryError('REGISTRY_ERROR', `${what} from ${res.url.host} is ${declared} bytes, more than the ${limit} ferry accepts`);
   }
   const parts: Buffer[] = [];
@@ -243,7 +250,7 @@ export async function readLimited(res: Response, limit: number, what: string): P
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
     n += chunk.length;
     if (n > limit) {
-      res.body.destroy();
+      discard(res);
       throw new FerryError('REGISTRY_ERROR', `${what} from ${res.url.host} is more than the ${limit} bytes ferry accepts`);
     }
     parts.push(chunk);

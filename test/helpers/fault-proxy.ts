@@ -39,7 +39,11 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls } = {}): Promise<FaultProxy> {
+/**
+ * Options. paginateTags: Debian's distribution 2.8 ignores `n` on tags/list; the proxy then serves the registry's real list
+ * in pages with Link rel="next", as distribution 3 and the OCI spec do, so a client's paging can be tested.
+ */
+export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls; paginateTags?: boolean } = {}): Promise<FaultProxy> {
   const [upHost, upPort] = upstream.split(':');
   let statusFaults: { left: number; status: number; retryAfter?: number; match: Match; message: string }[] = [];
   let uploadDrop: { nth: number; after: number; buffered: boolean } | undefined;
@@ -128,7 +132,41 @@ export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls }
       });
       return;
     }
+    const tagsPage = /^(\/v2\/.+\/tags\/list)\?(.*)$/.exec(url);
+    if (opts.paginateTags && method === 'GET' && tagsPage) {
+      const q = new URLSearchParams(tagsPage[2]);
+      const n = Number(q.get('n'));
+      if (n > 0) {
+        paginate(req, res, entry, tagsPage[1]!, n, q.get('last') ?? '');
+        return;
+      }
+    }
     forward(req, res, entry);
+  };
+
+  const paginate = (req: IncomingMessage, res: ServerResponse, entry: ProxyLogEntry, path: string, n: number, last: string): void => {
+    const up = upstreamRequest({ host: upHost, port: Number(upPort), method: 'GET', path, headers: req.headers });
+    up.on('error', () => res.socket?.destroy());
+    up.on('response', (ur) => {
+      const parts: Buffer[] = [];
+      ur.on('data', (c: Buffer) => parts.push(c));
+      ur.on('end', () => {
+        entry.status = ur.statusCode;
+        if (ur.statusCode !== 200) {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          res.end(Buffer.concat(parts));
+          return;
+        }
+        const all = JSON.parse(Buffer.concat(parts).toString('utf8')) as { name: string; tags: string[] };
+        const rest = [...all.tags].sort().filter((t) => t > last);
+        const page = rest.slice(0, n);
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (rest.length > n) headers.link = `<${path}?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"`;
+        res.writeHead(200, headers);
+        res.end(JSON.stringify({ name: all.name, tags: page }));
+      });
+    });
+    up.end();
   };
 
   const server: Server = opts.tls
