@@ -309,3 +309,249 @@ describe('registry client: open registry', { skip: missing(['docker-registry']) 
     await c.close();
   });
 });
+
+/** withEnv runs fn with environment variables set, and puts them back after. */
+async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+const bcryptLine = htpasswdLine('alice', 's3cret');
+
+describe('registry client: htpasswd Basic auth and docker credentials', { skip: missing(['docker-registry']) ?? (bcryptLine ? undefined : missing(['htpasswd'])) }, () => {
+  let dir: string;
+  let reg: Registry;
+  let empty: string;
+  let bin: string;
+
+  /** dockerConfig writes a config.json into a fresh dir and returns the dir. */
+  const dockerConfig = async (config: unknown): Promise<string> => {
+    const d = await mkdtemp(join(dir, 'docker-config-'));
+    await writeFile(join(d, 'config.json'), JSON.stringify(config));
+    return d;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-basic-'));
+    await writeFile(join(dir, 'htpasswd'), `${bcryptLine}\n`);
+    reg = await startRegistry(`auth:\n  htpasswd:\n    realm: ferry-test\n    path: ${join(dir, 'htpasswd')}\n`);
+    empty = await dockerConfig({});
+    bin = join(dir, 'bin');
+    await mkdir(bin);
+    // A credential helper as docker runs it: `get`, the server on stdin, JSON on stdout.
+    await writeFile(
+      join(bin, 'docker-credential-fake'),
+      `#!/bin/sh\nread host\necho "$host" >> ${join(dir, 'helper.log')}\nif [ "$1" = get ] && [ "$host" = "${reg.host}" ]; then\n  printf '{"ServerURL":"%s","Username":"alice","Secret":"s3cret"}' "$host"; exit 0\nfi\necho "credentials not found in native keychain"; exit 1\n`,
+    );
+    await writeFile(join(bin, 'docker-credential-broken'), '#!/bin/sh\necho "helper exploded" >&2\nexit 2\n');
+    await chmod(join(bin, 'docker-credential-fake'), 0o755);
+    await chmod(join(bin, 'docker-credential-broken'), 0o755);
+  });
+  after(async () => {
+    await reg?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('explicit credentials: ping, push and pull', async () => {
+    const c = new RegistryClient(reg.host, { ...FAST, creds: { username: 'alice', password: 's3cret' }, dockerConfig: empty });
+    await c.ping();
+    const img = await pushImage(c, 'private/app', 'oci', 'v1');
+    assert.equal((await c.getManifest('private/app', 'v1')).digest, img.digest);
+    await c.close();
+  });
+
+  test('a wrong password or no credentials is REGISTRY_AUTH (exit 5) naming the registry, with a hint', async () => {
+    const wrong = new RegistryClient(reg.host, { ...FAST, creds: { username: 'alice', password: 'nope' }, dockerConfig: empty });
+    const err = await rejectsWith(wrong.getManifest('private/app', 'v1'), 'REGISTRY_AUTH', new RegExp(`registry ${reg.host} refused the credentials`));
+    assert.equal(err.exitCode, 5);
+    assert.match(err.hint ?? '', /--creds/);
+    assert.match(err.hint ?? '', /docker login/);
+    const anonymous = new RegistryClient(reg.host, { ...FAST, dockerConfig: empty });
+    await rejectsWith(anonymous.ping(), 'REGISTRY_AUTH', /requires credentials/);
+  });
+
+  test('docker config auths: base64 auth under https://HOST (via $DOCKER_CONFIG), username/password under HOST', async () => {
+    const b64 = await dockerConfig({ auths: { [`https://${reg.host}`]: { auth: Buffer.from('alice:s3cret').toString('base64') } } });
+    await withEnv({ DOCKER_CONFIG: b64 }, async () => new RegistryClient(reg.host, FAST).ping());
+    const plain = await dockerConfig({ auths: { [reg.host]: { username: 'alice', password: 's3cret' }, 'other.example': { auth: 'eDp5' } } });
+    await new RegistryClient(reg.host, { ...FAST, dockerConfig: plain }).ping();
+    const wrong = await dockerConfig({ auths: { [reg.host]: { auth: Buffer.from('alice:wrong').toString('base64') } } });
+    await rejectsWith(new RegistryClient(reg.host, { ...FAST, dockerConfig: wrong }).ping(), 'REGISTRY_AUTH');
+    // explicit credentials win over the config
+    await new RegistryClient(reg.host, { ...FAST, dockerConfig: wrong, creds: { username: 'alice', password: 's3cret' } }).ping();
+  });
+
+  test('credential helpers: credHelpers[host] and credsStore run docker-credential-NAME; a failing or absent helper is a clear error', async () => {
+    await withEnv({ PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` }, async () => {
+      await new RegistryClient(reg.host, { ...FAST, dockerConfig: await dockerConfig({ credHelpers: { [reg.host]: 'fake' } }) }).ping();
+      assert.equal((await readFile(join(dir, 'helper.log'), 'utf8')).trim(), reg.host);
+      await new RegistryClient(reg.host, { ...FAST, dockerConfig: await dockerConfig({ credsStore: 'fake', auths: { [reg.host]: {} } }) }).ping();
+      // credHelpers for the host wins over credsStore
+      await new RegistryClient(reg.host, { ...FAST, dockerConfig: await dockerConfig({ credsStore: 'broken', credHelpers: { [reg.host]: 'fake' } }) }).ping();
+      await rejectsWith(
+        new RegistryClient(reg.host, { ...FAST, dockerConfig: await dockerConfig({ credHelpers: { [reg.host]: 'broken' } }) }).ping(),
+        'REGISTRY_AUTH',
+        /docker-credential-broken failed for .*helper exploded/,
+      );
+      await rejectsWith(
+        new RegistryClient(reg.host, { ...FAST, dockerConfig: await dockerConfig({ credsStore: 'absent' }) }).ping(),
+        'REGISTRY_AUTH',
+        /docker-credential-absent is not installed/,
+      );
+    });
+  });
+});
+
+describe('registry client: Bearer token auth', { skip: missing(['docker-registry', 'openssl']) }, () => {
+  let dir: string;
+  let tokens: TokenServer;
+  let reg: Registry;
+  const alice: RegistryOptions = { ...FAST, creds: { username: 'alice', password: 's3cret' } };
+  const asked = (scope: string): number => tokens.requests.filter((r) => r.scopes.includes(scope)).length;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-token-'));
+    tokens = await startTokenServer(dir, { alice: 's3cret' });
+    reg = await startRegistry(tokens.registryConfig());
+  });
+  after(async () => {
+    await reg?.stop();
+    await tokens?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('ping, push and pull with scoped tokens, cached per scope set', async () => {
+    const c = new RegistryClient(reg.host, alice);
+    await c.ping();
+    assert.deepEqual(tokens.requests.at(-1), { scopes: [], account: 'alice', user: 'alice' });
+    const img = await pushImage(c, 'team/app', 'docker', 'v1');
+    const pushes = asked('repository:team/app:pull,push');
+    assert.equal(pushes, 1, 'one token for every push request of the repository');
+    assert.equal((await c.getManifest('team/app', 'v1')).digest, img.digest);
+    assert.equal((await c.getManifest('team/app', img.digest)).digest, img.digest);
+    assert.equal(await c.hasBlob('team/app', sha256Of('absent')), undefined);
+    assert.equal(asked('repository:team/app:pull'), 1);
+    await c.close();
+  });
+
+  test('a mount asks one token for pull,push on the target and pull on the source', async () => {
+    const c = new RegistryClient(reg.host, alice);
+    const d = await pushBytes(c, 'team/base', Buffer.from('base layer'));
+    assert.equal(await c.mountBlob('team/app2', d, 'team/base'), true);
+    const req = tokens.requests.find((r) => r.scopes.includes('repository:team/app2:pull,push'));
+    assert.deepEqual(req?.scopes, ['repository:team/app2:pull,push', 'repository:team/base:pull']);
+    assert.equal(await c.hasBlob('team/app2', d), 'base layer'.length);
+  });
+
+  test('a token is renewed once expires_in has passed', async () => {
+    tokens.expiresIn = 1;
+    try {
+      const c = new RegistryClient(reg.host, alice);
+      await c.listTags('team/app');
+      const before = asked('repository:team/app:pull');
+      await c.listTags('team/app');
+      assert.equal(asked('repository:team/app:pull'), before, 'still fresh');
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.deepEqual(await c.listTags('team/app'), ['v1']);
+      assert.equal(asked('repository:team/app:pull'), before + 1, 'renewed');
+    } finally {
+      tokens.expiresIn = 300;
+    }
+  });
+
+  test('a cached token the registry refuses is fetched again, once; access_token is accepted for token', async () => {
+    tokens.staleNext = 1;
+    tokens.field = 'access_token';
+    try {
+      const c = new RegistryClient(reg.host, alice);
+      const before = asked('repository:team/app:pull');
+      assert.deepEqual(await c.listTags('team/app'), ['v1']);
+      assert.equal(asked('repository:team/app:pull'), before + 2, 'the stale token, then a good one');
+    } finally {
+      tokens.field = 'token';
+    }
+  });
+
+  test('a token server that refuses the password is REGISTRY_AUTH', async () => {
+    const c = new RegistryClient(reg.host, { ...FAST, creds: { username: 'alice', password: 'nope' } });
+    const err = await rejectsWith(c.getManifest('team/app', 'v1'), 'REGISTRY_AUTH', new RegExp(`${reg.host} refused the credentials.*UNAUTHORIZED`));
+    assert.equal(err.exitCode, 5);
+  });
+});
+
+describe('registry client: TLS with certs.d', { skip: missing(['docker-registry', 'openssl']) }, () => {
+  let dir: string;
+  let reg: Registry;
+  let tlsProxy: FaultProxy;
+  let mtlsProxy: FaultProxy;
+  let certsDir: string;
+  let name: string;
+  let mtlsName: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-tls-'));
+    reg = await startRegistry();
+    const server = selfSigned(dir, 'server');
+    const client = selfSigned(dir, 'client', 'ferry test client');
+    tlsProxy = await startFaultProxy(reg.host, { tls: { cert: server.cert, key: server.key } });
+    mtlsProxy = await startFaultProxy(reg.host, { tls: { cert: server.cert, key: server.key, clientCa: client.cert } });
+    name = `localhost:${tlsProxy.port}`;
+    mtlsName = `localhost:${mtlsProxy.port}`;
+    certsDir = join(dir, 'certs.d');
+    await mkdir(join(certsDir, name), { recursive: true });
+    await copyFile(server.certFile, join(certsDir, name, 'ca.crt'));
+    await mkdir(join(certsDir, mtlsName), { recursive: true });
+    await copyFile(server.certFile, join(certsDir, mtlsName, 'ca.crt'));
+    await copyFile(client.certFile, join(certsDir, mtlsName, 'client.cert'));
+    await copyFile(client.keyFile, join(certsDir, mtlsName, 'client.key'));
+  });
+  after(async () => {
+    await tlsProxy?.close();
+    await mtlsProxy?.close();
+    await reg?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a loopback host with a CA in certs.d speaks verified TLS: push and pull through it', async () => {
+    const c = new RegistryClient(name, { ...FAST, certsDir });
+    await c.ping();
+    const img = await pushImage(c, 'tls/app', 'oci', 'v1');
+    assert.equal((await c.getManifest('tls/app', 'v1')).digest, img.digest);
+    assert.ok(tlsProxy.log.some((e) => e.method === 'PATCH'), 'the upload went through the TLS proxy');
+    // FERRY_CERTS_D names the root when no option does
+    await withEnv({ FERRY_CERTS_D: certsDir }, async () => new RegistryClient(name, FAST).ping());
+  });
+
+  test('without its CA the same host fails as REGISTRY_UNREACHABLE: plain HTTP on loopback, or an untrusted certificate', async () => {
+    await rejectsWith(new RegistryClient(name, { retries: 1, certsDir: join(dir, 'nothing') }).ping(), 'REGISTRY_UNREACHABLE', new RegExp(name));
+    const other = selfSigned(dir, 'other');
+    const wrongCa = join(dir, 'wrong-ca');
+    await mkdir(join(wrongCa, name), { recursive: true });
+    await copyFile(other.certFile, join(wrongCa, name, 'ca.crt'));
+    const err = await rejectsWith(new RegistryClient(name, { retries: 1, certsDir: wrongCa }).ping(), 'REGISTRY_UNREACHABLE');
+    assert.match(err.hint ?? '', /certs\.d/);
+  });
+
+  test('insecure: TLS without verification, and plain HTTP when the host does not speak TLS', async () => {
+    await new RegistryClient(name, { ...FAST, insecure: true, certsDir: join(dir, 'nothing') }).ping();
+    await new RegistryClient(reg.host, { ...FAST, insecure: true, certsDir: join(dir, 'nothing') }).ping();
+  });
+
+  test('a client certificate pair (*.cert + *.key) from certs.d is presented; without it the server refuses us', async () => {
+    const c = new RegistryClient(mtlsName, { ...FAST, certsDir });
+    await c.ping();
+    assert.equal((await c.listTags('tls/app')).length, 1);
+    const noPair = join(dir, 'no-pair');
+    await mkdir(join(noPair, mtlsName), { recursive: true });
+    await copyFile(join(certsDir, mtlsName, 'ca.crt'), join(noPair, mtlsName, 'ca.crt'));
+    await rejectsWith(new RegistryClient(mtlsName, { retries: 1, certsDir: noPair }).ping(), 'REGISTRY_UNREACHABLE');
+  });
+});

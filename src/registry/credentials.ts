@@ -97,28 +97,33 @@ async function fromHelper(name: string, server: string): Promise<Credentials | u
 
 function run(program: string, args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string; error?: string }> {
   return new Promise((resolveOnce) => {
-    let done = false;
-    const resolve = (r: { code: number | null; stdout: string; stderr: string; error?: string }): void => {
-      if (!done) resolveOnce(r);
-      done = true;
-    };
-    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: HELPER_TIMEOUT_MS, killSignal: 'SIGKILL' });
     let stdout = '';
     let stderr = '';
     let error: string | undefined;
+    // Our own timer, not spawn's `timeout`: that one outlives a helper that never started and holds the process open.
+    let timer: NodeJS.Timeout | undefined;
+    const resolve = (code: number | null): void => {
+      if (timer === undefined) return;
+      clearTimeout(timer);
+      timer = undefined;
+      resolveOnce({ code, stdout, stderr, ...(error ? { error } : {}) });
+    };
+    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    timer = setTimeout(() => {
+      error = `it did not answer within ${HELPER_TIMEOUT_MS / 1000} s`;
+      child.kill('SIGKILL');
+      resolve(null);
+    }, HELPER_TIMEOUT_MS);
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = (stdout + d).slice(0, 65536)));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(0, 65536)));
     child.on('error', (err: NodeJS.ErrnoException) => {
       error = err.code === 'ENOENT' ? `${program} is not installed (not found on PATH)` : err.message;
-      resolve({ code: null, stdout, stderr, error });
+      resolve(null);
     });
     child.stdin.on('error', () => {
       /* the helper may exit without reading; its exit status says what happened */
     });
     child.stdin.end(input);
-    child.on('close', (code, signal) => {
-      if (signal === 'SIGKILL' && !error) error = `it did not answer within ${HELPER_TIMEOUT_MS / 1000} s`;
-      resolve({ code, stdout, stderr, ...(error ? { error } : {}) });
-    });
+    child.on('close', (code) => resolve(code));
   });
 }

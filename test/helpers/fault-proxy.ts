@@ -49,8 +49,11 @@ export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls; 
   let uploadDrop: { nth: number; after: number; buffered: boolean } | undefined;
   let downloadDrop: { after: number; match: Match } | undefined;
 
+  // Behind TLS termination the registry must know its public scheme, or its Location URLs say http://.
+  const forwardedHeaders = (req: IncomingMessage): IncomingMessage['headers'] => (opts.tls ? { ...req.headers, 'x-forwarded-proto': 'https' } : req.headers);
+
   const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxyLogEntry, body?: Buffer): void => {
-    const up = upstreamRequest({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers });
+    const up = upstreamRequest({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: forwardedHeaders(req) });
     up.on('response', (ur) => {
       entry.status = ur.statusCode;
       res.writeHead(ur.statusCode ?? 502, ur.headers);
@@ -109,7 +112,7 @@ export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls; 
         });
         return;
       }
-      const up = upstreamRequest({ host: upHost, port: Number(upPort), method, path: url, headers: req.headers });
+      const up = upstreamRequest({ host: upHost, port: Number(upPort), method, path: url, headers: forwardedHeaders(req) });
       up.on('error', () => undefined);
       up.on('response', (ur) => ur.resume());
       req.on('data', (c: Buffer) => {
@@ -145,7 +148,7 @@ export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls; 
   };
 
   const paginate = (req: IncomingMessage, res: ServerResponse, entry: ProxyLogEntry, path: string, n: number, last: string): void => {
-    const up = upstreamRequest({ host: upHost, port: Number(upPort), method: 'GET', path, headers: req.headers });
+    const up = upstreamRequest({ host: upHost, port: Number(upPort), method: 'GET', path, headers: forwardedHeaders(req) });
     up.on('error', () => res.socket?.destroy());
     up.on('response', (ur) => {
       const parts: Buffer[] = [];
