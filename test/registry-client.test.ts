@@ -183,7 +183,13 @@ describe('registry client: open registry', { skip: missing(['docker-registry']) 
     assert.equal(await direct.hasBlob('mount/dst', d), undefined);
     assert.equal(await direct.mountBlob('mount/dst', d, 'mount/src'), true);
     assert.equal(await direct.hasBlob('mount/dst', d), Buffer.from('shared layer').length);
-    assert.equal(await direct.mountBlob('mount/dst2', sha256Of('nowhere'), 'mount/src'), false);
+    proxy.reset();
+    assert.equal(await viaProxy.mountBlob('mount/dst2', sha256Of('nowhere'), 'mount/src'), false);
+    assert.deepEqual(
+      proxy.log.filter((e) => e.url !== '/v2/').map((e) => `${e.method} ${e.status}`),
+      ['POST 202', 'DELETE 204'],
+      'the unwanted upload session is cancelled',
+    );
   });
 
   test('manifests of all four media types, by tag and by digest; headManifest; absent → IMAGE_NOT_FOUND', async () => {
@@ -288,6 +294,28 @@ describe('registry client: open registry', { skip: missing(['docker-registry']) 
     assert.equal(proxy.log.filter((e) => e.method === 'POST').length, 2, 'distribution cancels a session whose offset moved under it');
     assert.ok(proxy.bytesIn < 2 * blob.size);
     assert.deepEqual(await digestOfStream(await direct.blob('resume/unbuffered', d, blob.size)), { digest: d, size: blob.size });
+  });
+
+  test('an upload session the registry says it lost (404 BLOB_UPLOAD_UNKNOWN) is started again', async () => {
+    const b = Buffer.from('a session that vanished');
+    proxy.reset();
+    // The PATCH and the status check after it both hear that the session is gone.
+    const lost = { match: (m: string, u: string) => u.includes('/blobs/uploads/') && (m === 'PATCH' || m === 'GET'), code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown to registry' };
+    proxy.fail(2, 404, lost);
+    const d = await pushBytes(viaProxy, 'resume/lost', b);
+    assert.deepEqual(
+      proxy.log.filter((e) => e.url !== '/v2/').map((e) => `${e.method} ${e.status}`),
+      ['POST 202', 'PATCH 404', 'GET 404', 'POST 202', 'PATCH 202', 'PUT 201'],
+    );
+    // A 404 the registry itself did not mean (its session is fine) costs only a status check.
+    proxy.reset();
+    proxy.fail(1, 404, lost);
+    await pushBytes(viaProxy, 'resume/lost', Buffer.from('a session that only seemed to vanish'));
+    assert.deepEqual(
+      proxy.log.filter((e) => e.url !== '/v2/').map((e) => `${e.method} ${e.status}`),
+      ['POST 202', 'PATCH 404', 'GET 204', 'PATCH 202', 'PUT 201'],
+    );
+    assert.equal(await direct.hasBlob('resume/lost', d), b.length);
   });
 
   test('a blob download cut mid-body resumes with a Range request', async () => {

@@ -6,7 +6,7 @@ import { FerryError, escapeControls } from '../ui/errors.js';
 import { repositoryScope } from './challenge.js';
 import { openBlob } from './download.js';
 import { RegistryError, parseRegistryErrors } from './errors.js';
-import { RegistryTransport, header, readLimited, type Response } from './http.js';
+import { RegistryTransport, discard, header, readLimited, type Response } from './http.js';
 import { uploadBlob } from './upload.js';
 
 export interface RegistryOptions {
@@ -68,13 +68,20 @@ export class RegistryClient {
     const res = await this.t.request({ method: 'GET', url: `/v2/${repo}/manifests/${ref}`, scopes: [pull(repo)], idempotent: true, headers: { accept: MANIFEST_TYPES.join(', ') }, signal });
     if (res.status === 404) throw await this.notFound(res, repo, ref);
     if (res.status !== 200) throw await this.t.httpError(res, `GET manifest ${this.name(repo, ref)}`);
+    const contentType = header(res, 'content-type');
+    if (/^application\/vnd\.docker\.distribution\.manifest\.v1\+/.test(contentType ?? '')) {
+      discard(res);
+      throw new FerryError('REGISTRY_ERROR', `registry ${this.registry} offers ${this.name(repo, ref)} only as a schema 1 manifest, which ferry does not read`, {
+        hint: 'push the image again with a current docker or skopeo, which write schema 2 or OCI manifests',
+      });
+    }
     const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${this.name(repo, ref)}`);
     const digest = sha256Of(bytes);
     const what = `manifest ${this.name(repo, ref)}`;
     if (isSha256(ref) && digest !== ref) throw new DigestMismatchError(`${what} digest`, ref, digest);
     const claimed = header(res, 'docker-content-digest');
     if (claimed !== undefined && claimed.startsWith('sha256:') && claimed !== digest) throw new DigestMismatchError(`${what} digest (Docker-Content-Digest)`, claimed, digest);
-    return { bytes, mediaType: manifestMediaType(header(res, 'content-type'), bytes), digest };
+    return { bytes, mediaType: manifestMediaType(contentType, bytes), digest };
   }
 
   /** headManifest says what a tag or digest points at without the body; undefined when absent. */

@@ -13,7 +13,8 @@ interface Session {
 }
 
 /**
- * uploadBlob streams size bytes from open(0) in chunks of chunkSize. When a PATCH drops, or answers 5xx/429/416, it asks
+ * uploadBlob streams size bytes from open(0) in chunks of chunkSize. When a PATCH drops, answers 5xx/429/416, or the
+ * registry says it lost the session, it asks
  * the upload URL for the Range the registry holds and calls open(offset) to continue; a registry that has lost or refuses
  * the session gets a fresh one from offset 0. The registry checks the digest when the upload closes.
  */
@@ -65,9 +66,14 @@ export async function uploadBlob(
         if (!droppedConnection(err)) throw err;
         failure = err;
       }
-      if (res && !isRetryableStatus(res.status) && res.status !== 416) throw await t.httpError(res, `${closing ? 'PUT' : 'PATCH'} ${what}`);
       const wait = res ? retryAfterMs(res.headers['retry-after']) : undefined;
-      if (res) failure = await t.httpError(res, `${closing ? 'PUT' : 'PATCH'} ${what}`);
+      if (res) {
+        const err = await t.httpError(res, `${closing ? 'PUT' : 'PATCH'} ${what}`);
+        // A session the registry lost or no longer trusts is worth a fresh start; other refusals are final.
+        const lost = err.registryCodes.includes('BLOB_UPLOAD_UNKNOWN') || err.registryCodes.includes('BLOB_UPLOAD_INVALID');
+        if (!isRetryableStatus(res.status) && res.status !== 416 && !lost) throw err;
+        failure = err;
+      }
       if (++failures >= t.attempts) throw failure;
       await sleep(wait ?? backoffDelay(failures, t.backoffMs), signal);
       // The closing PUT may have landed even though its answer was lost.

@@ -27,7 +27,7 @@ export interface FaultProxy {
   /** request-body bytes received from clients */
   bytesIn: number;
   /** answer the next n matching requests with status (and Retry-After seconds) instead of forwarding them */
-  fail(n: number, status: number, opts?: { retryAfter?: number; match?: Match; message?: string }): void;
+  fail(n: number, status: number, opts?: { retryAfter?: number; match?: Match; message?: string; code?: string }): void;
   /**
    * dropUpload cuts the nth next PATCH after `after` body bytes. buffered: like nginx's request buffering, the registry
    * sees nothing of the cut request; unbuffered: the registry gets the bytes before the cut.
@@ -45,7 +45,7 @@ export interface FaultProxy {
  */
 export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls; paginateTags?: boolean } = {}): Promise<FaultProxy> {
   const [upHost, upPort] = upstream.split(':');
-  let statusFaults: { left: number; status: number; retryAfter?: number; match: Match; message: string }[] = [];
+  let statusFaults: { left: number; status: number; retryAfter?: number; match: Match; message: string; code: string }[] = [];
   let uploadDrop: { nth: number; after: number; buffered: boolean } | undefined;
   let downloadDrop: { after: number; match: Match } | undefined;
 
@@ -96,7 +96,7 @@ export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls; 
       req.resume();
       req.on('end', () => {
         res.writeHead(f.status, { 'content-type': 'application/json', ...(f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : {}) });
-        res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: f.message }] }));
+        res.end(JSON.stringify({ errors: [{ code: f.code, message: f.message }] }));
       });
       return;
     }
@@ -184,7 +184,7 @@ export async function startFaultProxy(upstream: string, opts: { tls?: ProxyTls; 
     log: [],
     bytesIn: 0,
     fail(n, status, o = {}) {
-      statusFaults.push({ left: n, status, ...(o.retryAfter !== undefined ? { retryAfter: o.retryAfter } : {}), match: o.match ?? (() => true), message: o.message ?? 'injected fault' });
+      statusFaults.push({ left: n, status, ...(o.retryAfter !== undefined ? { retryAfter: o.retryAfter } : {}), match: o.match ?? (() => true), message: o.message ?? 'injected fault', code: o.code ?? 'UNAVAILABLE' });
     },
     dropUpload(o) {
       uploadDrop = { ...o };
