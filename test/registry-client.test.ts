@@ -256,13 +256,13 @@ describe('registry client: open registry', { skip: missing(['docker-registry']) 
     assert.equal(proxy.log.filter((e) => e.url.includes('/manifests/')).length, 3);
 
     proxy.reset();
-    proxy.fail(1, 429, { retryAfter: 1, match: (m, u) => u.includes('/manifests/') });
+    proxy.fail(1, 429, { retryAfter: 1, match: (_m, u) => u.includes('/manifests/') });
     const t0 = Date.now();
     assert.equal((await viaProxy.getManifest('retry', 'v1')).digest, img.digest);
     assert.ok(Date.now() - t0 >= 950, `waited only ${Date.now() - t0} ms`);
 
     proxy.reset();
-    proxy.fail(100, 503, { match: (m, u) => u.includes('/manifests/'), message: 'down for \x1b[31mmaintenance' });
+    proxy.fail(100, 503, { match: (_m, u) => u.includes('/manifests/'), message: 'down for \x1b[31mmaintenance' });
     const err = await rejectsWith(viaProxy.getManifest('retry', 'v1'), 'REGISTRY_ERROR', /HTTP 503 UNAVAILABLE: down for \\x1b\[31mmaintenance/);
     assert.equal(err.exitCode, 1);
     assert.equal(proxy.log.length, 5, 'five attempts by default');
