@@ -11,5 +11,5 @@ export DEBIAN_FRONTEND=noninteractive
 # debootstrap: the bench's Debian base; time: GNU time, the bench's peak-RSS meter; curl, ca-certificates, tar, procps: plumbing.
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  docker.io docker-registry skopeo zstd busybox-static debootstrap time tar procps ca-certificates curl >/dev/null
+  docker.io docker-registry apache2-utils openssl skopeo zstd busybox-static debootstrap time tar procps ca-certificates curl >/dev/null
 npm ci --no-audit --no-fund

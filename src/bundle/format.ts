@@ -3,7 +3,7 @@ import type { DiffId, Digest } from '../image/digest.js';
 import { hex } from '../image/digest.js';
 import type { Platform } from '../image/platform.js';
 import type { DockerSaveEntry, OciDescriptor, OciIndex } from '../image/model.js';
-import { OCI_INDEX, OCI_MANIFEST } from '../image/media-types.js';
+import { OCI_INDEX } from '../image/media-types.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.ferry.bundle.v1+json';
@@ -36,6 +36,18 @@ export interface BundleImage {
   layers: BundleImageLayer[];
 }
 
+/** A multi-platform image kept as an index; its images are listed in `images` by manifest digest. */
+export interface BundleImageIndex {
+  refs: string[];
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  /** Manifest digests of the images it lists, each one of the bundle's images. */
+  images: Digest[];
+  /** The image plain `docker load` tags with the index's references (docker knows no indexes). */
+  dockerDefault: Digest;
+}
+
 export interface BundleIndex {
   mediaType: typeof BUNDLE_MEDIA_TYPE;
   version: typeof BUNDLE_VERSION;
@@ -43,6 +55,8 @@ export interface BundleIndex {
   created: string;
   creator: string;
   images: BundleImage[];
+  /** Multi-platform images kept as indexes (absent in bundles from before indexes were kept: read as none). */
+  indexes?: BundleImageIndex[];
   /** Every blob under blobs/sha256/ in this bundle: layers, configs, manifests. */
   blobs: BundleBlob[];
   /** Layers the images need that this bundle does not hold (thin bundles). */
@@ -53,26 +67,50 @@ export function blobPath(digest: string): string {
   return `blobs/sha256/${hex(digest)}`;
 }
 
-/** ociIndex names each tag by its full reference, in both the containerd and OCI annotations (see DESIGN.md). */
-export function ociIndex(images: readonly BundleImage[]): OciIndex {
+/**
+ * ociIndex names each tag by its full reference, in both the containerd and OCI annotations (see DESIGN.md).
+ * Images reached only through a kept index are not listed on their own: the index names them.
+ */
+export function ociIndex(images: readonly BundleImage[], indexes: readonly BundleImageIndex[] = []): OciIndex {
   const manifests: OciDescriptor[] = [];
+  const named = (base: OciDescriptor, refs: readonly string[]): void => {
+    if (refs.length === 0) manifests.push(base);
+    for (const ref of refs) manifests.push({ ...base, annotations: { 'io.containerd.image.name': ref, 'org.opencontainers.image.ref.name': ref } });
+  };
+  const inIndex = new Set(indexes.flatMap((i) => i.images));
   for (const img of images) {
-    const base = { mediaType: OCI_MANIFEST, digest: img.manifest.digest, size: img.manifest.size, platform: { ...img.platform } };
-    if (img.refs.length === 0) manifests.push(base);
-    for (const ref of img.refs) {
-      manifests.push({ ...base, annotations: { 'io.containerd.image.name': ref, 'org.opencontainers.image.ref.name': ref } });
-    }
+    if (img.refs.length === 0 && inIndex.has(img.manifest.digest)) continue;
+    named({ mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size, platform: { ...img.platform } }, img.refs);
   }
+  for (const ix of indexes) named({ mediaType: ix.mediaType, digest: ix.digest, size: ix.size }, ix.refs);
   return { schemaVersion: 2, mediaType: OCI_INDEX, manifests };
 }
 
-/** dockerManifest is docker-save's manifest.json with every layer path pointing into blobs/. */
-export function dockerManifest(images: readonly BundleImage[]): DockerSaveEntry[] {
-  return images.map((img) => ({
-    Config: blobPath(img.config.digest),
-    RepoTags: img.refs.length ? img.refs.filter((r) => !r.includes('@')).map((r) => familiarReference(parseReference(r))) : null,
-    Layers: img.layers.map((l) => blobPath(l.digest)),
-  }));
+/** dockerTags is what docker-save's RepoTags and docker's tags are made of: familiar names, digest pins left out. */
+export function dockerTags(refs: readonly string[]): string[] {
+  return refs.filter((r) => !r.includes('@')).map((r) => familiarReference(parseReference(r)));
+}
+
+/** indexTags maps each index's docker default image to the index's references, for docker's flat view. */
+export function indexTags(indexes: readonly BundleImageIndex[]): Map<Digest, string[]> {
+  const out = new Map<Digest, string[]>();
+  for (const ix of indexes) {
+    const refs = out.get(ix.dockerDefault) ?? [];
+    for (const r of ix.refs) if (!refs.includes(r)) refs.push(r);
+    out.set(ix.dockerDefault, refs);
+  }
+  return out;
+}
+
+/**
+ * dockerManifest is docker-save's manifest.json with every layer path pointing into blobs/. docker load knows no
+ * indexes, so an index's tags go to its docker default image (see indexTags).
+ */
+export function dockerManifest(images: readonly BundleImage[], indexTags: ReadonlyMap<Digest, readonly string[]> = new Map()): DockerSaveEntry[] {
+  return images.map((img) => {
+    const tags = dockerTags([...img.refs, ...(indexTags.get(img.manifest.digest) ?? [])]);
+    return { Config: blobPath(img.config.digest), RepoTags: tags.length ? [...new Set(tags)] : null, Layers: img.layers.map((l) => blobPath(l.digest)) };
+  });
 }
 
 export function jsonBytes(v: unknown): Buffer {

@@ -79,12 +79,12 @@ export class BundleReader {
     return readEntry(this.fh, this.path, e, cap);
   }
 
-  /** stream opens an entry's content as stored; the caller verifies it. */
-  stream(name: string): AsyncIterable<Buffer> {
+  /** stream opens an entry's content as stored, from byte `from` on (to resume an upload); the caller verifies it. */
+  stream(name: string, from = 0): AsyncIterable<Buffer> {
     const e = this.entries.get(name);
     if (!e) throw bundleError(this.path, name, 'entry is missing');
-    if (e.size === 0) return (async function* () {})();
-    return createReadStream(this.path, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
+    if (e.size - from <= 0) return (async function* () {})();
+    return createReadStream(this.path, { start: e.offset + from, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
   }
 
   blob(digest: Digest): BundleBlob | undefined {

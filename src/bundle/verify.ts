@@ -5,7 +5,7 @@ import type { DockerSaveEntry, ImageConfig, OciIndex, OciManifest } from '../ima
 import { familiarReference, parseReference } from '../image/reference.js';
 import type { BlobCheck } from './blob-check.js';
 import { checkBlobs } from './blob-check-pool.js';
-import { blobPath, FERRY_INDEX } from './format.js';
+import { blobPath, FERRY_INDEX, indexTags } from './format.js';
 import type { BundleReader } from './reader.js';
 
 export interface Fault {
@@ -85,6 +85,9 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
   const dockerEntries = Array.isArray(docker) ? docker : [];
   if (docker && !Array.isArray(docker)) fault('manifest.json', 'is not a list');
 
+  const indexes = idx.indexes ?? [];
+  const inIndex = new Set(indexes.flatMap((x) => x.images));
+  const tagsFromIndexes = indexTags(indexes);
   for (const [i, img] of idx.images.entries()) {
     const where = `${FERRY_INDEX} image ${i + 1} (${img.refs[0] ?? img.imageId.slice(0, 19)})`;
     if (img.imageId !== img.config.digest) fault(FERRY_INDEX, `${where}: imageId differs from its config digest`);
@@ -130,7 +133,7 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
     }
     // index.json: one descriptor per tag (one unnamed for an untagged image), pointing at this manifest.
     const named = ociDescs.filter((d) => d?.digest === img.manifest.digest);
-    if (named.length === 0) fault('index.json', `${where}: no descriptor for manifest ${img.manifest.digest}`);
+    if (named.length === 0 && !(img.refs.length === 0 && inIndex.has(img.manifest.digest))) fault('index.json', `${where}: no descriptor for manifest ${img.manifest.digest}`);
     for (const r of img.refs) {
       if (!named.some((d) => d.annotations?.['org.opencontainers.image.ref.name'] === r)) fault('index.json', `${where}: no descriptor named ${r}`);
     }
@@ -142,7 +145,7 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
       if (!Array.isArray(dEntry.Layers) || dEntry.Layers.length !== paths.length || dEntry.Layers.some((p, k) => p !== paths[k])) {
         fault('manifest.json', `${where}: Layers differ from ferry.json`);
       }
-      const tags = img.refs.filter((r) => !r.includes('@')).flatMap((r) => {
+      const tags = [...img.refs, ...(tagsFromIndexes.get(img.manifest.digest) ?? [])].filter((r) => !r.includes('@')).flatMap((r) => {
         try {
           return [familiarReference(parseReference(r))];
         } catch {
@@ -150,10 +153,46 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
         }
       });
       const got = Array.isArray(dEntry.RepoTags) ? dEntry.RepoTags : [];
-      if (got.length !== tags.length || got.some((t) => !tags.includes(t))) fault('manifest.json', `${where}: RepoTags differ from ferry.json's references`);
+      if (got.length !== new Set(tags).size || got.some((t) => !tags.includes(t))) fault('manifest.json', `${where}: RepoTags differ from ferry.json's references`);
+    }
+  }
+  for (const [k, ix] of indexes.entries()) {
+    const where = `${FERRY_INDEX} index ${k + 1} (${ix.refs[0] ?? ix.digest.slice(0, 19)})`;
+    const name = blobPath(ix.digest);
+    const blob = bundle.blob(ix.digest);
+    if (!blob) {
+      fault(name, `${where}: is not among the bundle's blobs`);
+      continue;
+    }
+    if (blob.size !== ix.size || blob.mediaType !== ix.mediaType) fault(FERRY_INDEX, `${where}: size or media type differs from its blob record`);
+    if (!ix.images.includes(ix.dockerDefault)) fault(FERRY_INDEX, `${where}: dockerDefault is not one of its images`);
+    for (const r of ix.refs) {
+      try {
+        parseReference(r);
+      } catch {
+        fault(FERRY_INDEX, `${where}: invalid reference ${JSON.stringify(r)}`);
+      }
+    }
+    const body = bundle.entries.has(name) ? await readJson<OciIndex>(name) : undefined;
+    if (!body) continue;
+    const listed = Array.isArray(body.manifests) ? body.manifests : [];
+    if (listed.length !== ix.images.length || listed.some((d, j) => d?.digest !== ix.images[j])) fault(name, `${where}: lists other manifests than ferry.json says`);
+    for (const d of listed) {
+      const img = idx.images.find((i) => i.manifest.digest === d?.digest);
+      if (!img) fault(name, `manifest ${d?.digest} is not an image ferry.json lists`);
+      else if (d.size !== img.manifest.size) fault(name, `manifest ${d.digest} has size ${d.size}, ferry.json says ${img.manifest.size}`);
     }
   }
   for (const d of ociDescs) {
+    const ix = indexes.find((x) => x.digest === d?.digest);
+    if (ix) {
+      if (d.size !== ix.size) fault('index.json', `descriptor ${d.digest} has size ${d.size}, ferry.json says ${ix.size}`);
+      for (const key of ['org.opencontainers.image.ref.name', 'io.containerd.image.name']) {
+        const name: unknown = d.annotations?.[key];
+        if (name !== undefined && (typeof name !== 'string' || !ix.refs.includes(name))) fault('index.json', `descriptor ${d.digest} is named ${JSON.stringify(name)} (${key}), a name ferry.json does not give that index`);
+      }
+      continue;
+    }
     const img = idx.images.find((i) => i.manifest.digest === d?.digest);
     if (!img) {
       fault('index.json', `descriptor ${d?.digest} is not an image ferry.json lists`);

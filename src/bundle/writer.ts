@@ -4,9 +4,12 @@ import { randomUUID } from 'node:crypto';
 import type { DiffId, Digest } from '../image/digest.js';
 import { sha256Of } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
-import { layerMediaType, OCI_CONFIG, OCI_MANIFEST } from '../image/media-types.js';
+import { compressionOf, layerMediaType, OCI_CONFIG, OCI_MANIFEST } from '../image/media-types.js';
 import type { OciManifest } from '../image/model.js';
-import type { Platform } from '../image/platform.js';
+import { hostPlatform, platformMatches, type Platform } from '../image/platform.js';
+import type { KeptImageManifest, KeptManifest } from '../sources/source.js';
+import { decompress } from '../transfer/decompress.js';
+import { Sha256Counter } from '../transfer/hash.js';
 import { LayerCompressor } from '../transfer/compress.js';
 import { TarFileWriter } from '../tar/file-writer.js';
 import {
@@ -21,6 +24,8 @@ import {
   ociIndex,
   type BundleBlob,
   type BundleImage,
+  type BundleImageIndex,
+  indexTags,
   type BundleIndex,
 } from './format.js';
 import { CREATOR } from '../version.js';
@@ -40,6 +45,7 @@ export class BundleWriter {
   private readonly layers = new Map<DiffId, StoredLayer>();
   private readonly blobs = new Map<Digest, BundleBlob>();
   private readonly images: BundleImage[] = [];
+  private readonly indexes: BundleImageIndex[] = [];
 
   private constructor(tar: TarFileWriter, opts: BundleWriterOptions) {
     this.tar = tar;
@@ -91,6 +97,41 @@ export class BundleWriter {
     return { ...stored, repeat: false };
   }
 
+  hasBlob(digest: Digest): boolean {
+    return this.blobs.has(digest);
+  }
+
+  /**
+   * addBlob stores a compressed layer byte for byte (its digest is kept) while checking that it decompresses to
+   * the diffID its image claims. The blob must not be stored yet (ask hasBlob).
+   */
+  async addBlob(blob: { mediaType: string; digest: Digest; size: number; diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<StoredLayer> {
+    const compression = compressionOf(blob.mediaType);
+    if (!compression) throw new Error(`BundleWriter.addBlob: ${blob.mediaType} is not a layer media type`);
+    if (this.blobs.has(blob.digest)) throw new Error(`BundleWriter.addBlob: ${blob.digest} is already stored`);
+    const entry = this.tar.beginEntry();
+    const raw = new Sha256Counter();
+    try {
+      async function* stored(): AsyncGenerator<Buffer> {
+        for await (const chunk of body) {
+          await entry.write(chunk);
+          yield chunk;
+        }
+      }
+      // Nothing decompressed is kept: the limit only stops a bomb from burning CPU for ever.
+      for await (const chunk of decompress(stored(), compression, Number.MAX_SAFE_INTEGER, { transient: true })) raw.update(chunk);
+      if ((raw.digest() as string) !== blob.diffId) throw new LayerMismatchError(blob.digest, blob.diffId, raw.digest());
+    } catch (err) {
+      entry.discard();
+      throw err;
+    }
+    await entry.finish(blobPath(blob.digest));
+    const layer: StoredLayer = { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, diffId: blob.diffId, uncompressedSize: raw.bytes };
+    if (!this.layers.has(layer.diffId)) this.layers.set(layer.diffId, layer);
+    this.blobs.set(layer.digest, layer);
+    return layer;
+  }
+
   private async addSmallBlob(bytes: Buffer, mediaType: string): Promise<BundleBlob> {
     const digest = sha256Of(bytes);
     const known = this.blobs.get(digest);
@@ -101,21 +142,40 @@ export class BundleWriter {
     return blob;
   }
 
-  /** addImage records an image whose layers are all stored; its config bytes are kept exactly, so the image ID holds. */
-  async addImage(img: { refs: string[]; platform: Platform; config: Buffer; diffIds: readonly DiffId[] }): Promise<BundleImage> {
-    const layers = img.diffIds.map((d) => {
-      const l = this.layers.get(d);
-      if (!l) throw new Error(`BundleWriter.addImage: layer ${d} was not added`);
-      return l;
-    });
-    const config = await this.addSmallBlob(img.config, OCI_CONFIG);
-    const manifest: OciManifest = {
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.size },
-      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-    };
-    const manifestBlob = await this.addSmallBlob(jsonBytes(manifest), OCI_MANIFEST);
+  /**
+   * addImage records an image whose layers are all stored. Config bytes are kept exactly, so the image ID holds;
+   * a kept manifest is stored byte for byte (its layers are the exact blobs it names), otherwise ferry writes an
+   * OCI manifest over the stored layers.
+   */
+  async addImage(img: { refs: string[]; platform: Platform; config: Buffer; diffIds: readonly DiffId[]; manifest?: KeptImageManifest }): Promise<BundleImage> {
+    let layers: { digest: Digest; diffId: DiffId }[];
+    let configBlob: BundleBlob;
+    let manifestBlob: BundleBlob;
+    if (img.manifest) {
+      const m = img.manifest;
+      layers = m.layers.map((l, i) => {
+        if (!this.blobs.has(l.digest)) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
+        return { digest: l.digest, diffId: img.diffIds[i]! };
+      });
+      configBlob = await this.addSmallBlob(img.config, m.config.mediaType);
+      if (configBlob.digest !== m.config.digest) throw new Error(`BundleWriter.addImage: config bytes do not match ${m.config.digest}`);
+      manifestBlob = await this.addSmallBlob(m.bytes, m.mediaType);
+    } else {
+      const stored = img.diffIds.map((d) => {
+        const l = this.layers.get(d);
+        if (!l) throw new Error(`BundleWriter.addImage: layer ${d} was not added`);
+        return l;
+      });
+      layers = stored.map((l) => ({ digest: l.digest, diffId: l.diffId }));
+      configBlob = await this.addSmallBlob(img.config, OCI_CONFIG);
+      const manifest: OciManifest = {
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: OCI_CONFIG, digest: configBlob.digest, size: configBlob.size },
+        layers: stored.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+      };
+      manifestBlob = await this.addSmallBlob(jsonBytes(manifest), OCI_MANIFEST);
+    }
     const existing = this.images.find((i) => i.manifest.digest === manifestBlob.digest);
     if (existing) {
       for (const r of img.refs) if (!existing.refs.includes(r)) existing.refs.push(r);
@@ -124,12 +184,38 @@ export class BundleWriter {
     const record: BundleImage = {
       refs: [...img.refs],
       platform: img.platform,
-      imageId: config.digest,
-      manifest: { mediaType: OCI_MANIFEST, digest: manifestBlob.digest, size: manifestBlob.size },
-      config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.size },
-      layers: layers.map((l) => ({ diffId: l.diffId, digest: l.digest })),
+      imageId: configBlob.digest,
+      manifest: { mediaType: manifestBlob.mediaType, digest: manifestBlob.digest, size: manifestBlob.size },
+      config: { mediaType: configBlob.mediaType, digest: configBlob.digest, size: configBlob.size },
+      layers,
     };
     this.images.push(record);
+    return record;
+  }
+
+  /** addIndex records a multi-platform image kept as an index; every image it lists must be added first. */
+  async addIndex(ix: { refs: string[]; manifest: KeptManifest; images: readonly Digest[] }): Promise<BundleImageIndex> {
+    const members = ix.images.map((d) => {
+      const img = this.images.find((i) => i.manifest.digest === d);
+      if (!img) throw new Error(`BundleWriter.addIndex: image ${d} was not added`);
+      return img;
+    });
+    const blob = await this.addSmallBlob(ix.manifest.bytes, ix.manifest.mediaType);
+    const existing = this.indexes.find((i) => i.digest === blob.digest);
+    if (existing) {
+      for (const r of ix.refs) if (!existing.refs.includes(r)) existing.refs.push(r);
+      return existing;
+    }
+    const host = hostPlatform();
+    const record: BundleImageIndex = {
+      refs: [...ix.refs],
+      mediaType: blob.mediaType,
+      digest: blob.digest,
+      size: blob.size,
+      images: [...ix.images],
+      dockerDefault: (members.find((i) => platformMatches(host, i.platform)) ?? members[0]!).manifest.digest,
+    };
+    this.indexes.push(record);
     return record;
   }
 
@@ -142,11 +228,12 @@ export class BundleWriter {
       created: new Date().toISOString(),
       creator: CREATOR,
       images: this.images,
+      indexes: this.indexes,
       blobs: [...this.blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
       reliesOn: [],
     };
-    await this.tar.addFile('index.json', jsonBytes(ociIndex(this.images)));
-    await this.tar.addFile('manifest.json', jsonBytes(dockerManifest(this.images)));
+    await this.tar.addFile('index.json', jsonBytes(ociIndex(this.images, this.indexes)));
+    await this.tar.addFile('manifest.json', jsonBytes(dockerManifest(this.images, indexTags(this.indexes))));
     await this.tar.addFile(FERRY_INDEX, Buffer.from(JSON.stringify(index, null, 2)));
     await this.tar.commit();
     return index;
@@ -154,5 +241,17 @@ export class BundleWriter {
 
   async abort(): Promise<void> {
     await this.tar.abort();
+  }
+}
+
+/** LayerMismatchError: a source's layer does not decompress to the diffID its image config claims. */
+export class LayerMismatchError extends Error {
+  constructor(
+    readonly digest: Digest,
+    readonly expected: DiffId,
+    readonly actual: string,
+  ) {
+    super(`layer ${digest} decompresses to ${actual}, but its image config says ${expected}`);
+    this.name = 'LayerMismatchError';
   }
 }

@@ -41,8 +41,15 @@ export function describe(index: BundleIndex) {
     version: index.version,
     created: index.created,
     creator: index.creator,
+    indexes: (index.indexes ?? []).map((ix) => ({
+      refs: ix.refs,
+      digest: ix.digest,
+      mediaType: ix.mediaType,
+      platforms: ix.images.map((d) => index.images.find((i) => i.manifest.digest === d)).map((i) => (i ? formatPlatform(i.platform) : 'missing')),
+    })),
     images: index.images.map((img) => ({
       refs: img.refs,
+      inIndexes: (index.indexes ?? []).filter((ix) => ix.images.includes(img.manifest.digest)).map((ix) => ix.digest),
       imageId: img.imageId,
       platform: formatPlatform(img.platform),
       manifest: img.manifest.digest,
@@ -74,8 +81,13 @@ export function describe(index: BundleIndex) {
 function render(v: ReturnType<typeof describe>): string {
   const short = (d: string): string => d.slice(7, 19);
   const lines = [`Bundle ${v.id} (format v${v.version}, ${v.creator}, ${v.created})`];
+  const nameOf = (refs: readonly string[]): string => refs.map((r) => familiarReference(parseReference(r))).join(', ');
+  for (const ix of v.indexes) {
+    lines.push('', `${ix.refs.length ? nameOf(ix.refs) : '<untagged>'}`, `  multi-platform index ${ix.digest}: ${ix.platforms.join(', ')}`);
+  }
   for (const img of v.images) {
-    const names = img.refs.length ? img.refs.map((r) => familiarReference(parseReference(r))).join(', ') : '<untagged>';
+    const parent = v.indexes.find((ix) => img.inIndexes.includes(ix.digest));
+    const names = img.refs.length ? nameOf(img.refs) : parent ? `${parent.refs.length ? nameOf(parent.refs) : '<untagged index>'} [${img.platform}]` : '<untagged>';
     const size = img.layers.reduce((s, l) => s + l.size, 0);
     lines.push('', `${names}`, `  image ID ${img.imageId}  ${img.platform}  ${img.layers.length} layers, ${formatBytes(size)}`);
     for (const l of img.layers) {

@@ -8,6 +8,7 @@ import { packCommand } from './pack.js';
 import { inspectCommand } from './inspect.js';
 import { verifyCommand } from './verify.js';
 import { loadCommand } from './load.js';
+import { pushCommand } from './push.js';
 
 export async function main(argv: string[]): Promise<void> {
   const controller = new AbortController();
@@ -28,7 +29,8 @@ export async function main(argv: string[]): Promise<void> {
       .command(inspectCommand())
       .command(verifyCommand(controller.signal))
       .command(loadCommand(controller.signal))
-      .demandCommand(1, 'name a command: pack, inspect, verify or load')
+      .command(pushCommand(controller.signal))
+      .demandCommand(1, 'name a command: pack, inspect, verify, load or push')
       .strict()
       .version(VERSION)
       .help()

@@ -1,4 +1,4 @@
-// `ferry pack`: parse arguments, resolve images in the daemon, write one bundle, print what it holds.
+// `ferry pack`: parse arguments, resolve images in their sources, write one bundle, print what it holds.
 import { access, constants, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -7,19 +7,26 @@ import { BundleWriter } from '../bundle/writer.js';
 import { DockerEngineClient } from '../engine/client.js';
 import type { Compression } from '../image/media-types.js';
 import { DockerDaemonSource } from '../sources/docker-daemon.js';
-import type { SourceImage } from '../sources/source.js';
-import { packImages } from '../transfer/pack.js';
+import type { ImageSource } from '../sources/source.js';
+import { groupByTransport, type Transport } from '../sources/open.js';
+import { registrySource } from '../sources/registry.js';
+import { parsePlatform } from '../image/platform.js';
+import { packImages, type PackPart } from '../transfer/pack.js';
+import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import type { BundleIndex } from '../bundle/format.js';
 
-interface PackArgs {
+interface PackArgs extends RegistryArgs {
   images?: string[];
   file?: string[];
   output: string;
   compression: Compression;
   level?: number;
+  platform?: string[];
+  'all-platforms'?: boolean;
+  recompress?: boolean;
   json?: boolean;
   quiet?: boolean;
   'concurrent-saves': number;
@@ -28,54 +35,86 @@ interface PackArgs {
 export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs> {
   return {
     command: 'pack [images..]',
-    describe: 'write the named images from the Docker daemon into one bundle',
+    describe: 'write images from a Docker daemon, registries, archives, OCI layouts or other bundles into one bundle',
     builder: (y) =>
-      y
-        .positional('images', { type: 'string', array: true, describe: 'images: name:tag, ID, name@sha256:…, docker-daemon:NAME' })
-        .option('file', { alias: 'f', type: 'string', array: true, describe: 'a list of images: one per line, or YAML (a list, or images: [...])' })
-        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the bundle to write (appears only when complete)' })
-        .option('compression', { choices: ['zstd', 'gzip', 'none'] as const, default: 'zstd' as Compression, describe: 'layer compression; gzip or none for engines older than Docker 23' })
-        .option('level', { type: 'number', describe: 'compression level (zstd 1-19, default 3; gzip 1-9, default 6)' })
-        .option('concurrent-saves', { type: 'number', default: 2, hidden: true })
-        .example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon')
-        .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10'),
+      withRegistryOptions(
+        y
+          .positional('images', {
+            type: 'string',
+            array: true,
+            describe: 'images: NAME[:TAG] or ID (local daemon), docker://HOST/REPO:TAG, docker-archive:FILE[:REF], oci:DIR[:REF], oci-archive:FILE[:REF], bundle:FILE[:REF]',
+          })
+          .option('file', { alias: 'f', type: 'string', array: true, describe: 'a list of images: one per line, or YAML (a list, or images: [...])' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the bundle to write (appears only when complete)' })
+          .option('compression', { choices: ['zstd', 'gzip', 'none'] as const, default: 'zstd' as Compression, describe: 'compression of layers ferry compresses (daemon and archive layers); gzip or none for engines older than Docker 23' })
+          .option('level', { type: 'number', describe: 'compression level (zstd 1-19, default 3; gzip 1-9, default 6)' })
+          .option('platform', { type: 'string', array: true, describe: 'os/arch[/variant] to take from multi-platform images (several: a,b or repeat); default: this host\'s' })
+          .option('all-platforms', { type: 'boolean', describe: 'keep every platform of a multi-platform image, and its index byte for byte' })
+          .option('recompress', { type: 'boolean', describe: 'recompress pulled layers with --compression: smaller, but manifest and index digests change' })
+          .option('concurrent-saves', { type: 'number', default: 2, hidden: true })
+          .conflicts('platform', 'all-platforms')
+          .example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon')
+          .example('$0 pack docker://registry.example/team/app:2.4 --platform linux/amd64,linux/arm64 -o app.ferry.tar', 'two platforms from a registry, digests kept')
+          .example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive')
+          .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10'),
+      ),
     handler: async (args) => {
       const names = [...(args.images ?? [])];
       for (const f of args.file ?? []) names.push(...(await readImageList(f)));
       if (names.length === 0) throw new FerryError('USAGE', 'no images named', { hint: 'name images as arguments or in a list file with -f' });
       const level = checkLevel(args.compression, args.level);
+      const platforms = parsePlatforms(args.platform ?? []);
+      const optionsFor = registryOptions(args);
       const output = resolve(args.output);
       await checkOutputDir(output);
-      const engine = new DockerEngineClient();
-      const source = new DockerDaemonSource(engine, { concurrentSaves: args['concurrent-saves'] });
+      const groups = groupByTransport(names);
+      const open = async (t: Transport): Promise<ImageSource> => {
+        switch (t) {
+          case 'docker-daemon': {
+            const engine = new DockerEngineClient();
+            await engine.ping();
+            return new DockerDaemonSource(engine, { concurrentSaves: args['concurrent-saves'] });
+          }
+          case 'docker':
+            return registrySource(optionsFor);
+          default:
+            throw new FerryError('USAGE', `the ${t}: transport is not available yet`);
+        }
+      };
       const mode = progressMode(args);
-      let images: SourceImage[] = [];
+      const parts: PackPart[] = [];
       let index: BundleIndex | undefined;
       const started = Date.now();
+      const where = [...groups.keys()].map((t) => (t === 'docker-daemon' ? 'the Docker daemon' : t)).join(', ');
       try {
         await runSteps(
           [
             {
-              title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} in the Docker daemon at ${engine.host}`,
+              title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${where})`,
               run: async () => {
-                await engine.ping();
-                images = await source.resolve(names, signal);
+                for (const [t, group] of groups) {
+                  const source = await open(t);
+                  parts.push({ source, resolved: { images: [], indexes: [] } });
+                  parts[parts.length - 1]!.resolved = await source.resolve(group, { platforms, allPlatforms: args['all-platforms'] ?? false, signal });
+                }
               },
             },
             {
-              title: `Export, compress (${args.compression}) and write layers to ${args.output}`,
+              title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
               run: async (step) => {
                 const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}) });
-                index = await packImages(source, images, writer, {
-                  layer: (l) => step.update(`layer ${l.done}/${l.total}: ${formatBytes(l.uncompressedSize)} -> ${formatBytes(l.size)}`),
-                }, signal);
+                index = await packImages(parts, writer, {
+                  recompress: args.recompress ?? false,
+                  events: { layer: (l) => step.update(`layer ${l.done}/${l.total}: ${formatBytes(l.uncompressedSize)} -> ${formatBytes(l.size)}`) },
+                  signal,
+                });
               },
             },
           ],
           mode,
         );
       } finally {
-        await source.close();
+        for (const p of parts) await p.source.close();
       }
       const result = summarise(index!, output, Date.now() - started);
       if (args.json) printJson(result);
@@ -84,9 +123,18 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           `Wrote ${args.output}: ${result.images.length} image(s), ${result.layers} layer(s), ${formatBytes(result.bytes)} ` +
             `(${formatBytes(result.uncompressedBytes)} uncompressed) in ${(result.seconds).toFixed(1)} s\n`,
         );
+        if (args.recompress && parts.some((p) => p.resolved.images.some((i) => i.manifest))) process.stderr.write('Layers were recompressed: manifest and index digests differ from the source\'s.\n');
       }
     },
   };
+}
+
+function parsePlatforms(list: readonly string[]) {
+  try {
+    return list.flatMap((p) => p.split(',')).filter((p) => p.trim() !== '').map(parsePlatform);
+  } catch (err) {
+    throw new FerryError('USAGE', (err as Error).message);
+  }
 }
 
 function summarise(index: BundleIndex, path: string, ms: number) {
@@ -94,7 +142,8 @@ function summarise(index: BundleIndex, path: string, ms: number) {
   return {
     bundle: path,
     id: index.id,
-    images: index.images.map((i) => ({ refs: i.refs, imageId: i.imageId, platform: i.platform, layers: i.layers.length })),
+    images: index.images.map((i) => ({ refs: i.refs, imageId: i.imageId, platform: i.platform, manifest: i.manifest.digest, layers: i.layers.length })),
+    indexes: (index.indexes ?? []).map((i) => ({ refs: i.refs, digest: i.digest, images: i.images.length })),
     layers: layers.length,
     bytes: index.blobs.reduce((s, b) => s + b.size, 0),
     uncompressedBytes: layers.reduce((s, b) => s + (b.uncompressedSize ?? 0), 0),

@@ -7,6 +7,8 @@ export const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
 export const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 export const OCI_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 export const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 export const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 
@@ -25,9 +27,20 @@ export function compressionOf(mediaType: string): Compression | undefined {
     case DOCKER_LAYER_GZIP:
       return 'gzip';
     case OCI_LAYER_TAR:
-    case 'application/vnd.docker.image.rootfs.diff.tar':
+    case DOCKER_LAYER_TAR:
       return 'none';
     default:
       return undefined;
   }
+}
+
+/** Every manifest type a registry may answer with that ferry reads: images and indexes, OCI and Docker v2. */
+export const MANIFEST_TYPES = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST] as const;
+
+export function isIndexType(mediaType: string): boolean {
+  return mediaType === OCI_INDEX || mediaType === DOCKER_MANIFEST_LIST;
+}
+
+export function isImageManifestType(mediaType: string): boolean {
+  return mediaType === OCI_MANIFEST || mediaType === DOCKER_MANIFEST;
 }

@@ -7,6 +7,7 @@ import type { DockerEngineClient } from '../engine/client.js';
 import { heldChains, inspectImage, tagImage } from '../engine/images.js';
 import { chainIds, hex, type ChainId } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
+import type { Platform } from '../image/platform.js';
 import { parseReference, repository } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
 import type { ImageSink, ImageToLoad, LoadedImage } from './sink.js';
@@ -16,6 +17,11 @@ export class DockerDaemonSink implements ImageSink {
 
   constructor(engine: DockerEngineClient) {
     this.engine = engine;
+  }
+
+  async platform(signal?: AbortSignal): Promise<Platform> {
+    const v = await this.engine.json<{ Os?: string; Arch?: string }>({ method: 'GET', path: '/version', signal });
+    return { os: v.Os ?? 'linux', architecture: v.Arch ?? 'amd64' };
   }
 
   heldChains(signal?: AbortSignal): Promise<Set<ChainId>> {

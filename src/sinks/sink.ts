@@ -1,5 +1,6 @@
 // The contract of a place images go: ask what it holds, then hand it images whose layers stream in verified.
 import type { ChainId, DiffId } from '../image/digest.js';
+import type { Platform } from '../image/platform.js';
 
 export interface LayerToLoad {
   diffId: DiffId;
@@ -24,6 +25,8 @@ export interface LoadedImage {
 }
 
 export interface ImageSink {
+  /** platform is what the target runs, to pick an image from a multi-platform index. */
+  platform(signal?: AbortSignal): Promise<Platform>;
   /** heldChains says which layer chains the target already holds; absent is simply not in the set. */
   heldChains(signal?: AbortSignal): Promise<Set<ChainId>>;
   /** load stores every image, then tags; nothing is tagged unless all images were stored. */

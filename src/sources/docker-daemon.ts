@@ -7,7 +7,7 @@ import { formatReference, parseReference, ReferenceError } from '../image/refere
 import { FerryError } from '../ui/errors.js';
 import { chunksOf } from '../transfer/chunks.js';
 import { hashOnly, readSaveStream, SaveFormatError } from './docker-save-stream.js';
-import type { ExportedImage, ImageSource, LayerSink, SourceImage } from './source.js';
+import type { ExportedImage, ImageSource, LayerSink, Resolved, ResolveOptions, SourceImage } from './source.js';
 
 const IMAGE_ID = /^(sha256:)?[a-f0-9]{12,64}$/;
 
@@ -17,7 +17,7 @@ export interface DockerDaemonSourceOptions {
 }
 
 export class DockerDaemonSource implements ImageSource {
-  readonly scheme = 'docker-daemon' as const;
+  readonly transport = 'docker-daemon';
   private readonly engine: DockerEngineClient;
   private readonly concurrentSaves: number;
 
@@ -27,7 +27,8 @@ export class DockerDaemonSource implements ImageSource {
   }
 
   /** resolve inspects each name; images named several ways collapse into one with every tag asked for. */
-  async resolve(names: readonly string[], signal?: AbortSignal): Promise<SourceImage[]> {
+  async resolve(names: readonly string[], opts: ResolveOptions = {}): Promise<Resolved> {
+    const signal = opts.signal;
     const byId = new Map<string, SourceImage>();
     for (const asked of names) {
       const name = asked.replace(/^docker-daemon:/, '');
@@ -53,7 +54,7 @@ export class DockerDaemonSource implements ImageSource {
       }
       byId.set(img.Id, known);
     }
-    return [...byId.values()];
+    return { images: [...byId.values()], indexes: [] };
   }
 
   async export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]> {

@@ -1,19 +1,64 @@
 // The contract every image source meets: resolve names without reading layers, then stream the images out.
-import type { DiffId } from '../image/digest.js';
+import type { DiffId, Digest } from '../image/digest.js';
 import type { Platform } from '../image/platform.js';
+
+export interface BlobDescriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+}
+
+/** A manifest or index exactly as its source stores it: pushing these bytes reproduces its digest. */
+export interface KeptManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: Digest;
+}
+
+/** An image manifest a source keeps: its config and layer blobs can travel byte for byte. */
+export interface KeptImageManifest extends KeptManifest {
+  config: BlobDescriptor;
+  layers: BlobDescriptor[];
+}
 
 /** SourceImage is an image as resolved: what it is called and which layers it needs, before any layer moves. */
 export interface SourceImage {
   /** What the user asked for, as typed. */
   asked: string;
-  /** Full references the image travels under (empty: untagged, as when named by ID). */
+  /** Full references the image travels under (empty: untagged, or reached only through an index). */
   refs: string[];
   /** docker's image ID: the config digest. */
   id: string;
   platform: Platform;
   diffIds: DiffId[];
-  /** A size estimate for planning (bytes of all layers uncompressed), 0 if unknown. */
+  /** A size estimate for planning (bytes of all layers), 0 if unknown. */
   size: number;
+  /** Set by sources that hold distributable manifests (registry, OCI layout, bundle); absent for a daemon's images. */
+  manifest?: KeptImageManifest;
+}
+
+/** SourceIndex is a multi-platform image kept as an index: whole (the source's bytes) or filtered to some platforms. */
+export interface SourceIndex {
+  asked: string;
+  refs: string[];
+  manifest: KeptManifest;
+  /** Digests of the image manifests it lists, each also among the resolved images. */
+  images: Digest[];
+  /** True when platforms were dropped, so its digest differs from the source's. */
+  filtered: boolean;
+}
+
+export interface Resolved {
+  images: SourceImage[];
+  indexes: SourceIndex[];
+}
+
+export interface ResolveOptions {
+  /** Platforms to take from an index; empty: the host's platform, as `docker pull` does. */
+  platforms?: readonly Platform[];
+  /** Keep every platform of an index (and the index itself, byte for byte). */
+  allPlatforms?: boolean;
+  signal?: AbortSignal;
 }
 
 /** ExportedImage is a SourceImage whose config bytes have arrived and whose layers were all handed over. */
@@ -21,16 +66,22 @@ export interface ExportedImage extends SourceImage {
   config: Buffer;
 }
 
+/** LayerSink is where a source's layers go: as uncompressed tars (to be compressed) or as stored blobs (kept). */
 export interface LayerSink {
-  /** has says the layer is already stored, so the source may just check it instead of handing it over. */
+  /** has says a layer with this diffID is already stored, so a source may skip or merely check it. */
   has(diffId: DiffId): boolean;
+  /** wantsBlob says whether a stored blob should be handed over: not when it (or, if recompressing, its layer) is stored. */
+  wantsBlob(blob: BlobDescriptor & { diffId: DiffId }): boolean;
   /** put consumes a layer tar and returns its diffID. */
   put(body: AsyncIterable<Buffer>, info: { size: number }): Promise<DiffId>;
+  /** putBlob stores a compressed layer byte for byte; diffId is what the image config claims, and is checked. */
+  putBlob(blob: BlobDescriptor & { diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<void>;
 }
 
 export interface ImageSource {
-  readonly scheme: 'docker-daemon';
-  resolve(names: readonly string[], signal?: AbortSignal): Promise<SourceImage[]>;
+  /** The transport, as in skopeo's names: docker-daemon, docker, docker-archive, oci, oci-archive, bundle. */
+  readonly transport: string;
+  resolve(names: readonly string[], opts?: ResolveOptions): Promise<Resolved>;
   /** export hands every layer of the images to sink, each exactly once where it can tell, and returns the configs. */
   export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]>;
   close(): Promise<void>;

@@ -42,3 +42,15 @@ export async function* verified(src: AsyncIterable<Buffer>, expect: { digest: st
   const d = h.digest();
   if (d !== expect.digest) throw new DigestMismatchError(`${expect.what} digest`, expect.digest, d);
 }
+
+/** collect gathers a small stream (a config, a manifest) into one buffer, refusing more than limit bytes. */
+export async function collect(src: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of src) {
+    n += c.length;
+    if (n > limit) throw new RangeError(`more than ${limit} bytes where a small JSON document was expected`);
+    parts.push(c);
+  }
+  return Buffer.concat(parts, n);
+}

@@ -1,6 +1,7 @@
 // load: the pipeline from a bundle into a sink. Check the bundle's references, choose images, rename them,
 // refuse up front if the target lacks a layer the bundle relies on, then stream layers decompressed and verified.
-import { blobPath, type BundleImage } from '../bundle/format.js';
+import { blobPath, type BundleImage, type BundleImageIndex, type BundleIndex } from '../bundle/format.js';
+import { formatPlatform, platformMatches, type Platform } from '../image/platform.js';
 import type { BundleReader } from '../bundle/reader.js';
 import { checkReferences } from '../bundle/verify.js';
 import { chainIds, sha256Of } from '../image/digest.js';
@@ -25,15 +26,17 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
   await checkReferences(bundle, (entry, problem) => faults.push(`${entry}: ${problem}`));
   if (faults.length) throw bundleError(bundle.path, undefined, `${faults.length} inconsistenc${faults.length === 1 ? 'y' : 'ies'} found; nothing was loaded`, faults);
 
-  const chosen = selectImages(bundle.index.images, opts.select ?? []);
+  const platform = await sink.platform(opts.signal);
+  const choices = chooseImages(bundle.index, opts.select ?? [], platform);
+  const chosen = choices.map((c) => c.image);
   const images: ImageToLoad[] = [];
-  for (const img of chosen) {
+  for (const { image: img, refs } of choices) {
     const config = await bundle.readBytes(blobPath(img.config.digest), 16 << 20);
     if (sha256Of(config) !== img.imageId) throw bundleError(bundle.path, blobPath(img.config.digest), 'content does not match its digest; nothing was loaded');
     images.push({
       imageId: img.imageId,
       config,
-      tags: img.refs.filter((r) => !r.includes('@')).map((r) => applyRetag(r, opts.retag ?? [])),
+      tags: refs.filter((r) => !r.includes('@')).map((r) => applyRetag(r, opts.retag ?? [])),
       layers: img.layers.map((l) => {
         const blob = bundle.blob(l.digest);
         const compression = blob && compressionOf(blob.mediaType);
@@ -80,10 +83,42 @@ async function* naming(src: AsyncIterable<Buffer>, path: string, entry: string):
   }
 }
 
-/** selectImages picks images by reference (normalised like docker's) or image ID prefix. */
-export function selectImages(images: readonly BundleImage[], names: readonly string[]): BundleImage[] {
-  if (names.length === 0) return [...images];
-  const picked = names.map((n) => {
+/** A chosen image and the references it is to be tagged with (before retagging). */
+interface Choice {
+  image: BundleImage;
+  refs: string[];
+}
+
+/**
+ * chooseImages picks images by reference (normalised like docker's) or image ID prefix; all when no names are
+ * given. A multi-platform index stands for its image for `platform`, which gets the index's references.
+ */
+export function chooseImages(index: BundleIndex, names: readonly string[], platform: Platform): Choice[] {
+  const indexes = index.indexes ?? [];
+  const byDigest = new Map(index.images.map((i) => [i.manifest.digest as string, i]));
+  const forPlatform = (ix: BundleImageIndex): BundleImage => {
+    const members = ix.images.map((d) => byDigest.get(d)).filter((i): i is BundleImage => i !== undefined);
+    const hit = members.find((i) => platformMatches(platform, i.platform));
+    if (!hit) {
+      throw new FerryError('IMAGE_NOT_FOUND', `${ix.refs[0] ?? ix.digest} in the bundle has no ${formatPlatform(platform)} image for this daemon (it has ${members.map((i) => formatPlatform(i.platform)).join(', ')})`, {
+        hint: 'pack it with --platform for this daemon\'s platform, or --all-platforms',
+      });
+    }
+    return hit;
+  };
+  const chosen = new Map<BundleImage, string[]>();
+  const add = (img: BundleImage, refs: readonly string[]): void => {
+    const list = chosen.get(img) ?? [];
+    for (const r of refs) if (!list.includes(r)) list.push(r);
+    chosen.set(img, list);
+  };
+  if (names.length === 0) {
+    const inIndex = new Set(indexes.flatMap((x) => x.images as string[]));
+    for (const img of index.images) if (img.refs.length > 0 || !inIndex.has(img.manifest.digest)) add(img, img.refs);
+    for (const ix of indexes) add(forPlatform(ix), ix.refs);
+    return [...chosen].map(([image, refs]) => ({ image, refs }));
+  }
+  for (const n of names) {
     const id = n.replace(/^sha256:/, '');
     let full: string | undefined;
     try {
@@ -91,11 +126,16 @@ export function selectImages(images: readonly BundleImage[], names: readonly str
     } catch {
       full = undefined;
     }
-    const hit = images.find((i) => (full !== undefined && i.refs.includes(full)) || (/^[a-f0-9]{12,64}$/.test(id) && i.imageId.startsWith(`sha256:${id}`)));
+    const ix = full === undefined ? undefined : indexes.find((x) => x.refs.includes(full!));
+    if (ix) {
+      add(forPlatform(ix), [full!]);
+      continue;
+    }
+    const hit = index.images.find((i) => (full !== undefined && i.refs.includes(full)) || (/^[a-f0-9]{12,64}$/.test(id) && i.imageId.startsWith(`sha256:${id}`)));
     if (!hit) {
       throw new FerryError('USAGE', `the bundle holds no image "${n}"`, { hint: 'see what it holds with `ferry inspect BUNDLE`' });
     }
-    return hit;
-  });
-  return [...new Set(picked)];
+    add(hit, full !== undefined && hit.refs.includes(full) ? [full] : hit.refs);
+  }
+  return [...chosen].map(([image, refs]) => ({ image, refs }));
 }

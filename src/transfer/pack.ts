@@ -1,40 +1,96 @@
-// pack: the pipeline from a source into a new bundle. Resolve names, stream every layer once into the
-// writer (hashed and compressed as it passes), record the images, commit; on any failure nothing is left.
+// pack: the pipeline from sources into a new bundle. Each source's layers stream once into the writer (kept
+// byte for byte, or compressed as they pass), then images and indexes are recorded and the bundle committed.
+// On any failure nothing is left.
 import type { BundleWriter } from '../bundle/writer.js';
-import type { BundleIndex } from '../bundle/format.js';
-import type { ImageSource, SourceImage } from '../sources/source.js';
+import type { BundleImage, BundleIndex } from '../bundle/format.js';
+import { jsonBytes } from '../bundle/format.js';
+import type { DiffId, Digest } from '../image/digest.js';
+import { sha256Of } from '../image/digest.js';
+import { compressionOf, OCI_INDEX } from '../image/media-types.js';
+import type { OciIndex } from '../image/model.js';
+import type { ImageSource, LayerSink, Resolved } from '../sources/source.js';
+import { FerryError } from '../ui/errors.js';
+import { decompress } from './decompress.js';
 
 export interface PackEvents {
-  resolved?(images: readonly SourceImage[]): void;
-  layer?(info: { diffId: string; size: number; uncompressedSize: number; repeat: boolean; done: number; total: number }): void;
+  layer?(info: { digest: string; size: number; uncompressedSize: number; repeat: boolean; done: number; total: number }): void;
 }
 
-/** packImages writes images into writer and commits it; the writer is aborted (temp file removed) on failure. */
-export async function packImages(
-  source: ImageSource,
-  images: readonly SourceImage[],
-  writer: BundleWriter,
-  events: PackEvents = {},
-  signal?: AbortSignal,
-): Promise<BundleIndex> {
+export interface PackPart {
+  source: ImageSource;
+  resolved: Resolved;
+}
+
+export interface PackOptions {
+  /** Decompress kept blobs and compress them as the writer does: smaller, but manifest and index digests change. */
+  recompress?: boolean;
+  events?: PackEvents;
+  signal?: AbortSignal;
+}
+
+/** packImages writes every part's images into writer and commits it; the writer is aborted (temp file removed) on failure. */
+export async function packImages(parts: readonly PackPart[], writer: BundleWriter, opts: PackOptions = {}): Promise<BundleIndex> {
+  const { events = {}, signal } = opts;
+  const recompress = opts.recompress ?? false;
   try {
-    const total = new Set(images.flatMap((i) => i.diffIds)).size;
+    const keys = new Set<string>();
+    for (const p of parts) {
+      for (const img of p.resolved.images) {
+        if (img.manifest && !recompress) for (const l of img.manifest.layers) keys.add(l.digest);
+        else for (const d of img.diffIds) keys.add(d);
+      }
+    }
+    const total = keys.size;
     let done = 0;
-    const exported = await source.export(
-      images,
-      {
-        has: (d) => writer.layer(d) !== undefined,
-        put: async (body) => {
-          const l = await writer.addLayer(body);
-          if (!l.repeat) done++;
-          events.layer?.({ diffId: l.diffId, size: l.size, uncompressedSize: l.uncompressedSize, repeat: l.repeat, done, total });
-          return l.diffId;
-        },
+    const report = (l: { digest: string; size: number; uncompressedSize: number }, repeat: boolean): void => {
+      if (!repeat) done++;
+      events.layer?.({ ...l, repeat, done, total });
+    };
+    const sink: LayerSink = {
+      has: (d) => writer.layer(d) !== undefined,
+      wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined : !writer.hasBlob(b.digest)),
+      put: async (body) => {
+        const l = await writer.addLayer(body);
+        report(l, l.repeat);
+        return l.diffId;
       },
-      signal,
-    );
-    for (const img of exported) {
-      await writer.addImage({ refs: img.refs, platform: img.platform, config: img.config, diffIds: img.diffIds });
+      putBlob: async (blob, body) => {
+        if (!recompress) {
+          report(await writer.addBlob(blob, body), false);
+          return;
+        }
+        const l = await writer.addLayer(decompress(body, compressionOf(blob.mediaType) ?? 'none', Number.MAX_SAFE_INTEGER));
+        if (l.diffId !== blob.diffId) {
+          throw new FerryError('RUNTIME', `layer ${blob.digest} decompresses to ${l.diffId}, but its image config says ${blob.diffId}`, {
+            hint: 'the source holds a corrupt or altered image',
+          });
+        }
+        report(l, l.repeat);
+      },
+    };
+    for (const { source, resolved } of parts) {
+      const exported = await source.export(resolved.images, sink, signal);
+      const added = new Map<Digest, BundleImage>();
+      for (const img of exported) {
+        const kept = recompress ? undefined : img.manifest;
+        const rec = await writer.addImage({ refs: img.refs, platform: img.platform, config: img.config, diffIds: img.diffIds as DiffId[], ...(kept ? { manifest: kept } : {}) });
+        if (img.manifest) added.set(img.manifest.digest, rec);
+      }
+      for (const ix of resolved.indexes) {
+        if (!recompress) {
+          await writer.addIndex({ refs: ix.refs, manifest: ix.manifest, images: ix.images });
+          continue;
+        }
+        // Recompressed images have new manifests, so their index is written anew, as OCI.
+        const members = ix.images.map((d) => added.get(d)!);
+        const index: OciIndex = {
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          manifests: members.map((m) => ({ mediaType: m.manifest.mediaType, digest: m.manifest.digest, size: m.manifest.size, platform: { ...m.platform } })),
+        };
+        const bytes = jsonBytes(index);
+        await writer.addIndex({ refs: ix.refs.filter((r) => !r.includes('@')), manifest: { bytes, mediaType: OCI_INDEX, digest: sha256Of(bytes) }, images: members.map((m) => m.manifest.digest) });
+      }
     }
     return await writer.commit();
   } catch (err) {

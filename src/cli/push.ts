@@ -1,0 +1,106 @@
+// `ferry push`: a bundle into a registry under --to HOST[:PORT][/PREFIX], renamed by --retag rules.
+import type { CommandModule } from 'yargs';
+import { BundleReader } from '../bundle/reader.js';
+import { parseRetagRule, type RetagRule } from '../image/retag.js';
+import type { ReferenceError } from '../image/reference.js';
+import { RegistryClient } from '../registry/client.js';
+import { RegistrySink } from '../sinks/registry.js';
+import { dryRun, executePush, parsePushTarget, planPush, type PushCompression, type PushResult } from '../transfer/push.js';
+import { FerryError } from '../ui/errors.js';
+import { printJson } from '../ui/output.js';
+import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
+import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
+
+interface PushArgs extends RegistryArgs {
+  bundle: string;
+  images?: string[];
+  to: string;
+  retag?: string[];
+  compression: PushCompression;
+  'dry-run'?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs> {
+  return {
+    command: 'push <bundle> [images..]',
+    describe: 'push a bundle (or some of its images) into a registry: only the blobs it lacks, then manifests and indexes',
+    builder: (y) =>
+      withRegistryOptions(
+        y
+          .positional('bundle', { type: 'string', demandOption: true })
+          .positional('images', { type: 'string', array: true, describe: 'push only these (names or image IDs)' })
+          .option('to', { type: 'string', demandOption: true, describe: 'HOST[:PORT][/PREFIX]: each image goes to HOST/PREFIX/<its repository path>' })
+          .option('retag', { type: 'string', array: true, describe: 'FROM=TO: a prefix rule ending in "/" or an exact rename (repeatable), applied before --to' })
+          .option('compression', {
+            choices: ['gzip', 'keep'] as const,
+            default: 'gzip' as PushCompression,
+            describe: 'gzip: zstd layers are pushed as gzip so Docker < 23 can pull them (gzip and plain layers, and their digests, stay); keep: push every blob as stored',
+          })
+          .option('dry-run', { type: 'boolean', describe: 'print what would be pushed where, asking the registry what it has, writing nothing' })
+          .example('$0 push week47.ferry.tar --to registry.local:5000/mirror', 'docker.io/library/nginx:1.27 becomes registry.local:5000/mirror/library/nginx:1.27')
+          .example('$0 push week47.ferry.tar --to registry.local --retag docker.io/library/=registry.local/', 'docker.io/library/nginx:1.27 becomes registry.local/nginx:1.27')
+          .example('$0 push app.ferry.tar --to registry.local:5000 --dry-run', 'the plan only'),
+      ),
+    handler: async (args) => {
+      let rules: RetagRule[];
+      try {
+        rules = (args.retag ?? []).map(parseRetagRule);
+      } catch (err) {
+        throw new FerryError('USAGE', (err as ReferenceError).message);
+      }
+      const target = parsePushTarget(args.to);
+      const optionsFor = registryOptions(args);
+      const bundle = await BundleReader.open(args.bundle);
+      const sink = new RegistrySink(new RegistryClient(target.registry, optionsFor(target.registry)));
+      const opts = { target, retag: rules, select: args.images ?? [], compression: args.compression, signal };
+      try {
+        const plan = await planPush(bundle, opts);
+        if (args['dry-run']) {
+          await sink.client.ping(signal);
+          const repos = await dryRun(bundle, plan, sink, opts);
+          if (args.json) printJson({ bundle: args.bundle, dryRun: true, repositories: repos, untagged: plan.untagged.map((i) => i.imageId) });
+          else {
+            for (const r of repos) {
+              process.stdout.write(`${r.repo}${r.tags.length ? ` (${r.tags.join(', ')})` : ''}\n`);
+              for (const b of r.blobs) process.stdout.write(`  ${b.digest.slice(0, 19)} ${formatBytes(b.size).padStart(9)}  ${b.action}\n`);
+            }
+            for (const i of plan.untagged) process.stdout.write(`not pushed: ${i.imageId.slice(0, 19)} has no name\n`);
+          }
+          return;
+        }
+        let result: PushResult | undefined;
+        await runSteps(
+          [
+            {
+              title: `Push ${args.bundle} to ${target.registry}${target.prefix ? `/${target.prefix}` : ''}`,
+              run: async (step) => {
+                await sink.client.ping(signal);
+                let n = 0;
+                result = await executePush(bundle, plan, sink, {
+                  ...opts,
+                  events: {
+                    blob: (b) => step.update(`${++n} blob(s): ${b.digest.slice(0, 19)} ${b.outcome}`),
+                    manifest: (m) => step.update(`${m.name}`),
+                  },
+                });
+              },
+            },
+          ],
+          progressMode(args),
+        );
+        const r = result!;
+        if (args.json) printJson({ bundle: args.bundle, registry: target.registry, ...r });
+        else if (!args.quiet) {
+          for (const i of r.images) process.stderr.write(`Pushed ${i.name} ${i.digest}${i.platform ? ` (${i.platform})` : ''}\n`);
+          process.stderr.write(`${r.blobs.uploaded} blob(s) uploaded (${formatBytes(r.bytesUploaded)}), ${r.blobs.mounted} mounted, ${r.blobs.present} already there\n`);
+          for (const id of r.untagged) process.stderr.write(`Not pushed: ${id.slice(0, 19)} has no name to push it under (load it instead, or pack it by name)\n`);
+        }
+      } finally {
+        await bundle.close();
+        await sink.client.close();
+      }
+    },
+  };
+}

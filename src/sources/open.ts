@@ -1,0 +1,31 @@
+// Which source an image name belongs to, as skopeo spells transports; a bare name is the local Docker daemon.
+// This is the one module that knows every source; each source knows only itself.
+import type { ImageSource } from './source.js';
+
+export type Transport = 'docker-daemon' | 'docker' | 'docker-archive' | 'oci' | 'oci-archive' | 'bundle';
+
+const PREFIXES: readonly [string, Transport][] = [
+  ['docker://', 'docker'],
+  ['docker-daemon:', 'docker-daemon'],
+  ['docker-archive:', 'docker-archive'],
+  ['oci-archive:', 'oci-archive'],
+  ['oci:', 'oci'],
+  ['bundle:', 'bundle'],
+];
+
+export function transportOf(name: string): Transport {
+  for (const [prefix, t] of PREFIXES) if (name.startsWith(prefix)) return t;
+  return 'docker-daemon';
+}
+
+/** groupByTransport keeps the order names were given in, within and across transports. */
+export function groupByTransport(names: readonly string[]): Map<Transport, string[]> {
+  const out = new Map<Transport, string[]>();
+  for (const n of names) {
+    const t = transportOf(n);
+    out.set(t, [...(out.get(t) ?? []), n]);
+  }
+  return out;
+}
+
+export type SourceFactory = (t: Transport) => Promise<ImageSource>;

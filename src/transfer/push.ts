@@ -1,0 +1,334 @@
+// push: the pipeline from a bundle into a registry. Names are mapped (retag rules, then --to), each blob the
+// registry lacks is mounted or uploaded, then configs, manifests and indexes, each after everything it names.
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { createReadStream } from 'node:fs';
+import { blobPath, type BundleImage, type BundleImageIndex } from '../bundle/format.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { checkReferences } from '../bundle/verify.js';
+import { sha256Of, type Digest } from '../image/digest.js';
+import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP } from '../image/media-types.js';
+import type { OciIndex, OciManifest } from '../image/model.js';
+import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
+import { applyRetag, type RetagRule } from '../image/retag.js';
+import type { BlobOutcome, BlobToPush, RegistrySink } from '../sinks/registry.js';
+import { bundleError, FerryError } from '../ui/errors.js';
+import { decompress, DecompressError } from './decompress.js';
+import { DigestMismatchError, Sha256Counter, verified } from './hash.js';
+
+/** keep: push blobs as stored. gzip: zstd layers become gzip (what Docker 20.10 can pull); gzip and plain ones stay. */
+export type PushCompression = 'gzip' | 'keep';
+
+export interface PushTarget {
+  registry: string;
+  prefix: string;
+}
+
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/;
+
+/** parsePushTarget reads --to HOST[:PORT][/PREFIX]. */
+export function parsePushTarget(to: string): PushTarget {
+  const s = to.replace(/^docker:\/\//, '').replace(/\/+$/, '');
+  const slash = s.indexOf('/');
+  const registry = slash < 0 ? s : s.slice(0, slash);
+  const prefix = slash < 0 ? '' : s.slice(slash + 1);
+  if (!HOST.test(registry)) throw new FerryError('USAGE', `--to ${to}: "${registry}" is not a registry host`, { hint: 'write --to HOST[:PORT][/PREFIX], e.g. --to registry.local:5000/mirror' });
+  if (prefix !== '' && !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(prefix)) {
+    throw new FerryError('USAGE', `--to ${to}: "${prefix}" is not a valid repository prefix (lower case, / between parts)`);
+  }
+  return { registry, prefix };
+}
+
+/** pushName is where a reference goes: retag rules first, then the registry of --to with its prefix before the path. */
+export function pushName(ref: string, target: PushTarget, retag: readonly RetagRule[]): string {
+  const r = parseReference(applyRetag(ref, retag));
+  const path = target.prefix ? `${target.prefix}/${r.path}` : r.path;
+  try {
+    return formatReference(parseReference(`${target.registry}/${path}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`));
+  } catch (err) {
+    throw new FerryError('USAGE', `cannot push ${ref} to ${target.registry}: ${(err as ReferenceError).message}`);
+  }
+}
+
+/** What one repository gets: images (by tag, or by digest only) and indexes (after their images). */
+interface RepoPlan {
+  repo: string;
+  images: { image: BundleImage; tags: string[] }[];
+  indexes: { index: BundleImageIndex; tags: string[] }[];
+}
+
+export interface PushPlan {
+  registry: string;
+  repos: RepoPlan[];
+  /** Images left out because they have no name to be pushed under. */
+  untagged: BundleImage[];
+}
+
+export interface PushOptions {
+  target: PushTarget;
+  retag?: readonly RetagRule[];
+  /** Names or image IDs to push; all named images and indexes when empty. */
+  select?: readonly string[];
+  compression?: PushCompression;
+  events?: { blob?(info: { digest: string; size: number; outcome: BlobOutcome; repo: string }): void; manifest?(info: { name: string; digest: string }): void };
+  signal?: AbortSignal;
+}
+
+export interface PushedImage {
+  name: string;
+  digest: Digest;
+  mediaType: string;
+  platform?: string;
+}
+
+export interface PushResult {
+  images: PushedImage[];
+  blobs: Record<BlobOutcome, number>;
+  bytesUploaded: number;
+  untagged: string[];
+}
+
+/** planPush maps every chosen name to its target repository and tag, without touching the registry. */
+export async function planPush(bundle: BundleReader, opts: PushOptions): Promise<PushPlan> {
+  const faults: string[] = [];
+  await checkReferences(bundle, (entry, problem) => faults.push(`${entry}: ${problem}`));
+  if (faults.length) throw bundleError(bundle.path, undefined, `${faults.length} inconsistenc${faults.length === 1 ? 'y' : 'ies'} found; nothing was pushed`, faults);
+  const idx = bundle.index;
+  const indexes = idx.indexes ?? [];
+  const select = opts.select ?? [];
+  const retag = opts.retag ?? [];
+  const chosenImages = new Map<BundleImage, string[]>();
+  const chosenIndexes = new Map<BundleImageIndex, string[]>();
+  const untagged: BundleImage[] = [];
+  if (select.length === 0) {
+    const inIndex = new Set<string>(indexes.flatMap((x) => x.images));
+    for (const img of idx.images) {
+      if (img.refs.length > 0) chosenImages.set(img, img.refs);
+      else if (!inIndex.has(img.manifest.digest)) untagged.push(img);
+    }
+    for (const ix of indexes) if (ix.refs.length > 0) chosenIndexes.set(ix, ix.refs);
+  } else {
+    for (const n of select) {
+      let full: string | undefined;
+      try {
+        full = formatReference(parseReference(n));
+      } catch {
+        full = undefined;
+      }
+      const ix = full === undefined ? undefined : indexes.find((x) => x.refs.includes(full!));
+      if (ix) {
+        chosenIndexes.set(ix, [...new Set([...(chosenIndexes.get(ix) ?? []), full!])]);
+        continue;
+      }
+      const id = n.replace(/^sha256:/, '');
+      const img = idx.images.find((i) => (full !== undefined && i.refs.includes(full)) || (/^[a-f0-9]{12,64}$/.test(id) && i.imageId.startsWith(`sha256:${id}`)));
+      if (!img) throw new FerryError('USAGE', `the bundle holds no image "${n}"`, { hint: 'see what it holds with `ferry inspect BUNDLE`' });
+      if (img.refs.length === 0) untagged.push(img);
+      else chosenImages.set(img, full !== undefined && img.refs.includes(full) ? [...new Set([...(chosenImages.get(img) ?? []), full])] : img.refs);
+    }
+  }
+  const repos = new Map<string, RepoPlan>();
+  const repoOf = (name: string): { plan: RepoPlan; tag: string } => {
+    const r = parseReference(name);
+    const key = r.path;
+    let plan = repos.get(key);
+    if (!plan) repos.set(key, (plan = { repo: key, images: [], indexes: [] }));
+    return { plan, tag: r.digest ?? r.tag ?? 'latest' };
+  };
+  const addImage = (plan: RepoPlan, image: BundleImage, tag: string | undefined): void => {
+    let entry = plan.images.find((e) => e.image === image);
+    if (!entry) plan.images.push((entry = { image, tags: [] }));
+    if (tag !== undefined && !tag.startsWith('sha256:') && !entry.tags.includes(tag)) entry.tags.push(tag);
+  };
+  for (const [img, refs] of chosenImages) {
+    for (const ref of refs) {
+      const { plan, tag } = repoOf(pushName(ref, opts.target, retag));
+      addImage(plan, img, tag);
+    }
+  }
+  for (const [ix, refs] of chosenIndexes) {
+    for (const ref of refs) {
+      const { plan, tag } = repoOf(pushName(ref, opts.target, retag));
+      for (const d of ix.images) addImage(plan, idx.images.find((i) => i.manifest.digest === d)!, undefined);
+      let entry = plan.indexes.find((e) => e.index === ix);
+      if (!entry) plan.indexes.push((entry = { index: ix, tags: [] }));
+      if (!tag.startsWith('sha256:') && !entry.tags.includes(tag)) entry.tags.push(tag);
+    }
+  }
+  return { registry: opts.target.registry, repos: [...repos.values()].sort((a, b) => a.repo.localeCompare(b.repo)), untagged };
+}
+
+/** What travels for one image: its manifest as pushed (rewritten only when layers were recompressed) and its blobs. */
+interface PushableImage {
+  bytes: Buffer;
+  mediaType: string;
+  digest: Digest;
+  blobs: BlobToPush[];
+}
+
+/** executePush pushes a plan: per repository, blobs (a few at once), then manifests, then indexes. */
+export async function executePush(bundle: BundleReader, plan: PushPlan, sink: RegistrySink, opts: PushOptions): Promise<PushResult> {
+  const { signal, events = {} } = opts;
+  const compression = opts.compression ?? 'gzip';
+  const work = await mkdtemp(join(tmpdir(), 'ferry-push-'));
+  const result: PushResult = { images: [], blobs: { present: 0, mounted: 0, uploaded: 0 }, bytesUploaded: 0, untagged: plan.untagged.map((i) => i.imageId) };
+  const converted = new Map<Digest, Promise<{ digest: Digest; size: number; path: string }>>();
+  const prepared = new Map<Digest, Promise<PushableImage>>();
+  const newDigestOf = new Map<Digest, Digest>();
+
+  const storedBlob = (digest: Digest, size: number): BlobToPush => {
+    const entry = blobPath(digest);
+    return {
+      digest,
+      size,
+      open: (offset) => (offset === 0 ? named(verified(bundle.stream(entry), { digest, size, what: entry }), bundle.path, entry) : bundle.stream(entry, offset)),
+    };
+  };
+  const toGzip = (digest: Digest): Promise<{ digest: Digest; size: number; path: string }> => {
+    let p = converted.get(digest);
+    if (!p) {
+      const blob = bundle.blob(digest)!;
+      const entry = blobPath(digest);
+      const path = join(work, digest.slice(7));
+      const h = new Sha256Counter();
+      const raw = verified(decompress(verified(bundle.stream(entry), { digest, size: blob.size, what: entry }), 'zstd', blob.uncompressedSize ?? 0), {
+        digest: blob.diffId!,
+        size: blob.uncompressedSize ?? 0,
+        what: `${entry} (uncompressed)`,
+      });
+      const hashing = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          h.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      p = pipeline(Readable.from(named(raw, bundle.path, entry)), createGzip(), hashing, createWriteStream(path), { signal: signal ?? new AbortController().signal }).then(() => ({ digest: h.digest(), size: h.bytes, path }));
+      converted.set(digest, p);
+    }
+    return p;
+  };
+  const prepare = (img: BundleImage): Promise<PushableImage> => {
+    let p = prepared.get(img.manifest.digest);
+    if (!p) {
+      p = (async (): Promise<PushableImage> => {
+        const manifestBytes = await bundle.readBytes(blobPath(img.manifest.digest), 4 << 20);
+        const layers = img.layers.map((l) => bundle.blob(l.digest)!);
+        const config = storedBlob(img.config.digest, img.config.size);
+        const recompress = compression === 'gzip' && layers.some((b) => compressionOf(b.mediaType) === 'zstd');
+        if (!recompress) {
+          return { bytes: manifestBytes, mediaType: img.manifest.mediaType, digest: img.manifest.digest, blobs: [...layers.map((b) => storedBlob(b.digest, b.size)), config] };
+        }
+        const m = JSON.parse(manifestBytes.toString('utf8')) as OciManifest;
+        const gzipType = img.manifest.mediaType === DOCKER_MANIFEST ? DOCKER_LAYER_GZIP : OCI_LAYER_GZIP;
+        const blobs: BlobToPush[] = [];
+        for (const [i, b] of layers.entries()) {
+          if (compressionOf(b.mediaType) !== 'zstd') {
+            blobs.push(storedBlob(b.digest, b.size));
+            continue;
+          }
+          const g = await toGzip(b.digest);
+          m.layers[i] = { ...m.layers[i]!, mediaType: gzipType, digest: g.digest, size: g.size };
+          blobs.push({ digest: g.digest, size: g.size, open: (offset) => createReadStream(g.path, { start: offset, highWaterMark: 1 << 20 }) });
+        }
+        blobs.push(config);
+        const bytes = Buffer.from(JSON.stringify(m));
+        const digest = sha256Of(bytes);
+        newDigestOf.set(img.manifest.digest, digest);
+        return { bytes, mediaType: img.manifest.mediaType, digest, blobs };
+      })();
+      prepared.set(img.manifest.digest, p);
+    }
+    return p;
+  };
+
+  try {
+    for (const repo of plan.repos) {
+      for (const { image, tags } of repo.images) {
+        const p = await prepare(image);
+        await eachLimited(p.blobs, 4, async (b) => {
+          const outcome = await sink.pushBlob(repo.repo, b, signal);
+          result.blobs[outcome]++;
+          if (outcome === 'uploaded') result.bytesUploaded += b.size;
+          events.blob?.({ digest: b.digest, size: b.size, outcome, repo: repo.repo });
+        });
+        for (const ref of tags.length ? tags : [p.digest]) {
+          const digest = await sink.pushManifest(repo.repo, ref, p.bytes, p.mediaType, signal);
+          const name = `${sink.registry}/${repo.repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref}`;
+          events.manifest?.({ name, digest });
+          result.images.push({ name, digest, mediaType: p.mediaType, platform: `${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''}` });
+        }
+      }
+      for (const { index, tags } of repo.indexes) {
+        let bytes = await bundle.readBytes(blobPath(index.digest), 4 << 20);
+        // Children that were recompressed have new digests: the index follows them (and so changes digest too).
+        if (index.images.some((d) => newDigestOf.has(d))) {
+          const body = JSON.parse(bytes.toString('utf8')) as OciIndex;
+          for (const d of body.manifests) {
+            const img = bundle.index.images.find((i) => i.manifest.digest === d.digest);
+            if (img && newDigestOf.has(img.manifest.digest)) {
+              const p = await prepare(img);
+              d.digest = p.digest;
+              d.size = p.bytes.length;
+            }
+          }
+          bytes = Buffer.from(JSON.stringify(body));
+        }
+        for (const tag of tags) {
+          const digest = await sink.pushManifest(repo.repo, tag, bytes, index.mediaType, signal);
+          const name = `${sink.registry}/${repo.repo}:${tag}`;
+          events.manifest?.({ name, digest });
+          result.images.push({ name, digest, mediaType: index.mediaType });
+        }
+      }
+    }
+  } finally {
+    await Promise.allSettled(converted.values());
+    await rm(work, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** dryRun says, per repository, what a push would do with each blob, asking the registry but writing nothing. */
+export async function dryRun(bundle: BundleReader, plan: PushPlan, sink: RegistrySink, opts: PushOptions): Promise<{ repo: string; tags: string[]; blobs: { digest: string; size: number; action: string }[] }[]> {
+  const compression = opts.compression ?? 'gzip';
+  const out = [];
+  for (const repo of plan.repos) {
+    const blobs: { digest: string; size: number; action: string }[] = [];
+    const seen = new Set<string>();
+    for (const { image } of repo.images) {
+      for (const l of [...image.layers.map((l) => bundle.blob(l.digest)!), { digest: image.config.digest, size: image.config.size, mediaType: image.config.mediaType }]) {
+        if (seen.has(l.digest)) continue;
+        seen.add(l.digest);
+        const action = compression === 'gzip' && compressionOf(l.mediaType) === 'zstd' ? 'recompress to gzip, upload' : await sink.check(repo.repo, l.digest, opts.signal);
+        blobs.push({ digest: l.digest, size: l.size, action });
+      }
+    }
+    const tags = [...repo.images.flatMap((i) => i.tags), ...repo.indexes.flatMap((i) => i.tags)];
+    out.push({ repo: `${plan.registry}/${repo.repo}`, tags: [...new Set(tags)], blobs });
+  }
+  return out;
+}
+
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(lanes);
+}
+
+/** named turns a blob that fails its checks while it streams into a bundle error that names its entry. */
+async function* named(src: AsyncIterable<Buffer>, path: string, entry: string): AsyncGenerator<Buffer> {
+  try {
+    yield* src;
+  } catch (err) {
+    if (!(err instanceof DigestMismatchError || err instanceof DecompressError)) throw err;
+    const what = err.message.startsWith(`${entry} `) ? err.message.slice(entry.length + 1) : err.message;
+    throw bundleError(path, entry, `${what}; the push was stopped before this blob was committed`);
+  }
+}
