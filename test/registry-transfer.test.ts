@@ -4,13 +4,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildTestImages, startDockerd, type Dockerd, type TestImages } from './helpers/dockerd.js';
 import { ferry, json } from './helpers/ferry.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
+import { htpasswdLine } from './helpers/htpasswd.js';
 import { readTarEntry } from './helpers/tar.js';
 import { missing } from './helpers/tools.js';
 
@@ -20,6 +22,7 @@ const sha256 = (b: Buffer | string): string => `sha256:${createHash('sha256').up
 const MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 
+const htpasswd = htpasswdLine('ferry', 's3cret');
 const skip = missing(['dockerd', 'docker', 'busybox', 'skopeo', 'docker-registry'], { root: true });
 
 /** rawDigest is the digest of what the registry serves for a reference, read by skopeo (an independent reader). */
@@ -221,6 +224,52 @@ describe('registries end to end', { skip }, () => {
     assert.match(dry.stdout, /upload|mount|present/);
     const res = await fetch(`http://${b.host}/v2/dry/renamed/tool/tags/list`);
     assert.equal(res.status, 404, 'nothing was pushed');
+  });
+
+  it('Basic auth: --creds-file works, a wrong password exits 5 naming the registry; nothing is pushed without credentials', { skip: htpasswd ? undefined : missing(['htpasswd']) }, async () => {
+    const dir = await mkdtemp(join(work, 'auth-'));
+    await writeFile(join(dir, 'htpasswd'), `${htpasswd}\n`);
+    const secured = await startRegistry(`auth:\n  htpasswd:\n    realm: ferry-test\n    path: ${join(dir, 'htpasswd')}\n`);
+    try {
+      const out = join(work, 'auth.ferry.tar');
+      assert.equal((await ferry(['pack', `docker://${a.host}/ferry-test/tool:2`, '-o', out])).code, 0);
+      const env = { DOCKER_CONFIG: dir };
+      const anon = await ferry(['push', out, '--to', secured.host], { env });
+      assert.equal(anon.code, 5, anon.stderr);
+      await writeFile(join(dir, 'wrong'), 'ferry:nope\n');
+      const wrong = await ferry(['push', out, '--to', secured.host, '--creds-file', join(dir, 'wrong')], { env });
+      assert.equal(wrong.code, 5, wrong.stderr);
+      assert.match(wrong.stderr, new RegExp(secured.host.replace(/\./g, '\\.')));
+      assert.match(wrong.stderr, /--creds|docker login/);
+      await writeFile(join(dir, 'right'), 'ferry:s3cret\n');
+      const ok = await ferry(['push', out, '--to', secured.host, '--creds-file', join(dir, 'right')], { env });
+      assert.equal(ok.code, 0, ok.stderr);
+      const back = await ferry(['pack', `docker://${secured.host}/ferry-test/tool:2`, '-o', join(work, 'auth2.ferry.tar'), '--creds', 'ferry:s3cret', '--json'], { env });
+      assert.equal(back.code, 0, back.stderr);
+      assert.equal(json<Packed>(back).images[0]!.manifest, await rawDigest(`${a.host}/ferry-test/tool:2`));
+    } finally {
+      await secured.stop();
+    }
+  });
+
+  it('retries recover from 500s and a dropped download; a registry that keeps failing ends with exit 1 and a clear error', async () => {
+    const proxy = await startFaultProxy(a.host);
+    try {
+      proxy.fail(2, 500);
+      proxy.dropDownload({ after: 100_000, match: (m, url) => m === 'GET' && /\/blobs\/sha256:/.test(url) });
+      const out = join(work, 'flaky.ferry.tar');
+      const run = await ferry(['pack', `docker://${proxy.host}/ferry-test/app:1`, '-o', out, '--json']);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(json<Packed>(run).images[0]!.manifest, await rawDigest(`${a.host}/ferry-test/app:1`));
+      assert.equal((await ferry(['verify', out])).code, 0);
+      proxy.fail(1000, 503, { message: 'down for maintenance' });
+      const down = await ferry(['pack', `docker://${proxy.host}/ferry-test/app:1`, '-o', join(work, 'never.ferry.tar')]);
+      assert.equal(down.code, 1, down.stderr);
+      assert.match(down.stderr, /503|maintenance/);
+      await assert.rejects(access(join(work, 'never.ferry.tar')));
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('failures: unknown tag, stopped registry, bad --to, each with its exit code and no bundle left', async () => {
