@@ -215,6 +215,32 @@ describe('registries end to end', { skip }, () => {
     assert.ok(kept.layers.every((l) => l.mediaType.endsWith('zstd')));
   });
 
+  it('--recompress makes zstd blobs and says the digests change; mixed sources share layers in the bundle', async () => {
+    const out = join(work, 'recompressed.ferry.tar');
+    const run = await ferry(['pack', `docker://${a.host}/ferry-test/app:1`, '--recompress', '-o', out, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /digests differ/);
+    const packed = json<Packed>(run);
+    assert.notEqual(packed.images[0]!.manifest, await rawDigest(`${a.host}/ferry-test/app:1`));
+    assert.equal(packed.images[0]!.imageId, imgs.app, 'the config, and so the image ID, is unchanged');
+    const index = JSON.parse((await readTarEntry(out, 'ferry.json')).toString()) as { blobs: { mediaType: string; diffId?: string }[] };
+    assert.ok(index.blobs.filter((x) => x.diffId).every((l) => l.mediaType.endsWith('+zstd')));
+    assert.equal((await ferry(['verify', out])).code, 0);
+
+    // The daemon's tool image shares its base layer with the registry's app image: stored once.
+    const mixed = join(work, 'mixed.ferry.tar');
+    const m = await ferry(['pack', 'ferry-test/tool:2', `docker://${a.host}/ferry-test/app:1`, '-o', mixed], { dockerHost: src.host });
+    assert.equal(m.code, 0, m.stderr);
+    const mi = JSON.parse((await readTarEntry(mixed, 'ferry.json')).toString()) as { images: { layers: { diffId: string; digest: string }[] }[]; blobs: { diffId?: string }[] };
+    const diffIds = mi.blobs.filter((x) => x.diffId).map((x) => x.diffId);
+    assert.equal(diffIds.length, new Set(diffIds).size, 'each layer stored once');
+    assert.equal(mi.images[0]!.layers[0]!.digest, mi.images[1]!.layers[0]!.digest, 'both images use the one base blob');
+    assert.equal((await ferry(['verify', mixed])).code, 0);
+    const load = await ferry(['load', mixed, 'ferry-test/tool:2', '--retag', 'ferry-test/tool:2=mixed/tool:2'], { dockerHost: dst.host });
+    assert.equal(load.code, 0, load.stderr);
+    assert.equal((await dst.docker(['image', 'inspect', '-f', '{{.Id}}', 'mixed/tool:2'])).trim(), imgs.tool);
+  });
+
   it('--dry-run prints the plan and writes nothing; --retag renames before --to', async () => {
     const out = join(work, 'dry.ferry.tar');
     assert.equal((await ferry(['pack', `docker://${a.host}/ferry-test/tool:2`, '-o', out])).code, 0);

@@ -117,13 +117,15 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         for (const p of parts) await p.source.close();
       }
       const result = summarise(index!, output, Date.now() - started);
+      if (args.recompress && parts.some((p) => p.resolved.images.some((i) => i.manifest)) && mode !== 'quiet') {
+        process.stderr.write('Note: pulled layers were recompressed, so manifest and index digests differ from the source\'s (image IDs do not).\n');
+      }
       if (args.json) printJson(result);
       else if (mode !== 'quiet') {
         process.stderr.write(
           `Wrote ${args.output}: ${result.images.length} image(s), ${result.layers} layer(s), ${formatBytes(result.bytes)} ` +
             `(${formatBytes(result.uncompressedBytes)} uncompressed) in ${(result.seconds).toFixed(1)} s\n`,
         );
-        if (args.recompress && parts.some((p) => p.resolved.images.some((i) => i.manifest))) process.stderr.write('Layers were recompressed: manifest and index digests differ from the source\'s.\n');
       }
     },
   };

@@ -18,10 +18,17 @@ export function transportOf(name: string): Transport {
   return 'docker-daemon';
 }
 
-/** groupByTransport keeps the order names were given in, within and across transports. */
+/** Transports whose blobs travel byte for byte; the others hand over layer tars that ferry compresses. */
+const KEEPS_BLOBS: ReadonlySet<Transport> = new Set(['docker', 'oci', 'oci-archive', 'bundle']);
+
+/**
+ * groupByTransport keeps the order names were given in within a transport, and puts transports that keep
+ * blobs first: a layer they store is then reused by daemon and archive images instead of stored twice.
+ */
 export function groupByTransport(names: readonly string[]): Map<Transport, string[]> {
   const out = new Map<Transport, string[]>();
-  for (const n of names) {
+  const sorted = [...names.filter((n) => KEEPS_BLOBS.has(transportOf(n))), ...names.filter((n) => !KEEPS_BLOBS.has(transportOf(n)))];
+  for (const n of sorted) {
     const t = transportOf(n);
     out.set(t, [...(out.get(t) ?? []), n]);
   }
