@@ -65,7 +65,7 @@ describe('registries end to end', { skip }, () => {
   let a: Registry;
   let b: Registry;
   let work: string;
-  let multi: { index: string; amd64: string; arm64: string; arm: string };
+  let multi: { index: string; attested: string; amd64: string; arm64: string; arm: string };
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'ferry-registries-'));
@@ -106,7 +106,42 @@ describe('registries end to end', { skip }, () => {
         ],
       }),
     );
-    multi = { index: await putManifest(a.host, 'multi/app', '1', list, MANIFEST_LIST), amd64: amd.digest, arm64: arm64.digest, arm: arm.digest };
+    // An OCI index as buildx makes it: two platforms and an attestation manifest (not an image) for one of them.
+    const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://slsa.dev/provenance/v0.2' }));
+    const emptyConfig = Buffer.from('{}');
+    const attestation = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await putBlob(a.host, 'multi/app', emptyConfig), size: emptyConfig.length },
+        layers: [{ mediaType: 'application/vnd.in-toto+json', digest: await putBlob(a.host, 'multi/app', statement), size: statement.length }],
+      }),
+    );
+    const attDigest = await putManifest(a.host, 'multi/app', sha256(attestation), attestation, 'application/vnd.oci.image.manifest.v1+json');
+    const attested = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          { mediaType: DOCKER_MANIFEST, ...amd, platform: { architecture: 'amd64', os: 'linux' } },
+          { mediaType: DOCKER_MANIFEST, ...arm64, platform: { architecture: 'arm64', os: 'linux', variant: 'v8' } },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: attDigest,
+            size: attestation.length,
+            platform: { architecture: 'unknown', os: 'unknown' },
+            annotations: { 'vnd.docker.reference.digest': amd.digest, 'vnd.docker.reference.type': 'attestation-manifest' },
+          },
+        ],
+      }),
+    );
+    multi = {
+      index: await putManifest(a.host, 'multi/app', '1', list, MANIFEST_LIST),
+      attested: await putManifest(a.host, 'multi/app', 'attested', attested, 'application/vnd.oci.image.index.v1+json'),
+      amd64: amd.digest,
+      arm64: arm64.digest,
+      arm: arm.digest,
+    };
   });
 
   after(async () => {
@@ -192,6 +227,23 @@ describe('registries end to end', { skip }, () => {
     const none = await ferry(['pack', `docker://${a.host}/multi/app:1`, '--platform', 'linux/s390x', '-o', join(work, 'none.tar')]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /no linux\/s390x image.*linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7/);
+  });
+
+  it('--all-platforms carries attestation manifests as they are, so an attested index keeps its digest through pack and push', async () => {
+    const out = join(work, 'attested.ferry.tar');
+    const run = await ferry(['pack', `docker://${a.host}/multi/app:attested`, '--all-platforms', '-o', out, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const p = json<Packed>(run);
+    assert.equal(p.indexes[0]!.digest, multi.attested);
+    assert.equal(p.images.length, 2, 'the attestation is not an image');
+    const verify = await ferry(['verify', out]);
+    assert.equal(verify.code, 0, verify.stderr);
+    const push = await ferry(['push', out, '--to', `${b.host}/att`]);
+    assert.equal(push.code, 0, push.stderr);
+    assert.equal(await rawDigest(`${b.host}/att/multi/app:attested`), multi.attested);
+    const one = await ferry(['pack', `docker://${a.host}/multi/app:attested`, '--platform', 'linux/arm64', '-o', join(work, 'att-arm64.ferry.tar'), '--json']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(json<Packed>(one).images[0]!.manifest, multi.arm64);
   });
 
   it('a zstd bundle from the daemon is pushed as gzip by default, so Docker 20.10 pulls it and its files are there', async () => {

@@ -44,6 +44,8 @@ export interface BundleImageIndex {
   size: number;
   /** Manifest digests of the images it lists, each one of the bundle's images. */
   images: Digest[];
+  /** Manifests it lists that are not images (attestations), carried so the index stays whole. */
+  artifacts?: Digest[];
   /** The image plain `docker load` tags with the index's references (docker knows no indexes). */
   dockerDefault: Digest;
 }

@@ -176,8 +176,22 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
     const body = bundle.entries.has(name) ? await readJson<OciIndex>(name) : undefined;
     if (!body) continue;
     const listed = Array.isArray(body.manifests) ? body.manifests : [];
-    if (listed.length !== ix.images.length || listed.some((d, j) => d?.digest !== ix.images[j])) fault(name, `${where}: lists other manifests than ferry.json says`);
+    const expected = new Set<string>([...ix.images, ...(ix.artifacts ?? [])]);
+    if (listed.length !== expected.size || listed.some((d) => !expected.has(d?.digest))) fault(name, `${where}: lists other manifests than ferry.json says`);
+    for (const a of ix.artifacts ?? []) {
+      const aName = blobPath(a);
+      const body = bundle.blob(a) && bundle.entries.has(aName) ? await readJson<OciManifest>(aName) : undefined;
+      if (!body) {
+        fault(aName, `${where}: artifact manifest is not in the bundle`);
+        continue;
+      }
+      for (const b of [body.config, ...(Array.isArray(body.layers) ? body.layers : [])]) {
+        const held = b && bundle.blob(b.digest as never);
+        if (!held || held.size !== b.size) fault(aName, `artifact blob ${b?.digest} is not in the bundle as described`);
+      }
+    }
     for (const d of listed) {
+      if ((ix.artifacts ?? []).includes(d?.digest as never)) continue;
       const img = idx.images.find((i) => i.manifest.digest === d?.digest);
       if (!img) fault(name, `manifest ${d?.digest} is not an image ferry.json lists`);
       else if (d.size !== img.manifest.size) fault(name, `manifest ${d.digest} has size ${d.size}, ferry.json says ${img.manifest.size}`);

@@ -132,6 +132,20 @@ export class BundleWriter {
     return layer;
   }
 
+  /** addOpaque stores a blob that is not a layer (an artifact's config or content) byte for byte; the caller verified it. */
+  async addOpaque(blob: { mediaType: string; digest: Digest; size: number }, body: AsyncIterable<Buffer>): Promise<void> {
+    if (this.blobs.has(blob.digest)) throw new Error(`BundleWriter.addOpaque: ${blob.digest} is already stored`);
+    const entry = this.tar.beginEntry();
+    try {
+      for await (const chunk of body) await entry.write(chunk);
+    } catch (err) {
+      entry.discard();
+      throw err;
+    }
+    await entry.finish(blobPath(blob.digest));
+    this.blobs.set(blob.digest, { digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
+  }
+
   private async addSmallBlob(bytes: Buffer, mediaType: string): Promise<BundleBlob> {
     const digest = sha256Of(bytes);
     const known = this.blobs.get(digest);
@@ -194,12 +208,16 @@ export class BundleWriter {
   }
 
   /** addIndex records a multi-platform image kept as an index; every image it lists must be added first. */
-  async addIndex(ix: { refs: string[]; manifest: KeptManifest; images: readonly Digest[] }): Promise<BundleImageIndex> {
+  async addIndex(ix: { refs: string[]; manifest: KeptManifest; images: readonly Digest[]; artifacts?: readonly KeptImageManifest[] }): Promise<BundleImageIndex> {
     const members = ix.images.map((d) => {
       const img = this.images.find((i) => i.manifest.digest === d);
       if (!img) throw new Error(`BundleWriter.addIndex: image ${d} was not added`);
       return img;
     });
+    for (const a of ix.artifacts ?? []) {
+      for (const b of [a.config, ...a.layers]) if (!this.blobs.has(b.digest)) throw new Error(`BundleWriter.addIndex: artifact blob ${b.digest} was not added`);
+      await this.addSmallBlob(a.bytes, a.mediaType);
+    }
     const blob = await this.addSmallBlob(ix.manifest.bytes, ix.manifest.mediaType);
     const existing = this.indexes.find((i) => i.digest === blob.digest);
     if (existing) {
@@ -213,6 +231,7 @@ export class BundleWriter {
       digest: blob.digest,
       size: blob.size,
       images: [...ix.images],
+      ...(ix.artifacts?.length ? { artifacts: ix.artifacts.map((a) => a.digest) } : {}),
       dockerDefault: (members.find((i) => platformMatches(host, i.platform)) ?? members[0]!).manifest.digest,
     };
     this.indexes.push(record);

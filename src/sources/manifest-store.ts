@@ -45,6 +45,7 @@ export class ManifestStoreSource implements ImageSource {
   private readonly onClose: (() => Promise<void>) | undefined;
   /** Which store each resolved image comes from, and its config bytes (small, read while resolving). */
   private readonly origin = new Map<Digest, { store: ManifestStore; config: Buffer }>();
+  private readonly artifactStores = new Map<Digest, ManifestStore>();
 
   /** locate turns one name into what it stands for: usually one image, or every image of an archive named without a reference. */
   constructor(transport: string, locate: (asked: string) => Promise<Located[]>, onClose?: () => Promise<void>) {
@@ -102,6 +103,20 @@ export class ManifestStoreSource implements ImageSource {
     return out;
   }
 
+  async exportArtifacts(indexes: readonly SourceIndex[], sink: LayerSink, signal?: AbortSignal): Promise<void> {
+    for (const ix of indexes) {
+      for (const a of ix.artifacts) {
+        const store = this.artifactStores.get(a.digest);
+        if (!store) throw new Error(`ManifestStoreSource.exportArtifacts: ${a.digest} was not resolved by this source`);
+        for (const b of [a.config, ...a.layers]) {
+          if (sink.hasOpaque(b.digest)) continue;
+          signal?.throwIfAborted();
+          await sink.putOpaque(b, verified(await store.blob(b, signal), { digest: b.digest, size: b.size, what: `${store.where} blob ${b.digest}` }));
+        }
+      }
+    }
+  }
+
   async close(): Promise<void> {
     await this.onClose?.();
   }
@@ -142,7 +157,12 @@ export class ManifestStoreSource implements ImageSource {
         : undefined;
 
     let chosen: RawDescriptor[];
-    if (opts.allPlatforms) chosen = imagesOnly;
+    let artifacts: KeptImageManifest[] = [];
+    if (opts.allPlatforms) {
+      chosen = imagesOnly;
+      // Attestations and the like ride along as opaque blobs, so the index is kept whole and its digest holds.
+      artifacts = await Promise.all(children.filter((d) => !imagesOnly.includes(d)).map((d) => this.artifact(loc.store, d.digest as string, opts.signal)));
+    }
     else {
       const wanted = opts.platforms?.length ? opts.platforms : [hostPlatform()];
       chosen = wanted.map((w) => {
@@ -174,11 +194,22 @@ export class ManifestStoreSource implements ImageSource {
       img.refs = pinned ? (loc.repository ? [`${loc.repository}@${img.manifest!.digest}`] : []) : [...loc.refs];
       return { images };
     }
-    const whole = chosen.length === children.length;
+    const whole = chosen.length + artifacts.length === children.length;
     const bytes = whole ? top.bytes : Buffer.from(JSON.stringify({ ...top.json, manifests: chosen }));
     const manifest: KeptManifest = { bytes, mediaType: top.mediaType, digest: whole ? top.digest : sha256Of(bytes) };
     const refs = whole ? loc.refs : loc.refs.map((r) => (r.includes('@') && loc.repository ? `${loc.repository}@${manifest.digest}` : r));
-    return { images, index: { asked, refs, manifest, images: images.map((i) => i.manifest!.digest), filtered: !whole } };
+    return { images, index: { asked, refs, manifest, images: images.map((i) => i.manifest!.digest), filtered: !whole, artifacts } };
+  }
+
+  /** artifact reads a manifest that is not a runnable image; its blobs are carried without looking inside. */
+  private async artifact(store: ManifestStore, digest: string, signal?: AbortSignal): Promise<KeptImageManifest> {
+    const m = await this.readManifest(store, digest, signal);
+    const where = `${store.where}@${m.digest}`;
+    if (!isImageManifestType(m.mediaType)) throw invalid(where, `index entry of type ${m.mediaType} cannot be carried`, 'pick platforms with --platform instead of --all-platforms');
+    const layers = Array.isArray(m.json.layers) ? (m.json.layers as unknown[]).map((l, i) => descriptor(l, where, `layer ${i + 1}`)) : [];
+    const kept: KeptImageManifest = { bytes: m.bytes, mediaType: m.mediaType, digest: m.digest, config: descriptor(m.json.config, where, 'config'), layers };
+    this.artifactStores.set(kept.digest, store);
+    return kept;
   }
 
   /** image reads an image manifest's config and checks that its layers and diffIDs line up. */

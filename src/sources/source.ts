@@ -46,6 +46,8 @@ export interface SourceIndex {
   images: Digest[];
   /** True when platforms were dropped, so its digest differs from the source's. */
   filtered: boolean;
+  /** Manifests it lists that are not images (attestations, signatures): carried as opaque blobs so the index stays whole. */
+  artifacts: KeptImageManifest[];
 }
 
 export interface Resolved {
@@ -76,6 +78,9 @@ export interface LayerSink {
   put(body: AsyncIterable<Buffer>, info: { size: number }): Promise<DiffId>;
   /** putBlob stores a compressed layer byte for byte; diffId is what the image config claims, and is checked. */
   putBlob(blob: BlobDescriptor & { diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<void>;
+  /** putOpaque stores a blob that is not a layer (an artifact's config or content), checked only by its digest. */
+  putOpaque(blob: BlobDescriptor, body: AsyncIterable<Buffer>): Promise<void>;
+  hasOpaque(digest: Digest): boolean;
 }
 
 export interface ImageSource {
@@ -84,5 +89,7 @@ export interface ImageSource {
   resolve(names: readonly string[], opts?: ResolveOptions): Promise<Resolved>;
   /** export hands every layer of the images to sink, each exactly once where it can tell, and returns the configs. */
   export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]>;
+  /** exportArtifacts hands over the blobs of the indexes' artifact manifests (sources that keep indexes). */
+  exportArtifacts?(indexes: readonly SourceIndex[], sink: LayerSink, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }

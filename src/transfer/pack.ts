@@ -67,9 +67,13 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
         }
         report(l, l.repeat);
       },
+      hasOpaque: (d) => writer.hasBlob(d),
+      putOpaque: (blob, body) => writer.addOpaque(blob, body),
     };
     for (const { source, resolved } of parts) {
       const exported = await source.export(resolved.images, sink, signal);
+      // Artifacts (attestations) name their images by digest: after recompressing, they would name nothing.
+      if (!recompress) await source.exportArtifacts?.(resolved.indexes, sink, signal);
       const added = new Map<Digest, BundleImage>();
       for (const img of exported) {
         const kept = recompress ? undefined : img.manifest;
@@ -78,7 +82,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
       }
       for (const ix of resolved.indexes) {
         if (!recompress) {
-          await writer.addIndex({ refs: ix.refs, manifest: ix.manifest, images: ix.images });
+          await writer.addIndex({ refs: ix.refs, manifest: ix.manifest, images: ix.images, artifacts: ix.artifacts });
           continue;
         }
         // Recompressed images have new manifests, so their index is written anew, as OCI.

@@ -264,6 +264,18 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
         }
       }
       for (const { index, tags } of repo.indexes) {
+        // Artifacts (attestations) the index lists go first, as opaque blobs and a manifest by digest.
+        for (const a of index.artifacts ?? []) {
+          const body = await bundle.readBytes(blobPath(a), 4 << 20);
+          const m = JSON.parse(body.toString('utf8')) as OciManifest;
+          const blobs = [m.config, ...(m.layers ?? [])].map((b) => storedBlob(b.digest as Digest, b.size));
+          await eachLimited(blobs, 4, async (b) => {
+            const outcome = await sink.pushBlob(repo.repo, b, signal);
+            result.blobs[outcome]++;
+            if (outcome === 'uploaded') result.bytesUploaded += b.size;
+          });
+          await sink.pushManifest(repo.repo, a, body, bundle.blob(a)!.mediaType, signal);
+        }
         let bytes = await bundle.readBytes(blobPath(index.digest), 4 << 20);
         // Children that were recompressed have new digests: the index follows them (and so changes digest too).
         if (index.images.some((d) => newDigestOf.has(d))) {
