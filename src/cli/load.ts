@@ -2,12 +2,11 @@
 import type { CommandModule } from 'yargs';
 import { BundleReader } from '../bundle/reader.js';
 import { DockerEngineClient } from '../engine/client.js';
-import { familiarReference, parseReference, ReferenceError } from '../image/reference.js';
-import { parseRetagRule, type RetagRule } from '../image/retag.js';
+import { familiarReference, parseReference } from '../image/reference.js';
 import { DockerDaemonSink } from '../sinks/docker-daemon.js';
 import type { LoadedImage } from '../sinks/sink.js';
 import { loadBundle } from '../transfer/load.js';
-import { FerryError } from '../ui/errors.js';
+import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { progressMode, runSteps } from '../ui/progress.js';
 
@@ -27,16 +26,11 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       y
         .positional('bundle', { type: 'string', demandOption: true })
         .positional('images', { type: 'string', array: true, describe: 'load only these (names or image IDs)' })
-        .option('retag', { type: 'string', array: true, describe: 'FROM=TO: a prefix rule ending in "/" or an exact rename (repeatable)' })
+        .option('retag', { type: 'string', array: true, describe: RETAG_DESCRIPTION })
         .example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed')
         .example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name'),
     handler: async (args) => {
-      let rules: RetagRule[];
-      try {
-        rules = (args.retag ?? []).map(parseRetagRule);
-      } catch (err) {
-        throw new FerryError('USAGE', (err as ReferenceError).message);
-      }
+      const rules = retagRules(args.retag);
       const bundle = await BundleReader.open(args.bundle);
       const engine = new DockerEngineClient();
       let loaded: LoadedImage[] = [];

@@ -1,12 +1,10 @@
 // `ferry push`: a bundle into a registry under --to HOST[:PORT][/PREFIX], renamed by --retag rules.
 import type { CommandModule } from 'yargs';
 import { BundleReader } from '../bundle/reader.js';
-import { parseRetagRule, type RetagRule } from '../image/retag.js';
-import type { ReferenceError } from '../image/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { RegistrySink } from '../sinks/registry.js';
 import { dryRun, executePush, parsePushTarget, planPush, type PushCompression, type PushResult } from '../transfer/push.js';
-import { FerryError } from '../ui/errors.js';
+import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
@@ -32,7 +30,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
           .positional('bundle', { type: 'string', demandOption: true })
           .positional('images', { type: 'string', array: true, describe: 'push only these (names or image IDs)' })
           .option('to', { type: 'string', demandOption: true, describe: 'HOST[:PORT][/PREFIX]: each image goes to HOST/PREFIX/<its repository path>' })
-          .option('retag', { type: 'string', array: true, describe: 'FROM=TO: a prefix rule ending in "/" or an exact rename (repeatable), applied before --to' })
+          .option('retag', { type: 'string', array: true, describe: `${RETAG_DESCRIPTION}, applied before --to` })
           .option('compression', {
             choices: ['gzip', 'keep'] as const,
             default: 'gzip' as PushCompression,
@@ -44,12 +42,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
           .example('$0 push app.ferry.tar --to registry.local:5000 --dry-run', 'the plan only'),
       ),
     handler: async (args) => {
-      let rules: RetagRule[];
-      try {
-        rules = (args.retag ?? []).map(parseRetagRule);
-      } catch (err) {
-        throw new FerryError('USAGE', (err as ReferenceError).message);
-      }
+      const rules = retagRules(args.retag);
       const target = parsePushTarget(args.to);
       const optionsFor = registryOptions(args);
       const bundle = await BundleReader.open(args.bundle);

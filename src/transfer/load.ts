@@ -4,14 +4,15 @@ import { blobPath, type BundleImage, type BundleImageIndex, type BundleIndex } f
 import { formatPlatform, platformMatches, type Platform } from '../image/platform.js';
 import type { BundleReader } from '../bundle/reader.js';
 import { checkReferences } from '../bundle/verify.js';
+import { lookup } from '../bundle/lookup.js';
 import { chainIds, sha256Of } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
-import { formatReference, parseReference } from '../image/reference.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
 import type { ImageSink, ImageToLoad, LoadedImage } from '../sinks/sink.js';
 import { bundleError, FerryError } from '../ui/errors.js';
-import { decompress, DecompressError } from './decompress.js';
-import { DigestMismatchError, verified } from './hash.js';
+import { decompress } from './decompress.js';
+import { failingAs } from './bundle-faults.js';
+import { verified } from './hash.js';
 
 export interface LoadOptions {
   /** Names or image IDs to load; all images when empty. */
@@ -48,7 +49,7 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
             const entry = blobPath(blob.digest);
             const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
             const raw = verified(decompress(stored, compression, blob.uncompressedSize), { digest: l.diffId, size: blob.uncompressedSize, what: `${entry} (uncompressed)` });
-            return naming(raw, bundle.path, entry);
+            return failingAs(raw, bundle.path, entry, 'the load was stopped: nothing was loaded or tagged');
           },
         };
       }),
@@ -72,16 +73,6 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
   return sink.load(images, held, opts.events ?? {}, opts.signal);
 }
 
-/** naming turns a layer that fails its checks while it streams into a bundle error that names its entry. */
-async function* naming(src: AsyncIterable<Buffer>, path: string, entry: string): AsyncGenerator<Buffer> {
-  try {
-    yield* src;
-  } catch (err) {
-    if (!(err instanceof DigestMismatchError || err instanceof DecompressError)) throw err;
-    const what = err.message.startsWith(`${entry} `) ? err.message.slice(entry.length + 1) : err.message;
-    throw bundleError(path, entry, `${what}; the load was stopped: nothing was loaded or tagged`);
-  }
-}
 
 /** A chosen image and the references it is to be tagged with (before retagging). */
 interface Choice {
@@ -119,23 +110,8 @@ export function chooseImages(index: BundleIndex, names: readonly string[], platf
     return [...chosen].map(([image, refs]) => ({ image, refs }));
   }
   for (const n of names) {
-    const id = n.replace(/^sha256:/, '');
-    let full: string | undefined;
-    try {
-      full = formatReference(parseReference(n));
-    } catch {
-      full = undefined;
-    }
-    const ix = full === undefined ? undefined : indexes.find((x) => x.refs.includes(full!));
-    if (ix) {
-      add(forPlatform(ix), [full!]);
-      continue;
-    }
-    const hit = index.images.find((i) => (full !== undefined && i.refs.includes(full)) || (/^[a-f0-9]{12,64}$/.test(id) && i.imageId.startsWith(`sha256:${id}`)));
-    if (!hit) {
-      throw new FerryError('USAGE', `the bundle holds no image "${n}"`, { hint: 'see what it holds with `ferry inspect BUNDLE`' });
-    }
-    add(hit, full !== undefined && hit.refs.includes(full) ? [full] : hit.refs);
+    const found = lookup(index, n);
+    add(found.kind === 'index' ? forPlatform(found.index) : found.image, found.refs);
   }
   return [...chosen].map(([image, refs]) => ({ image, refs }));
 }

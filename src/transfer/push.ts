@@ -1,16 +1,16 @@
 // push: the pipeline from a bundle into a registry. Names are mapped (retag rules, then --to), each blob the
 // registry lacks is mounted or uploaded, then configs, manifests and indexes, each after everything it names.
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { createReadStream } from 'node:fs';
 import { blobPath, type BundleImage, type BundleImageIndex } from '../bundle/format.js';
 import type { BundleReader } from '../bundle/reader.js';
 import { checkReferences } from '../bundle/verify.js';
+import { lookup } from '../bundle/lookup.js';
 import { sha256Of, type Digest } from '../image/digest.js';
 import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP } from '../image/media-types.js';
 import type { OciIndex, OciManifest } from '../image/model.js';
@@ -18,8 +18,11 @@ import { formatReference, parseReference, ReferenceError } from '../image/refere
 import { applyRetag, type RetagRule } from '../image/retag.js';
 import type { BlobOutcome, BlobToPush, RegistrySink } from '../sinks/registry.js';
 import { bundleError, FerryError } from '../ui/errors.js';
-import { decompress, DecompressError } from './decompress.js';
-import { DigestMismatchError, Sha256Counter, verified } from './hash.js';
+import { decompress } from './decompress.js';
+import { failingAs } from './bundle-faults.js';
+import { Sha256Counter, verified } from './hash.js';
+
+const STOPPED = 'the push was stopped before this blob was committed';
 
 /** keep: push blobs as stored. gzip: zstd layers become gzip (what Docker 20.10 can pull); gzip and plain ones stay. */
 export type PushCompression = 'gzip' | 'keep';
@@ -114,22 +117,10 @@ export async function planPush(bundle: BundleReader, opts: PushOptions): Promise
     for (const ix of indexes) if (ix.refs.length > 0) chosenIndexes.set(ix, ix.refs);
   } else {
     for (const n of select) {
-      let full: string | undefined;
-      try {
-        full = formatReference(parseReference(n));
-      } catch {
-        full = undefined;
-      }
-      const ix = full === undefined ? undefined : indexes.find((x) => x.refs.includes(full!));
-      if (ix) {
-        chosenIndexes.set(ix, [...new Set([...(chosenIndexes.get(ix) ?? []), full!])]);
-        continue;
-      }
-      const id = n.replace(/^sha256:/, '');
-      const img = idx.images.find((i) => (full !== undefined && i.refs.includes(full)) || (/^[a-f0-9]{12,64}$/.test(id) && i.imageId.startsWith(`sha256:${id}`)));
-      if (!img) throw new FerryError('USAGE', `the bundle holds no image "${n}"`, { hint: 'see what it holds with `ferry inspect BUNDLE`' });
-      if (img.refs.length === 0) untagged.push(img);
-      else chosenImages.set(img, full !== undefined && img.refs.includes(full) ? [...new Set([...(chosenImages.get(img) ?? []), full])] : img.refs);
+      const found = lookup(idx, n);
+      if (found.kind === 'index') chosenIndexes.set(found.index, [...new Set([...(chosenIndexes.get(found.index) ?? []), ...found.refs])]);
+      else if (found.image.refs.length === 0) untagged.push(found.image);
+      else chosenImages.set(found.image, [...new Set([...(chosenImages.get(found.image) ?? []), ...found.refs])]);
     }
   }
   const repos = new Map<string, RepoPlan>();
@@ -186,7 +177,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
     return {
       digest,
       size,
-      open: (offset) => (offset === 0 ? named(verified(bundle.stream(entry), { digest, size, what: entry }), bundle.path, entry) : bundle.stream(entry, offset)),
+      open: (offset) => (offset === 0 ? failingAs(verified(bundle.stream(entry), { digest, size, what: entry }), bundle.path, entry, STOPPED) : bundle.stream(entry, offset)),
     };
   };
   const toGzip = (digest: Digest): Promise<{ digest: Digest; size: number; path: string }> => {
@@ -207,7 +198,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
           cb(null, chunk);
         },
       });
-      p = pipeline(Readable.from(named(raw, bundle.path, entry)), createGzip(), hashing, createWriteStream(path), { signal: signal ?? new AbortController().signal }).then(() => ({ digest: h.digest(), size: h.bytes, path }));
+      p = pipeline(Readable.from(failingAs(raw, bundle.path, entry, STOPPED)), createGzip(), hashing, createWriteStream(path), { signal: signal ?? new AbortController().signal }).then(() => ({ digest: h.digest(), size: h.bytes, path }));
       converted.set(digest, p);
     }
     return p;
@@ -332,15 +323,4 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (t: T) => 
     while (next < items.length) await fn(items[next++]!);
   });
   await Promise.all(lanes);
-}
-
-/** named turns a blob that fails its checks while it streams into a bundle error that names its entry. */
-async function* named(src: AsyncIterable<Buffer>, path: string, entry: string): AsyncGenerator<Buffer> {
-  try {
-    yield* src;
-  } catch (err) {
-    if (!(err instanceof DigestMismatchError || err instanceof DecompressError)) throw err;
-    const what = err.message.startsWith(`${entry} `) ? err.message.slice(entry.length + 1) : err.message;
-    throw bundleError(path, entry, `${what}; the push was stopped before this blob was committed`);
-  }
 }
