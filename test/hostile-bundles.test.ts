@@ -12,6 +12,7 @@ import { buildTestImages, startDockerd, type Dockerd } from './helpers/dockerd.j
 import { ferry } from './helpers/ferry.js';
 import { missing } from './helpers/tools.js';
 import { paxRecords, tarBytes, type RawEntry } from './helpers/crafted-tar.js';
+import type { Digest } from '../src/image/digest.js';
 import { blobName, BundleModel, gzipBomb, sha256, zstdHugeWindow, zstdRleBomb } from './helpers/bundle-model.js';
 import { assertFails, daemonState, ferryMeasured, listTree } from './helpers/outcome.js';
 
@@ -381,6 +382,52 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
       const manifest = JSON.parse(model.entries().find((e) => e.name === 'manifest.json')!.data!.toString());
       manifest[0].RepoTags.push('victim:latest');
       await refused(t, 'manifest-extra-tag', model.bytes({ manifestJson: Buffer.from(JSON.stringify(manifest)) }), { mentions: ['manifest.json', /RepoTags/] });
+    });
+  });
+
+  describe('multi-platform indexes', () => {
+    const MULTI = 'docker.io/ferry-test/multi:1';
+    /** indexed wraps the app image in a one-platform OCI index named MULTI; `edit` may change its body first. */
+    const indexed = (edit: (body: { manifests: { digest: string; size: number }[] }) => void = () => undefined): BundleModel => {
+      const m = model.clone();
+      const app = m.image(appRef);
+      const body = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: app.manifest.mediaType, digest: app.manifest.digest, size: app.manifest.size, platform: app.platform }] };
+      edit(body);
+      const bytes = Buffer.from(JSON.stringify(body));
+      const digest = sha256(bytes) as Digest;
+      m.blobs.set(digest, bytes);
+      m.index.blobs.push({ digest, size: bytes.length, mediaType: body.mediaType });
+      m.index.indexes = [{ refs: [MULTI], mediaType: body.mediaType, digest, size: bytes.length, images: [app.manifest.digest], dockerDefault: app.manifest.digest }];
+      return m;
+    };
+
+    it('control: a consistent index verifies, and loads as its image under the index name', async () => {
+      const file = join(work, 'index-control.ferry.tar');
+      await writeFile(file, indexed().bytes());
+      const run = await ferry(['verify', file]);
+      assert.equal(run.code, 0, run.stderr);
+      const load = await ferry(['load', file, MULTI], { dockerHost: dst.host });
+      assert.equal(load.code, 0, load.stderr);
+      assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-test/multi:1'])).trim(), model.image(appRef).imageId);
+    });
+
+    it('an index that lists a manifest the bundle does not hold', async (t) => {
+      const m = indexed((body) => void body.manifests.push({ ...body.manifests[0]!, digest: `sha256:${'e'.repeat(64)}` }));
+      await refused(t, 'index-foreign-manifest', m.bytes(), { mentions: [/lists other manifests than ferry.json says/] });
+    });
+
+    it('an index whose docker default is not one of its images (plain docker load would tag another image)', async (t) => {
+      const m = indexed();
+      m.index.indexes![0]!.dockerDefault = m.image('docker.io/ferry-test/tool:2').manifest.digest;
+      await refused(t, 'index-default', m.bytes(), { mentions: ['ferry.json', /dockerDefault is not one of its images/] });
+    });
+
+    it('index.json naming the index by a reference ferry.json does not give it', async (t) => {
+      const m = indexed();
+      const index = JSON.parse(m.entries().find((e) => e.name === 'index.json')!.data!.toString()) as { manifests: { annotations?: Record<string, string> }[] };
+      const named = index.manifests.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === MULTI)!;
+      named.annotations = { 'io.containerd.image.name': 'docker.io/library/victim:latest', 'org.opencontainers.image.ref.name': 'docker.io/library/victim:latest' };
+      await refused(t, 'index-renamed', m.bytes({ indexJson: Buffer.from(JSON.stringify(index)) }), { mentions: ['index.json', 'docker.io/library/victim:latest'] });
     });
   });
 

@@ -173,6 +173,9 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
         fault(FERRY_INDEX, `${where}: invalid reference ${JSON.stringify(r)}`);
       }
     }
+    for (const r of ix.refs) {
+      if (!ociDescs.some((d) => d?.digest === ix.digest && d.annotations?.['org.opencontainers.image.ref.name'] === r)) fault('index.json', `${where}: no descriptor named ${r}`);
+    }
     const body = bundle.entries.has(name) ? await readJson<OciIndex>(name) : undefined;
     if (!body) continue;
     const listed = Array.isArray(body.manifests) ? body.manifests : [];

@@ -2,7 +2,7 @@
 // bytes or claims, or an image's config, and the manifests, index.json, manifest.json and ferry.json follow.
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { dockerManifest, ociIndex, type BundleBlob, type BundleImage, type BundleIndex } from '../../src/bundle/format.js';
+import { dockerManifest, indexTags, ociIndex, type BundleBlob, type BundleImage, type BundleIndex } from '../../src/bundle/format.js';
 import type { DiffId, Digest } from '../../src/image/digest.js';
 import { readEntries, tarBytes, type RawEntry } from './crafted-tar.js';
 
@@ -150,8 +150,8 @@ export class BundleModel {
     return [
       ...this.others,
       ...[...this.blobs.entries()].map(([d, data]) => ({ name: blobName(d), data })),
-      { name: 'index.json', data: overrides.indexJson ?? Buffer.from(JSON.stringify(ociIndex(this.index.images))) },
-      { name: 'manifest.json', data: overrides.manifestJson ?? Buffer.from(JSON.stringify(dockerManifest(this.index.images))) },
+      { name: 'index.json', data: overrides.indexJson ?? Buffer.from(JSON.stringify(ociIndex(this.index.images, this.index.indexes ?? []))) },
+      { name: 'manifest.json', data: overrides.manifestJson ?? Buffer.from(JSON.stringify(dockerManifest(this.index.images, indexTags(this.index.indexes ?? [])))) },
       { name: 'ferry.json', data: overrides.ferryJson ?? Buffer.from(JSON.stringify(this.index, null, 2)) },
     ];
   }
