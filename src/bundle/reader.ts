@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { isSha256, type Digest } from '../image/digest.js';
 import { bundleError, FerryError } from '../ui/errors.js';
-import { BLOCK, decodeHeader, isZeroBlock, parsePax } from '../tar/header.js';
+import { walkTarFile } from '../tar/offset-walk.js';
 import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, FERRY_INDEX, type BundleBlob, type BundleIndex } from './format.js';
 import { validateBundleIndex } from './schema.js';
 
@@ -106,77 +106,25 @@ async function readEntry(fh: FileHandle, path: string, e: TarEntry, cap: number)
 
 /** walk reads every header by offset and returns the entries; anything a bundle never holds is refused by name. */
 async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>> {
-  const { size: fileSize } = await fh.stat();
   const entries = new Map<string, TarEntry>();
-  const block = Buffer.alloc(BLOCK);
-  let pos = 0;
-  let paxPath: string | undefined;
-  let paxSize: number | undefined;
-  let ended = false;
-  /** The last whole entry, to say where a truncated bundle ends. */
-  let last: string | undefined;
-  if (fileSize === 0) throw bundleError(path, undefined, 'is empty (not a bundle, or nothing was copied)');
-  while (pos + BLOCK <= fileSize) {
-    const { bytesRead } = await fh.read(block, 0, BLOCK, pos);
-    if (bytesRead < BLOCK) break;
-    if (isZeroBlock(block)) {
-      ended = true;
-      break;
-    }
-    let h;
-    try {
-      h = decodeHeader(block);
-    } catch (err) {
-      throw bundleError(path, `tar header at offset ${pos}${last ? ` (after ${last})` : ''}`, `${(err as Error).message} (corrupt or not a tar)`);
-    }
-    const size = paxSize ?? h.size;
-    const contentAt = pos + BLOCK;
-    if (contentAt + size > fileSize) throw bundleError(path, h.name, `claims ${size} bytes but the file ends first (truncated bundle)`);
-    const next = contentAt + Math.ceil(size / BLOCK) * BLOCK;
-    if (h.type === 'pax') {
-      if (h.size > 1 << 20) throw bundleError(path, h.name, 'pax header larger than 1 MiB');
-      const buf = Buffer.alloc(h.size);
-      await fh.read(buf, 0, h.size, contentAt);
-      let pax;
-      try {
-        pax = parsePax(buf);
-      } catch {
-        throw bundleError(path, h.name, 'malformed pax header');
+  await walkTarFile(fh, {
+    kind: 'bundle',
+    fail: (entry, what) => bundleError(path, entry, what),
+    visit: (h) => {
+      const name = h.name;
+      const clean = name.replace(/^\.\//, '');
+      if (h.type === 'directory' && (clean === 'blobs/' || clean === 'blobs/sha256/' || clean === 'blobs' || clean === 'blobs/sha256')) return undefined;
+      if (h.type !== 'file') throw bundleError(path, name, `is ${describeType(h.type, h.typeflag, h.linkname)}; a bundle holds only regular files`);
+      if (!TOP_LEVEL.has(clean) && !BLOB.test(clean)) {
+        const why = clean.startsWith('/') ? 'an absolute path' : clean.split('/').includes('..') ? 'a path that climbs out of the bundle' : 'not a name a bundle uses';
+        throw bundleError(path, name, `is ${why}`);
       }
-      paxPath = pax.path;
-      paxSize = pax.size !== undefined ? Number(pax.size) : undefined;
-      if (paxSize !== undefined && (!Number.isSafeInteger(paxSize) || paxSize < 0)) throw bundleError(path, h.name, 'pax size is not a number');
-      pos = next;
-      continue;
-    }
-    if (h.type === 'pax-global') {
-      pos = next;
-      continue;
-    }
-    const name = paxPath ?? h.name;
-    paxPath = undefined;
-    paxSize = undefined;
-    const clean = name.replace(/^\.\//, '');
-    if (h.type === 'directory' && (clean === 'blobs/' || clean === 'blobs/sha256/' || clean === 'blobs' || clean === 'blobs/sha256')) {
-      pos = next;
-      continue;
-    }
-    if (h.type !== 'file') throw bundleError(path, name, `is ${describeType(h.type, h.typeflag, h.linkname)}; a bundle holds only regular files`);
-    if (!TOP_LEVEL.has(clean) && !BLOB.test(clean)) {
-      const why = clean.startsWith('/') ? 'an absolute path' : clean.split('/').includes('..') ? 'a path that climbs out of the bundle' : 'not a name a bundle uses';
-      throw bundleError(path, name, `is ${why}`);
-    }
-    if (entries.has(clean)) throw bundleError(path, name, 'appears twice; a later copy would override the first');
-    if (entries.size >= MAX_ENTRIES) throw bundleError(path, name, `more than ${MAX_ENTRIES} entries`);
-    entries.set(clean, { name: clean, offset: contentAt, size });
-    last = clean;
-    pos = next;
-  }
-  if (!ended) {
-    const after = last ? `after ${last}` : 'before its first entry';
-    if (pos < fileSize) throw bundleError(path, undefined, `ends inside the tar header at offset ${pos}, ${after} (truncated bundle)`);
-    throw bundleError(path, undefined, `ends ${after} without the tar end-of-archive marker (truncated bundle)`);
-  }
+      if (entries.has(clean)) throw bundleError(path, name, 'appears twice; a later copy would override the first');
+      if (entries.size >= MAX_ENTRIES) throw bundleError(path, name, `more than ${MAX_ENTRIES} entries`);
+      entries.set(clean, { name: clean, offset: h.offset, size: h.size });
+      return clean;
+    },
+  });
   return entries;
 }
 
