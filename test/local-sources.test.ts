@@ -303,6 +303,37 @@ describe('local sources refuse bad files with FerryErrors', () => {
     assert.equal(again.index.images[0]!.manifest.digest, tiny.manifest);
   });
 
+  it('bundle: a kept multi-platform index travels by its reference (indexes[].refs), whole or as one platform', async () => {
+    const dir = join(work, 'multi');
+    const amd = await tinyLayout(dir);
+    const armConfig = Buffer.from(JSON.stringify({ ...JSON.parse(amd.config.toString()), architecture: 'arm64', variant: 'v8' }));
+    const amdManifest = await readFile(join(dir, 'blobs/sha256', amd.manifest.slice(7)));
+    const armManifest = Buffer.from(amdManifest.toString().replace(sha(amd.config), sha(armConfig)).replace(`"size":${amd.config.length}`, `"size":${armConfig.length}`));
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd.manifest, size: amdManifest.length, platform: { os: 'linux', architecture: 'amd64' } },
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(armManifest), size: armManifest.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+        ],
+      }),
+    );
+    for (const b of [armConfig, armManifest, index]) await writeFile(join(dir, 'blobs/sha256', sha(b).slice(7)), b);
+    const top = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha(index), size: index.length, annotations: { 'org.opencontainers.image.ref.name': 'docker.io/example/multi:1' } };
+    await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [top] }));
+
+    const kept = await closing(ociLayoutSource(), (s) => pack(s, [`oci:${dir}`], work, { allPlatforms: true }));
+    assert.deepEqual(kept.index.indexes?.map((x) => [x.digest, x.refs]), [[sha(index), ['docker.io/example/multi:1']]]);
+    const whole = await closing(bundleSource(), (s) => pack(s, [`bundle:${kept.path}:example/multi:1`], work, { allPlatforms: true }));
+    assert.deepEqual(whole.index.indexes?.map((x) => [x.digest, x.refs, x.images.length]), [[sha(index), ['docker.io/example/multi:1'], 2]]);
+    assert.deepEqual(whole.index.images.map((i) => i.manifest.digest).sort(), [amd.manifest, sha(armManifest)].sort());
+    // Without --all-platforms one platform is taken, under the index's name; the other is not taken on its own.
+    const one = await closing(bundleSource(), (s) => s.resolve([`bundle:${kept.path}`], { platforms: [{ os: 'linux', architecture: 'arm64' }] }));
+    assert.deepEqual(one.images.map((i) => [i.manifest?.digest, i.refs]), [[sha(armManifest), ['docker.io/example/multi:1']]]);
+    assert.deepEqual(one.indexes, []);
+  });
+
   it('index.json digests that climb out of the layout, and blobs that link out of it, are refused', async () => {
     const canary = join(work, 'canary');
     await writeFile(canary, '{"schemaVersion":2}');
