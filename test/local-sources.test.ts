@@ -25,6 +25,7 @@ import { buildTestImages, startDockerd, type Dockerd, type TestImages } from './
 import { docker25Save, type Docker25Save } from './helpers/docker25-save.js';
 import { tarBytes } from './helpers/crafted-tar.js';
 import { missing } from './helpers/tools.js';
+import { ferry } from './helpers/ferry.js';
 
 const exec = promisify(execFile);
 const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -224,6 +225,32 @@ describe('local files as image sources (real daemon, docker save, skopeo)', { sk
     const originalBlobs = new Set(three.index.blobs.map((b) => b.digest));
     assert.ok(merged.index.blobs.every((b) => originalBlobs.has(b.digest)), 'every blob kept byte for byte');
   });
+
+  it('the command line: one `ferry pack` mixing docker-archive, oci, oci-archive and bundle sources shares layers, verifies and loads', async () => {
+    const first = join(work, 'cli-first.ferry.tar');
+    const one = await ferry(['pack', `docker-archive:${legacy}:ferry-test/app:1`, '-o', first]);
+    assert.equal(one.code, 0, one.stderr);
+    const mixed = join(work, 'cli-mixed.ferry.tar');
+    const run = await ferry(['pack', `bundle:${first}`, `oci:${join(work, 'skopeo-oci')}:tool2`, `oci-archive:${d25.tar}:docker.io/ferry-test/tool:2`, `docker-archive:${legacy}:${imgs.untagged.slice(7, 19)}`, '-o', mixed, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /warning: .*tool2.*untagged/);
+    const out = JSON.parse(run.stdout) as { images: { refs: string[]; imageId: string }[]; layers: number };
+    assert.ok(out.images.some((i) => i.imageId === imgs.app && i.refs.includes('docker.io/ferry-test/app:1')));
+    assert.ok(out.images.some((i) => i.imageId === imgs.untagged));
+    const index = JSON.parse((await exec('tar', ['-xOf', mixed, 'ferry.json'])).stdout) as BundleIndex;
+    const ids = index.blobs.filter((b) => b.diffId).map((b) => b.diffId);
+    // gzip or zstd copies of one layer may both be kept (their digests are pinned by manifests), but the base
+    // layer from the bundle is reused by the daemon-format images rather than compressed again.
+    const untaggedImage = index.images.find((i) => i.imageId === imgs.untagged)!;
+    const appImage = index.images.find((i) => i.imageId === imgs.app)!;
+    assert.equal(untaggedImage.layers[0]!.digest, appImage.layers[0]!.digest, 'the base blob is shared');
+    assert.ok(ids.length >= 4);
+    assert.equal((await ferry(['verify', mixed])).code, 0);
+    const missingFile = await ferry(['pack', `docker-archive:${join(work, 'nope.tar')}`, '-o', join(work, 'x.tar')]);
+    assert.equal(missingFile.code, 2, missingFile.stderr);
+    assert.match(missingFile.stderr, /nope\.tar/);
+  });
+
 });
 
 /** A one-layer image made by hand, as an OCI layout directory. */

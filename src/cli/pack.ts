@@ -10,6 +10,10 @@ import { DockerDaemonSource } from '../sources/docker-daemon.js';
 import type { ImageSource } from '../sources/source.js';
 import { groupByTransport, type Transport } from '../sources/open.js';
 import { registrySource } from '../sources/registry.js';
+import { DockerArchiveSource } from '../sources/docker-archive.js';
+import { ociLayoutSource } from '../sources/oci-layout.js';
+import { ociArchiveSource } from '../sources/oci-archive.js';
+import { bundleSource } from '../sources/bundle.js';
 import { parsePlatform } from '../image/platform.js';
 import { packImages, type PackPart } from '../transfer/pack.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
@@ -68,6 +72,8 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const output = resolve(args.output);
       await checkOutputDir(output);
       const groups = groupByTransport(names);
+      const mode = progressMode(args);
+      const warn = (message: string): void => void (mode !== 'quiet' && process.stderr.write(`warning: ${message}\n`));
       const open = async (t: Transport): Promise<ImageSource> => {
         switch (t) {
           case 'docker-daemon': {
@@ -77,11 +83,16 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           }
           case 'docker':
             return registrySource(optionsFor);
-          default:
-            throw new FerryError('USAGE', `the ${t}: transport is not available yet`);
+          case 'docker-archive':
+            return new DockerArchiveSource();
+          case 'oci':
+            return ociLayoutSource({ warn });
+          case 'oci-archive':
+            return ociArchiveSource({ warn });
+          case 'bundle':
+            return bundleSource();
         }
       };
-      const mode = progressMode(args);
       const parts: PackPart[] = [];
       let index: BundleIndex | undefined;
       const started = Date.now();
