@@ -1,6 +1,7 @@
 // report: the figures as rows (median run of each side, ferry/baseline ratio, target, PASS/MISS) and as a text table.
 import type { LoadFigures } from './load.js';
 import type { PackFigures } from './pack.js';
+import type { RegistryFigures } from './registry.js';
 import type { VerifyFigures } from './verify.js';
 import { median } from './measure.js';
 
@@ -58,6 +59,32 @@ export function rows(pack: PackFigures, load: LoadFigures, verify: VerifyFigures
     compared('verify CPU', 's', pipe, cpu(verify.pipeline), cpu(verify.ferry)),
     compared('verify time vs hashing only', 's', 'sha256sum of compressed', secs(verify.sha256sum), secs(verify.ferry)),
     compared('verify peak RSS vs pipeline', 'MB', pipe, rssOf(verify.pipeline), rssOf(verify.ferry)),
+  ];
+}
+
+/** registryRows: the skopeo copy comparisons (daemon → zstd archive, registry → archive, archive → registry). */
+export function registryRows(pack: PackFigures, reg: RegistryFigures): Row[] {
+  const daemon = 'skopeo docker-daemon: -> oci-archive: zstd';
+  const pull = 'skopeo docker:// -> oci-archive:';
+  const copy = 'skopeo docker:// -> docker://';
+  const d = reg.daemonToArchive.skopeo;
+  const { skopeo: ps, ferry: pf } = reg.registryToArchive;
+  const { skopeo: cs, ferry: cf } = reg.registryToRegistry;
+  const bytes = (rs: readonly { bytes?: number }[]): number[] => rs.map((r) => (r.bytes ?? 0) / MB);
+  return [
+    compared('pack (daemon) time vs skopeo', 's', daemon, secs(d), secs(pack.ferry)),
+    compared('pack (daemon) size vs skopeo', 'MB', daemon, bytes(d), pack.ferry.map((r) => r.bytes / MB)),
+    compared('pack (daemon) CPU vs skopeo', 's', daemon, cpu(d), cpu(pack.ferry)),
+    compared('pack (daemon) peak RSS vs skopeo', 'MB', daemon, rssOf(d), rssOf(pack.ferry)),
+    compared('pack from registry time', 's', pull, secs(ps), secs(pf), 1.0),
+    rssLimit('pack from registry peak RSS', rssOf(pf)),
+    compared('pack from registry size', 'MB', pull, bytes(ps), bytes(pf)),
+    compared('pack from registry CPU', 's', pull, cpu(ps), cpu(pf)),
+    compared('pack from registry peak RSS vs skopeo', 'MB', pull, rssOf(ps), rssOf(pf)),
+    compared('push to registry time', 's', copy, secs(cs), secs(cf), 1.0),
+    rssLimit('push to registry peak RSS', rssOf(cf)),
+    compared('push to registry CPU', 's', copy, cpu(cs), cpu(cf)),
+    compared('push to registry peak RSS vs skopeo', 'MB', copy, rssOf(cs), rssOf(cf)),
   ];
 }
 

@@ -1,4 +1,5 @@
-// `npm run bench`: build the corpus, compare pack/load/verify with their baselines, print and save the figures, clean up.
+// `npm run bench`: build the corpus, compare pack/load/verify with their baselines and the registry paths with skopeo copy,
+// print and save the figures, clean up.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,8 @@ import { exec } from './exec.js';
 import { debianMirror } from './mirror.js';
 import { ensurePackageLayers } from './packages.js';
 import { comparePack } from './pack.js';
-import { rows, table } from './report.js';
+import { compareRegistry } from './registry.js';
+import { registryRows, rows, table } from './report.js';
 import { compareVerify } from './verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -21,7 +23,7 @@ const BENCH_DIR = join(ROOT, '.bench');
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 
 async function main(): Promise<void> {
-  const why = missing(['dockerd', 'docker', 'debootstrap', 'apt-get', 'dpkg-deb', 'zstd', 'sha256sum', 'time'], { root: true });
+  const why = missing(['dockerd', 'docker', 'debootstrap', 'apt-get', 'dpkg-deb', 'zstd', 'sha256sum', 'time', 'skopeo', 'docker-registry'], { root: true });
   if (why) throw new Error(`bench ${why}`);
   onSignals();
   const t0 = Date.now();
@@ -42,10 +44,11 @@ async function main(): Promise<void> {
   const pack = await comparePack(src, images, work, RUNS);
   const load = await compareLoad(src, images, pack.bundle, work, RUNS);
   const verify = await compareVerify(pack.bundle, work, RUNS);
+  const registry = await compareRegistry(src, images, work, RUNS);
   await undoAll();
   const loadAfter = loadavg()[0]!;
 
-  const rs = rows(pack, load, verify);
+  const rs = [...rows(pack, load, verify), ...registryRows(pack, registry)];
   const corpus = {
     images: IMAGES.map((i) => i.tag),
     packageLayers: layers.map((l) => ({ name: l.name, parent: l.parent ?? 'base', packages: l.packages.length })),
@@ -60,6 +63,10 @@ async function main(): Promise<void> {
       `(docker save tar ${mb(corpus.plainDockerSaveBytes)}); median of ${RUNS} alternating runs per side (ferry's RSS limit: highest run)\n\n` +
       `${table(rs)}\n\n` +
       `docker save alone (once, before the runs): first byte after ${pack.saveAlone.firstByteSeconds.toFixed(2)} s, done after ${pack.saveAlone.seconds.toFixed(2)} s\n` +
+      `skopeo baselines: one \`skopeo copy\` per image (${images.length}) in one bash loop, timed as a whole; ferry takes every image in one call. ` +
+      `"pack (daemon) … vs skopeo" reuses the pack runs above (skopeo's ${RUNS} runs come after them, not alternated). ` +
+      `Registry R1 seeded once by skopeo from the daemon (v2s2, gzip; ${registry.seedSeconds.toFixed(1)} s, untimed); every push run into a fresh empty R2, ` +
+      `whose manifest digests were checked equal to R1's after each run of either side\n` +
       `1-minute load average before the bench: ${loadBefore.toFixed(1)} on ${availableParallelism()} CPUs` +
       `${loadBefore >= 1 ? ' (other work was running: figures are noisy)' : ''}\n`,
   );
@@ -74,7 +81,7 @@ async function main(): Promise<void> {
     runsPerSide: RUNS,
     corpus,
     rows: rs,
-    raw: { pack, load, verify },
+    raw: { pack, load, verify, registry },
     seconds: (Date.now() - t0) / 1000,
   };
   await writeFile(join(BENCH_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
