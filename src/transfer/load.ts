@@ -48,7 +48,9 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
             if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(bundle.path, blobPath(l.digest), 'layer is not in this bundle');
             const entry = blobPath(blob.digest);
             const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
-            const raw = verified(decompress(stored, compression, blob.uncompressedSize), { digest: l.diffId, size: blob.uncompressedSize, what: `${entry} (uncompressed)` });
+            // The stored bytes are checked here; the diffID of what they decompress to is checked by the daemon itself
+            // (it hashes every layer it receives against the config), so hashing it here too would only cost time.
+            const raw = decompress(stored, compression, blob.uncompressedSize);
             return failingAs(raw, bundle.path, entry, 'the load was stopped: nothing was loaded or tagged');
           },
         };
@@ -70,7 +72,11 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
       hint: 'load the bundles that carried them first, or pack a full bundle',
     });
   }
-  return sink.load(images, held, opts.events ?? {}, opts.signal);
+  try {
+    return await sink.load(images, held, opts.events ?? {}, opts.signal);
+  } catch (err) {
+    throw asLayerLie(err, bundle) ?? err;
+  }
 }
 
 
@@ -114,4 +120,16 @@ export function chooseImages(index: BundleIndex, names: readonly string[], platf
     add(found.kind === 'index' ? forPlatform(found.index) : found.image, found.refs);
   }
   return [...chosen].map(([image, refs]) => ({ image, refs }));
+}
+
+/**
+ * asLayerLie turns the daemon's refusal of a layer whose content is not the diffID the image config names
+ * ("invalid diffID for layer N: expected X, got Y") into the bundle error it is, naming the entry.
+ */
+function asLayerLie(err: unknown, bundle: BundleReader): FerryError | undefined {
+  if (!(err instanceof FerryError) || err.code !== 'LOAD_FAILED') return undefined;
+  const m = /invalid diffID for layer \d+: expected "?(sha256:[a-f0-9]{64})"?, got "?(sha256:[a-f0-9]{64})"?/.exec(err.message);
+  if (!m) return undefined;
+  const blob = bundle.index.blobs.find((b) => b.diffId === m[1]);
+  return bundleError(bundle.path, blob ? blobPath(blob.digest) : undefined, `(uncompressed) diffID: expected ${m[1]}, got ${m[2]} (the daemon refused it); the load was stopped: nothing was loaded or tagged`);
 }
