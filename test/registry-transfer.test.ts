@@ -360,6 +360,17 @@ describe('registries end to end', { skip }, () => {
     const gone = await ferry(['pack', `docker://${down.host}/x/y:1`, '-o', out]);
     assert.equal(gone.code, 5, gone.stderr);
     assert.match(gone.stderr, new RegExp(`cannot reach registry ${down.host.replace(/\./g, '\\.')}`));
+    // An image whose config names a diffID its layer does not have: the copy is refused and nothing is left.
+    const m = JSON.parse((await getManifest(a.host, 'ferry-test/tool', '2')).toString()) as { config: { digest: string; size: number }; layers: { digest: string }[] };
+    const cfg = JSON.parse(await (await fetch(`http://${a.host}/v2/ferry-test/tool/blobs/${m.config.digest}`)).text()) as { rootfs: { diff_ids: string[] } };
+    cfg.rootfs.diff_ids[cfg.rootfs.diff_ids.length - 1] = sha256('not this layer');
+    const cfgBytes = Buffer.from(JSON.stringify(cfg));
+    const lying = Buffer.from(JSON.stringify({ ...m, config: { ...m.config, digest: await putBlob(a.host, 'ferry-test/tool', cfgBytes), size: cfgBytes.length } }));
+    await putManifest(a.host, 'ferry-test/tool', 'lying', lying, DOCKER_MANIFEST);
+    const lie = await ferry(['pack', `docker://${a.host}/ferry-test/tool:lying`, '-o', out]);
+    assert.equal(lie.code, 1, lie.stderr);
+    assert.match(lie.stderr, new RegExp(`decompresses to .*but its image config says ${sha256('not this layer')}`));
+    await assert.rejects(access(out), 'no bundle was left behind');
     const bad = await ferry(['push', out, '--to', 'not a host']);
     assert.equal(bad.code, 2);
     await assert.rejects(access(out), 'no bundle was left behind');

@@ -10,6 +10,8 @@ import { hostPlatform, platformMatches, type Platform } from '../image/platform.
 import type { KeptImageManifest, KeptManifest } from '../sources/source.js';
 import { decompress } from '../transfer/decompress.js';
 import { Sha256Counter } from '../transfer/hash.js';
+import { ByteQueue } from '../transfer/queue.js';
+
 import { LayerCompressor } from '../transfer/compress.js';
 import { TarFileWriter } from '../tar/file-writer.js';
 import {
@@ -30,6 +32,9 @@ import {
 } from './format.js';
 import { CREATOR } from '../version.js';
 
+/** Bytes a layer's diffID check may fall behind its copy before the copy waits. */
+const CHECK_BACKLOG = 16 << 20;
+
 export interface BundleWriterOptions {
   compression: Compression;
   level?: number;
@@ -46,6 +51,9 @@ export class BundleWriter {
   private readonly blobs = new Map<Digest, BundleBlob>();
   private readonly images: BundleImage[] = [];
   private readonly indexes: BundleImageIndex[] = [];
+  /** diffID checks of kept layers still running (see addBlob). */
+  private readonly checks = new Set<Promise<void>>();
+  private checkFailure: unknown;
 
   private constructor(tar: TarFileWriter, opts: BundleWriterOptions) {
     this.tar = tar;
@@ -102,31 +110,51 @@ export class BundleWriter {
   }
 
   /**
-   * addBlob stores a compressed layer byte for byte (its digest is kept) while checking that it decompresses to
-   * the diffID its image claims. The blob must not be stored yet (ask hasBlob).
+   * addBlob stores a compressed layer byte for byte (its digest is kept) and checks that it decompresses to the
+   * diffID its image claims. The check runs beside the copy, not in its way: gunzip works on zlib's threads
+   * while the next bytes arrive, a bounded queue between them. commit() waits for every check, so a layer that
+   * lies still fails the bundle. The blob must not be stored yet (ask hasBlob).
    */
   async addBlob(blob: { mediaType: string; digest: Digest; size: number; diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<StoredLayer> {
     const compression = compressionOf(blob.mediaType);
     if (!compression) throw new Error(`BundleWriter.addBlob: ${blob.mediaType} is not a layer media type`);
     if (this.blobs.has(blob.digest)) throw new Error(`BundleWriter.addBlob: ${blob.digest} is already stored`);
-    const entry = this.tar.beginEntry();
-    const raw = new Sha256Counter();
-    try {
-      async function* stored(): AsyncGenerator<Buffer> {
-        for await (const chunk of body) {
-          await entry.write(chunk);
-          yield chunk;
-        }
-      }
+    // At most two layers are checked behind the copy, so memory stays bounded whatever the image.
+    while (this.checks.size >= 2) await Promise.race(this.checks);
+    if (this.checkFailure !== undefined) throw this.checkFailure;
+    const layer: StoredLayer = { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, diffId: blob.diffId, uncompressedSize: 0 };
+    const queue = new ByteQueue(CHECK_BACKLOG);
+    const check = (async (): Promise<void> => {
+      const raw = new Sha256Counter();
       // Nothing decompressed is kept: the limit only stops a bomb from burning CPU for ever.
-      for await (const chunk of decompress(stored(), compression, Number.MAX_SAFE_INTEGER, { transient: true })) raw.update(chunk);
-      if ((raw.digest() as string) !== blob.diffId) throw new LayerMismatchError(blob.digest, blob.diffId, raw.digest());
+      for await (const chunk of decompress(queue, compression, Number.MAX_SAFE_INTEGER, { transient: true })) raw.update(chunk);
+      const got = raw.digest();
+      if ((got as string) !== blob.diffId) throw new LayerMismatchError(blob.digest, blob.diffId, got);
+      layer.uncompressedSize = raw.bytes;
+    })();
+    check.catch((err: unknown) => queue.fail(err));
+    const entry = this.tar.beginEntry();
+    try {
+      for await (const chunk of body) {
+        await entry.write(chunk);
+        await queue.push(chunk);
+      }
+      queue.end();
     } catch (err) {
       entry.discard();
+      queue.fail(err);
       throw err;
     }
     await entry.finish(blobPath(blob.digest));
-    const layer: StoredLayer = { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, diffId: blob.diffId, uncompressedSize: raw.bytes };
+    // A check that fails after its copy is done is kept as the writer's failure, for the next addBlob or commit.
+    const tracked: Promise<void> = check.then(
+      () => void this.checks.delete(tracked),
+      (err: unknown) => {
+        this.checks.delete(tracked);
+        this.checkFailure ??= err;
+      },
+    );
+    this.checks.add(tracked);
     if (!this.layers.has(layer.diffId)) this.layers.set(layer.diffId, layer);
     this.blobs.set(layer.digest, layer);
     return layer;
@@ -240,6 +268,8 @@ export class BundleWriter {
 
   /** commit writes the indexes after every blob they name, then renames the temp file into place. */
   async commit(): Promise<BundleIndex> {
+    await Promise.all(this.checks);
+    if (this.checkFailure !== undefined) throw this.checkFailure;
     const index: BundleIndex = {
       mediaType: BUNDLE_MEDIA_TYPE,
       version: BUNDLE_VERSION,

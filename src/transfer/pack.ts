@@ -1,7 +1,7 @@
 // pack: the pipeline from sources into a new bundle. Each source's layers stream once into the writer (kept
 // byte for byte, or compressed as they pass), then images and indexes are recorded and the bundle committed.
 // On any failure nothing is left.
-import type { BundleWriter } from '../bundle/writer.js';
+import { LayerMismatchError, type BundleWriter } from '../bundle/writer.js';
 import type { BundleImage, BundleIndex } from '../bundle/format.js';
 import { jsonBytes } from '../bundle/format.js';
 import type { DiffId, Digest } from '../image/digest.js';
@@ -99,6 +99,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
     return await writer.commit();
   } catch (err) {
     await writer.abort();
+    if (err instanceof LayerMismatchError) throw new FerryError('RUNTIME', err.message, { hint: 'the source holds a corrupt or altered image; nothing was written' });
     throw err;
   }
 }
