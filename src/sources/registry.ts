@@ -11,6 +11,8 @@ export const DOCKER_TRANSPORT = 'docker://';
 /** RepositoryStore is one repository of a registry, seen as a ManifestStore. */
 class RepositoryStore implements ManifestStore {
   readonly where: string;
+  /** The client checks every pulled blob's digest and size. */
+  readonly checksBlobs = true;
 
   constructor(
     private readonly client: RegistryClient,
