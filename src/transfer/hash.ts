@@ -54,3 +54,13 @@ export async function collect(src: AsyncIterable<Buffer>, limit: number): Promis
   }
   return Buffer.concat(parts, n);
 }
+
+/** sized yields src unchanged and throws DigestMismatchError if it ends short of `size` (length only, no hashing). */
+export async function* sized(src: AsyncIterable<Buffer>, size: number, what: string): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of src) {
+    n += chunk.length;
+    yield chunk;
+  }
+  if (n !== size) throw new DigestMismatchError(`${what} is shorter than its recorded size`, `${size} bytes`, `${n} bytes`);
+}

@@ -12,7 +12,7 @@ import type { ImageSink, ImageToLoad, LoadedImage } from '../sinks/sink.js';
 import { bundleError, FerryError } from '../ui/errors.js';
 import { decompress } from './decompress.js';
 import { failingAs } from './bundle-faults.js';
-import { verified } from './hash.js';
+import { sized, verified } from './hash.js';
 
 export interface LoadOptions {
   /** Names or image IDs to load; all images when empty. */
@@ -50,7 +50,7 @@ export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: Lo
             const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
             // The stored bytes are checked here; the diffID of what they decompress to is checked by the daemon itself
             // (it hashes every layer it receives against the config), so hashing it here too would only cost time.
-            const raw = decompress(stored, compression, blob.uncompressedSize);
+            const raw = sized(decompress(stored, compression, blob.uncompressedSize), blob.uncompressedSize, `${entry} (uncompressed)`);
             return failingAs(raw, bundle.path, entry, 'the load was stopped: nothing was loaded or tagged');
           },
         };
