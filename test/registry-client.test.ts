@@ -10,7 +10,7 @@ import { parseChallenges } from '../src/registry/challenge.js';
 import { apiHost, candidates } from '../src/registry/endpoint.js';
 import { retryAfterMs } from '../src/registry/retry.js';
 import { sha256Of, type Digest } from '../src/image/digest.js';
-import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST } from '../src/image/media-types.js';
+import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST } from '../src/image/media-types.js';
 import { DigestMismatchError } from '../src/transfer/hash.js';
 import { FerryError } from '../src/ui/errors.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
@@ -21,7 +21,6 @@ import { htpasswdLine } from './helpers/htpasswd.js';
 import { missing } from './helpers/tools.js';
 
 const MiB = 1024 * 1024;
-const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const FAST: RegistryOptions = { backoffMs: 5 };
 
 /** A deterministic pseudo-random blob that is never held whole: open(offset) streams it from any offset (AES-CTR keystream). */

@@ -116,7 +116,10 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
                 const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}) });
                 index = await packImages(parts, writer, {
                   recompress: args.recompress ?? false,
-                  events: { layer: (l) => step.update(`layer ${l.done}/${l.total}: ${formatBytes(l.uncompressedSize)} -> ${formatBytes(l.size)}`) },
+                  events: {
+                    // A kept blob's uncompressed size is known only when its check ends, after this event.
+                    layer: (l) => step.update(`layer ${l.done}/${l.total}: ${l.uncompressedSize ? `${formatBytes(l.uncompressedSize)} -> ` : 'kept, '}${formatBytes(l.size)}`),
+                  },
                   signal,
                 });
               },

@@ -35,7 +35,10 @@ export function compressionOf(mediaType: string): Compression | undefined {
 }
 
 /** Every manifest type a registry may answer with that ferry reads: images and indexes, OCI and Docker v2. */
-export const MANIFEST_TYPES = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST] as const;
+export const MANIFEST_TYPES: readonly string[] = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST];
+
+/** Registries refuse manifests above 4 MiB; anything larger that claims to be one is not read. */
+export const MAX_MANIFEST_BYTES = 4 << 20;
 
 export function isIndexType(mediaType: string): boolean {
   return mediaType === OCI_INDEX || mediaType === DOCKER_MANIFEST_LIST;

@@ -1,6 +1,6 @@
 // RegistryClient: the OCI distribution API of one registry — manifests, blobs, mounts, uploads, tags — with every pulled byte checked.
 import { isSha256, sha256Of, type Digest } from '../image/digest.js';
-import { OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST } from '../image/media-types.js';
+import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../image/media-types.js';
 import { DigestMismatchError } from '../transfer/hash.js';
 import { FerryError, escapeControls } from '../ui/errors.js';
 import { repositoryScope } from './challenge.js';
@@ -31,11 +31,6 @@ export interface Manifest {
   digest: Digest;
 }
 
-export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
-/** MANIFEST_TYPES are the media types ferry asks for and accepts: OCI and Docker v2, single images and indexes. */
-export const MANIFEST_TYPES: readonly string[] = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST];
-/** Registries refuse manifests above 4 MiB; a larger answer is not a manifest. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
 const MAX_TAG_PAGES = 10_000;
 const DEFAULT_CHUNK = 32 * 1024 * 1024;

@@ -1,6 +1,7 @@
 // bundle:FILE[:REF]: images from a ferry bundle, to take a subset of it or merge several into one. The bundle is
 // opened by BundleReader (hostile bundles are refused as `ferry verify` refuses them); manifests, configs and
 // layers travel byte for byte, so every digest holds.
+import { MAX_MANIFEST_BYTES } from '../image/media-types.js';
 import { BundleReader } from '../bundle/reader.js';
 import { blobPath, type BundleIndex } from '../bundle/format.js';
 import { lookup } from '../bundle/lookup.js';
@@ -13,7 +14,6 @@ import type { BlobDescriptor, KeptManifest } from './source.js';
 
 export const BUNDLE_TRANSPORT = 'bundle:';
 
-const MAX_MANIFEST = 4 << 20;
 
 /** BundleStore is an opened bundle as a ManifestStore: every manifest and blob is an entry blobs/sha256/HEX. */
 class BundleStore implements ManifestStore {
@@ -26,7 +26,7 @@ class BundleStore implements ManifestStore {
   async manifest(ref: string): Promise<KeptManifest> {
     if (!isSha256(ref)) throw new Error(`BundleStore.manifest: ${ref} is not a digest`);
     if (!this.reader.entries.has(blobPath(ref))) throw this.lacks(ref);
-    const bytes = await this.reader.readBytes(blobPath(ref), MAX_MANIFEST);
+    const bytes = await this.reader.readBytes(blobPath(ref), MAX_MANIFEST_BYTES);
     return { bytes, mediaType: this.reader.blob(ref as Digest)?.mediaType ?? '', digest: ref as Digest };
   }
 

@@ -1,7 +1,7 @@
 // ManifestStoreSource: images from any place that keeps manifests and blobs by digest (a registry, an OCI
 // layout, a bundle). It picks platforms from indexes and hands layers over byte for byte, so digests hold.
 import { isSha256, sha256Of, type DiffId, type Digest } from '../image/digest.js';
-import { compressionOf, isImageManifestType, isIndexType, OCI_INDEX, OCI_MANIFEST } from '../image/media-types.js';
+import { compressionOf, isImageManifestType, isIndexType, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../image/media-types.js';
 import type { ImageConfig } from '../image/model.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../image/platform.js';
 import { FerryError } from '../ui/errors.js';
@@ -29,7 +29,6 @@ export interface Located {
   repository?: string;
 }
 
-const MAX_MANIFEST = 4 << 20;
 const MAX_CONFIG = 16 << 20;
 const ATTESTATION = 'vnd.docker.reference.type';
 
@@ -129,7 +128,7 @@ export class ManifestStoreSource implements ImageSource {
   private async readManifest(store: ManifestStore, ref: string, signal?: AbortSignal): Promise<KeptManifest & { json: Record<string, unknown> }> {
     const m = await store.manifest(ref, signal);
     const where = `${store.where}${ref.startsWith('sha256:') ? '@' : ':'}${ref}`;
-    if (m.bytes.length > MAX_MANIFEST) throw invalid(where, `manifest is larger than ${MAX_MANIFEST} bytes`);
+    if (m.bytes.length > MAX_MANIFEST_BYTES) throw invalid(where, `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
     const digest = sha256Of(m.bytes);
     if (m.digest !== digest || (isSha256(ref) && ref !== digest)) throw invalid(where, `manifest content does not match its digest ${isSha256(ref) ? ref : m.digest} (got ${digest})`);
     let json: Record<string, unknown>;

@@ -1,5 +1,6 @@
 // What every OCI image layout shares, in a directory or in a tar: the oci-layout marker, index.json, blobs by
 // digest, and what a name means in it. Picking platforms and checking digests is ManifestStoreSource's job.
+import { MAX_MANIFEST_BYTES } from '../image/media-types.js';
 import { isSha256, hex, type Digest } from '../image/digest.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
@@ -26,7 +27,6 @@ export interface LayoutSourceOptions {
 
 const CONTAINERD_NAME = 'io.containerd.image.name';
 const OCI_REF_NAME = 'org.opencontainers.image.ref.name';
-const MAX_MANIFEST = 4 << 20;
 const MAX_INDEX = 16 << 20;
 /** A bare tag, as Docker 25 and skopeo write org.opencontainers.image.ref.name: no repository in it. */
 const BARE_TAG = /^[\w][\w.-]{0,127}$/;
@@ -79,7 +79,7 @@ export class OciLayoutStore implements ManifestStore {
 
   async manifest(ref: string): Promise<KeptManifest> {
     if (!isSha256(ref)) throw new Error(`OciLayoutStore.manifest: ${ref} is not a digest`);
-    const bytes = await this.files.read(blobName(ref), MAX_MANIFEST);
+    const bytes = await this.files.read(blobName(ref), MAX_MANIFEST_BYTES);
     if (!bytes) throw missingBlob(this.where, ref);
     // The digest returned is the one asked for: ManifestStoreSource compares it with what the bytes hash to.
     return { bytes, mediaType: this.entries.find((e) => e.digest === ref)?.mediaType ?? '', digest: ref as Digest };

@@ -12,7 +12,7 @@ import type { BundleReader } from '../bundle/reader.js';
 import { checkReferences } from '../bundle/verify.js';
 import { lookup } from '../bundle/lookup.js';
 import { sha256Of, type Digest } from '../image/digest.js';
-import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP } from '../image/media-types.js';
+import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, MAX_MANIFEST_BYTES, OCI_LAYER_GZIP } from '../image/media-types.js';
 import type { OciIndex, OciManifest } from '../image/model.js';
 import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
@@ -207,7 +207,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
     let p = prepared.get(img.manifest.digest);
     if (!p) {
       p = (async (): Promise<PushableImage> => {
-        const manifestBytes = await bundle.readBytes(blobPath(img.manifest.digest), 4 << 20);
+        const manifestBytes = await bundle.readBytes(blobPath(img.manifest.digest), MAX_MANIFEST_BYTES);
         const layers = img.layers.map((l) => bundle.blob(l.digest)!);
         const config = storedBlob(img.config.digest, img.config.size);
         const recompress = compression === 'gzip' && layers.some((b) => compressionOf(b.mediaType) === 'zstd');
@@ -257,7 +257,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
       for (const { index, tags } of repo.indexes) {
         // Artifacts (attestations) the index lists go first, as opaque blobs and a manifest by digest.
         for (const a of index.artifacts ?? []) {
-          const body = await bundle.readBytes(blobPath(a), 4 << 20);
+          const body = await bundle.readBytes(blobPath(a), MAX_MANIFEST_BYTES);
           const m = JSON.parse(body.toString('utf8')) as OciManifest;
           const blobs = [m.config, ...(m.layers ?? [])].map((b) => storedBlob(b.digest as Digest, b.size));
           await eachLimited(blobs, 4, async (b) => {
@@ -267,7 +267,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
           });
           await sink.pushManifest(repo.repo, a, body, bundle.blob(a)!.mediaType, signal);
         }
-        let bytes = await bundle.readBytes(blobPath(index.digest), 4 << 20);
+        let bytes = await bundle.readBytes(blobPath(index.digest), MAX_MANIFEST_BYTES);
         // Children that were recompressed have new digests: the index follows them (and so changes digest too).
         if (index.images.some((d) => newDigestOf.has(d))) {
           const body = JSON.parse(bytes.toString('utf8')) as OciIndex;
