@@ -14,7 +14,7 @@ export const LAYERS: LayerSpec[] = [
   { name: 'jre', packages: ['openjdk-17-jre-headless'] },
 ];
 
-interface ImageSpec {
+export interface ImageSpec {
   tag: string;
   /** The top package layer; none means the bare base. */
   top?: string;
@@ -33,7 +33,7 @@ export const IMAGES: ImageSpec[] = [
 ];
 
 /** appFiles makes a deterministic Python source tree of about 2 MB, different for each version. */
-function appFiles(version: string): Record<string, string> {
+export function appFiles(version: string): Record<string, string> {
   const files: Record<string, string> = {};
   for (let m = 0; m < 240; m++) {
     const lines: string[] = [`"""app ${version}: module ${m}."""`, 'import json', 'import logging', ''];
@@ -51,8 +51,19 @@ function appFiles(version: string): Record<string, string> {
   return files;
 }
 
-/** buildCorpus imports the base and builds every image into d; it returns the tags to pack. */
-export async function buildCorpus(d: Dockerd, base: Base, layers: readonly PackageLayer[]): Promise<string[]> {
+/** appDockerfile is how every application image is built, so a rebuild (bench/incremental.ts) differs only in its files. */
+export const appDockerfile = (from: string, img: ImageSpec): string =>
+  `FROM ${from}\n${img.app ? 'COPY srv/ /srv/\nWORKDIR /srv/app\n' : ''}CMD ["${img.cmd}"]\n`;
+
+export interface Corpus {
+  /** Every image's tag, to pack. */
+  tags: string[];
+  /** The image ID of each package layer by name, for images built later on the same layers. */
+  layerImages: ReadonlyMap<string, string>;
+}
+
+/** buildCorpus imports the base and builds every image into d. */
+export async function buildCorpus(d: Dockerd, base: Base, layers: readonly PackageLayer[]): Promise<Corpus> {
   const baseSpec = IMAGES.find((i) => !i.top && !i.app)!;
   const baseId = (await d.docker(['import', '--change', `CMD ["${baseSpec.cmd}"]`, base.rootfsTar, baseSpec.tag])).trim();
   const ids = new Map<string, string>();
@@ -63,9 +74,7 @@ export async function buildCorpus(d: Dockerd, base: Base, layers: readonly Packa
   }
   for (const img of IMAGES) {
     if (!img.top) continue;
-    const from = ids.get(img.top)!;
-    const app = img.app ? 'COPY srv/ /srv/\nWORKDIR /srv/app\n' : '';
-    await build(d, img.tag, `FROM ${from}\n${app}CMD ["${img.cmd}"]\n`, img.app ? appFiles(img.app) : {});
+    await build(d, img.tag, appDockerfile(ids.get(img.top)!, img), img.app ? appFiles(img.app) : {});
   }
-  return IMAGES.map((i) => i.tag);
+  return { tags: IMAGES.map((i) => i.tag), layerImages: ids };
 }

@@ -63,8 +63,11 @@ async function download(debsDir: string, pkgs: readonly Pkg[]): Promise<void> {
   if (absent.length) throw new Error(`apt-get download did not produce ${absent.map(debName).join(', ')}`);
 }
 
-/** unpack extracts the debs into one tree, folds /bin, /lib… into /usr (bookworm is merged-usr), and tars it. */
-async function unpack(cacheDir: string, debs: readonly string[], tarPath: string): Promise<void> {
+/**
+ * unpack extracts the debs into one tree, folds /bin, /lib… into /usr (bookworm is merged-usr), and tars it;
+ * `extra` may add files (dpkg's records of an upgrade) to the tree before it is tarred.
+ */
+export async function unpack(cacheDir: string, debs: readonly string[], tarPath: string, extra?: (tree: string) => Promise<void>): Promise<void> {
   const tree = await mkdtemp(join(cacheDir, 'unpack-'));
   try {
     await chmod(tree, 0o755);
@@ -73,6 +76,7 @@ async function unpack(cacheDir: string, debs: readonly string[], tarPath: string
       'cd "$1"; for d in bin sbin lib lib32 lib64 libx32; do if [ -d "$d" ] && [ ! -L "$d" ]; then mkdir -p "usr/$d"; cp -a "$d/." "usr/$d/"; rm -rf "$d"; fi; done',
       [tree],
     );
+    if (extra) await extra(tree);
     await exec('tar', ['--numeric-owner', '-C', tree, '-cf', `${tarPath}.partial`, '.']);
     await rename(`${tarPath}.partial`, tarPath);
   } finally {
