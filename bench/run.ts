@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   defer(`temp dir ${work}`, () => rm(work, { recursive: true, force: true }));
   const { d: src } = await startTracked('bench-src');
   const tCorpus = Date.now();
-  const images = await buildCorpus(src, base, layers);
+  const images = (await buildCorpus(src, base, layers)).tags;
   process.stderr.write(`bench: corpus of ${images.length} images built in ${((Date.now() - tCorpus) / 1000).toFixed(0)} s: ${images.join(' ')}\n`);
 
   const pack = await comparePack(src, images, work, RUNS);
