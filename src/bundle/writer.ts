@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { DiffId, Digest } from '../image/digest.js';
 import { sha256Of } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
-import { compressionOf, layerMediaType, OCI_CONFIG, OCI_MANIFEST } from '../image/media-types.js';
+import { compressionOf, layerMediaType, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST } from '../image/media-types.js';
 import type { OciManifest } from '../image/model.js';
 import { hostPlatform, platformMatches, type Platform } from '../image/platform.js';
 import type { KeptImageManifest, KeptManifest } from '../sources/source.js';
@@ -42,6 +42,9 @@ export interface BundleWriterOptions {
 
 export type StoredLayer = BundleBlob & { diffId: DiffId; uncompressedSize: number };
 
+/** A layer the bundle's images use but the bundle does not hold: the target has it (thin bundles). */
+export type ReliedLayer = BundleBlob & { diffId: DiffId; carriedBy?: string };
+
 export class BundleWriter {
   readonly id = randomUUID();
   private readonly tar: TarFileWriter;
@@ -51,6 +54,14 @@ export class BundleWriter {
   private readonly blobs = new Map<Digest, BundleBlob>();
   private readonly images: BundleImage[] = [];
   private readonly indexes: BundleImageIndex[] = [];
+  /**
+   * Layers to leave out, by diffID, named by a known blob, or undefined until the layer passes once and its
+   * uncompressed form names it (a daemon's export says which layer is which only by hashing it).
+   */
+  private readonly reliedLayers = new Map<DiffId, ReliedLayer | undefined>();
+  /** Blobs of kept manifests to leave out. */
+  private readonly reliedBlobs = new Map<Digest, ReliedLayer>();
+  private readonly reliedUsed = new Map<Digest, ReliedLayer>();
   /** diffID checks of kept layers still running (see addBlob). */
   private readonly checks = new Set<Promise<void>>();
   private checkFailure: unknown;
@@ -80,11 +91,26 @@ export class BundleWriter {
     return this.layers.get(diffId);
   }
 
+  /** relyOn marks layers and kept blobs the bundle leaves out; call before any layer is added. */
+  relyOn(plan: { layers: ReadonlyMap<DiffId, ReliedLayer | undefined>; blobs: ReadonlyMap<Digest, ReliedLayer> }): void {
+    for (const [d, l] of plan.layers) this.reliedLayers.set(d, l);
+    for (const [d, b] of plan.blobs) this.reliedBlobs.set(d, b);
+  }
+
+  /** leavesOut says a layer stays behind and is already named, so a source need not hand it over. */
+  leavesOut(diffId: DiffId): boolean {
+    return this.reliedLayers.get(diffId) !== undefined && !this.layers.has(diffId);
+  }
+
+  leavesOutBlob(digest: Digest): boolean {
+    return this.reliedBlobs.has(digest);
+  }
+
   /**
    * addLayer compresses an uncompressed layer tar into the bundle. A layer whose diffID is already stored is
    * dropped (its bytes are overwritten) and the stored one returned with `repeat: true`.
    */
-  async addLayer(tarStream: AsyncIterable<Buffer>): Promise<StoredLayer & { repeat: boolean }> {
+  async addLayer(tarStream: AsyncIterable<Buffer>): Promise<StoredLayer & { repeat: boolean; relied?: boolean }> {
     const entry = this.tar.beginEntry();
     let result;
     try {
@@ -97,6 +123,14 @@ export class BundleWriter {
     if (known) {
       entry.discard();
       return { ...known, repeat: true };
+    }
+    if (this.reliedLayers.has(result.diffId)) {
+      // Compressed only to learn which layer it was: it stays behind, named by its uncompressed form unless a
+      // carried blob already names it.
+      entry.discard();
+      const relied = this.reliedLayers.get(result.diffId) ?? { digest: result.diffId as string as Digest, size: result.uncompressedSize, mediaType: OCI_LAYER_TAR, diffId: result.diffId, uncompressedSize: result.uncompressedSize };
+      this.reliedLayers.set(result.diffId, relied);
+      return { ...relied, uncompressedSize: relied.uncompressedSize ?? result.uncompressedSize, repeat: true, relied: true };
     }
     await entry.finish(blobPath(result.digest));
     const stored: StoredLayer = { digest: result.digest, size: result.size, mediaType: layerMediaType(this.compression), diffId: result.diffId, uncompressedSize: result.uncompressedSize };
@@ -196,17 +230,22 @@ export class BundleWriter {
     if (img.manifest) {
       const m = img.manifest;
       layers = m.layers.map((l, i) => {
-        if (!this.blobs.has(l.digest)) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
+        const relied = this.blobs.has(l.digest) ? undefined : this.reliedBlobs.get(l.digest);
+        if (relied) this.reliedUsed.set(relied.digest, relied);
+        else if (!this.blobs.has(l.digest)) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
         return { digest: l.digest, diffId: img.diffIds[i]! };
       });
       configBlob = await this.addSmallBlob(img.config, m.config.mediaType);
       if (configBlob.digest !== m.config.digest) throw new Error(`BundleWriter.addImage: config bytes do not match ${m.config.digest}`);
       manifestBlob = await this.addSmallBlob(m.bytes, m.mediaType);
     } else {
-      const stored = img.diffIds.map((d) => {
+      const stored = img.diffIds.map((d): BundleBlob & { diffId: DiffId } => {
         const l = this.layers.get(d);
-        if (!l) throw new Error(`BundleWriter.addImage: layer ${d} was not added`);
-        return l;
+        if (l) return l;
+        const relied = this.reliedLayers.get(d);
+        if (!relied) throw new Error(`BundleWriter.addImage: layer ${d} was not added`);
+        this.reliedUsed.set(relied.digest, relied);
+        return relied;
       });
       layers = stored.map((l) => ({ digest: l.digest, diffId: l.diffId }));
       configBlob = await this.addSmallBlob(img.config, OCI_CONFIG);
@@ -279,7 +318,7 @@ export class BundleWriter {
       images: this.images,
       indexes: this.indexes,
       blobs: [...this.blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
-      reliesOn: [],
+      reliesOn: [...this.reliedUsed.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
     };
     await this.tar.addFile('index.json', jsonBytes(ociIndex(this.images, this.indexes)));
     await this.tar.addFile('manifest.json', jsonBytes(dockerManifest(this.images, indexTags(this.indexes))));

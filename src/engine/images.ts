@@ -29,14 +29,26 @@ export function diffIdsOf(img: EngineImage): DiffId[] {
   return (img.RootFS.Layers ?? []).map(asDiffId);
 }
 
+/** listImages inspects every image the daemon has, intermediate ones included, a few at a time. */
+export async function listImages(engine: DockerEngineClient, signal?: AbortSignal): Promise<EngineImage[]> {
+  const list = await engine.json<{ Id: string }[]>({ method: 'GET', path: '/images/json', query: { all: '1' }, ...(signal ? { signal } : {}) });
+  const out: (EngineImage | undefined)[] = new Array(list.length);
+  let next = 0;
+  // An image removed while we list it is simply not there.
+  const lane = async (): Promise<void> => {
+    while (next < list.length) {
+      const k = next++;
+      out[k] = await inspectImage(engine, list[k]!.Id, signal);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, list.length) }, lane));
+  return out.filter((i): i is EngineImage => i !== undefined);
+}
+
 /** heldChains lists every layer chain the daemon holds, learned from the images that use them. */
 export async function heldChains(engine: DockerEngineClient, signal?: AbortSignal): Promise<Set<ChainId>> {
-  const list = await engine.json<{ Id: string }[]>({ method: 'GET', path: '/images/json', query: { all: '1' }, ...(signal ? { signal } : {}) });
   const out = new Set<ChainId>();
-  for (const { Id } of list) {
-    const img = await inspectImage(engine, Id, signal);
-    if (img) for (const c of chainIds(diffIdsOf(img))) out.add(c);
-  }
+  for (const img of await listImages(engine, signal)) for (const c of chainIds(diffIdsOf(img))) out.add(c);
   return out;
 }
 

@@ -180,32 +180,42 @@ export class RegistryClient {
   }
 
   /** listTags returns every tag of a repository, page by page (Link rel="next"); [] for a repository the registry does not know. */
-  async listTags(repo: string, signal?: AbortSignal, pageSize?: number): Promise<string[]> {
+  listTags(repo: string, signal?: AbortSignal, pageSize?: number): Promise<string[]> {
     checkRepo(repo);
-    const tags: string[] = [];
-    let url = `/v2/${repo}/tags/list${pageSize ? `?n=${pageSize}` : ''}`;
+    return this.listPaged(`/v2/${repo}/tags/list${pageSize ? `?n=${pageSize}` : ''}`, 'tags', [pull(repo)], `the tag list of ${repo}`, signal);
+  }
+
+  /** listRepositories returns every repository the registry's catalog lists, page by page. */
+  listRepositories(signal?: AbortSignal, pageSize?: number): Promise<string[]> {
+    return this.listPaged(`/v2/_catalog${pageSize ? `?n=${pageSize}` : ''}`, 'repositories', ['registry:catalog:*'], 'the repository catalog', signal);
+  }
+
+  private async listPaged(first: string, key: 'tags' | 'repositories', scopes: string[], what: string, signal?: AbortSignal): Promise<string[]> {
+    const out: string[] = [];
+    let url = first;
     for (let page = 0; page < MAX_TAG_PAGES; page++) {
-      const res = await this.t.request({ method: 'GET', url, scopes: [pull(repo)], idempotent: true, signal });
-      if (res.status === 404 && page === 0) {
+      const res = await this.t.request({ method: 'GET', url, scopes, idempotent: true, signal });
+      if (res.status === 404 && page === 0 && key === 'tags') {
         await res.body.dump();
         return [];
       }
-      if (res.status !== 200) throw await this.t.httpError(res, `listing tags of ${repo}`);
-      const body = await readLimited(res, MAX_TAG_PAGE_BYTES, `tag list of ${repo}`);
-      let parsed: { tags?: unknown };
+      if (res.status !== 200) throw await this.t.httpError(res, `listing ${what}`);
+      const body = await readLimited(res, MAX_TAG_PAGE_BYTES, what);
+      let parsed: Record<string, unknown>;
       try {
-        parsed = JSON.parse(body.toString('utf8')) as { tags?: unknown };
+        parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
       } catch {
-        throw new FerryError('REGISTRY_ERROR', `registry ${this.registry}: the tag list of ${repo} is not JSON`);
+        throw new FerryError('REGISTRY_ERROR', `registry ${this.registry}: ${what} is not JSON`);
       }
-      if (Array.isArray(parsed.tags)) for (const t of parsed.tags) if (typeof t === 'string') tags.push(t);
+      const items = parsed[key];
+      if (Array.isArray(items)) for (const t of items) if (typeof t === 'string') out.push(t);
       const next = nextLink(header(res, 'link'));
-      if (next === undefined) return tags;
+      if (next === undefined) return out;
       const nextUrl = new URL(next, res.url).href;
-      if (nextUrl === new URL(url, res.url).href) return tags;
+      if (nextUrl === new URL(url, res.url).href) return out;
       url = nextUrl;
     }
-    throw new FerryError('REGISTRY_ERROR', `registry ${this.registry}: the tag list of ${repo} runs past ${MAX_TAG_PAGES} pages`);
+    throw new FerryError('REGISTRY_ERROR', `registry ${this.registry}: ${what} runs past ${MAX_TAG_PAGES} pages`);
   }
 
   /** close releases the client's connections. */

@@ -11,6 +11,7 @@ import type { OciIndex } from '../image/model.js';
 import type { ImageSource, LayerSink, Resolved } from '../sources/source.js';
 import { FerryError } from '../ui/errors.js';
 import { decompress } from './decompress.js';
+import type { IncrementalPlan } from '../sync/plan.js';
 
 export interface PackEvents {
   layer?(info: { digest: string; size: number; uncompressedSize: number; repeat: boolean; done: number; total: number }): void;
@@ -25,6 +26,8 @@ export interface PackOptions {
   /** Decompress kept blobs and compress them as the writer does: smaller, but manifest and index digests change. */
   recompress?: boolean;
   events?: PackEvents;
+  /** A thin bundle: the layers the target already has stay behind (see planIncremental). */
+  plan?: IncrementalPlan;
   signal?: AbortSignal;
 }
 
@@ -33,11 +36,16 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
   const { events = {}, signal } = opts;
   const recompress = opts.recompress ?? false;
   try {
+    if (opts.plan) {
+      const layers = new Map([...opts.plan.reliedLayers].map(([d, b]) => [d, b && { digest: b.digest, size: b.size, mediaType: b.mediaType, diffId: d, ...(b.uncompressedSize !== undefined ? { uncompressedSize: b.uncompressedSize } : {}), ...(b.carriedBy !== undefined ? { carriedBy: b.carriedBy } : {}) }]));
+      writer.relyOn({ layers, blobs: opts.plan.reliedBlobs });
+    }
     const keys = new Set<string>();
     for (const p of parts) {
       for (const img of p.resolved.images) {
-        if (img.manifest && !recompress) for (const l of img.manifest.layers) keys.add(l.digest);
-        else for (const d of img.diffIds) keys.add(d);
+        // Layers that stay behind are not progress.
+        if (img.manifest && !recompress) for (const l of img.manifest.layers) !opts.plan?.reliedBlobs.has(l.digest) && keys.add(l.digest);
+        else for (const d of img.diffIds) !opts.plan?.reliedLayers.has(d) && keys.add(d);
       }
     }
     const total = keys.size;
@@ -47,8 +55,8 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
       events.layer?.({ ...l, repeat, done, total });
     };
     const sink: LayerSink = {
-      has: (d) => writer.layer(d) !== undefined,
-      wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined : !writer.hasBlob(b.digest)),
+      has: (d) => writer.layer(d) !== undefined || writer.leavesOut(d),
+      wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined && !writer.leavesOut(b.diffId) : !writer.hasBlob(b.digest) && !writer.leavesOutBlob(b.digest)),
       put: async (body) => {
         const l = await writer.addLayer(body);
         report(l, l.repeat);

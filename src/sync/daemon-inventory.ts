@@ -1,0 +1,28 @@
+// inventoryOfDaemon: what a Docker daemon holds, from its images (every layer a daemon keeps belongs to one).
+import type { DockerEngineClient } from '../engine/client.js';
+import { diffIdsOf, listImages } from '../engine/images.js';
+import type { Digest } from '../image/digest.js';
+import { formatReference, parseReference } from '../image/reference.js';
+import { INVENTORY_MEDIA_TYPE, type Inventory } from './documents.js';
+import { HoldingsBuilder } from './holdings.js';
+
+export async function inventoryOfDaemon(engine: DockerEngineClient, signal?: AbortSignal): Promise<Inventory> {
+  const info = await engine.json<{ ID?: string; Name?: string }>({ method: 'GET', path: '/info', ...(signal ? { signal } : {}) });
+  const b = new HoldingsBuilder();
+  for (const img of await listImages(engine, signal)) {
+    const refs = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>').flatMap((t) => {
+      try {
+        return [formatReference(parseReference(t))];
+      } catch {
+        return [];
+      }
+    });
+    b.addImage({ id: img.Id as Digest, refs, diffIds: diffIdsOf(img) });
+  }
+  return {
+    mediaType: INVENTORY_MEDIA_TYPE,
+    version: 1,
+    target: { kind: 'docker-daemon', ...(info.ID ? { id: info.ID } : {}), name: info.Name ?? engine.host },
+    ...b.build(),
+  };
+}

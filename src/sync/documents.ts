@@ -1,0 +1,132 @@
+// Inventories and receipts as files: their types, schema-checked reading, and writing that never leaves a
+// half-written file behind. Both are small JSON documents meant to ride across the gap.
+import { readFileSync } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { FerryError } from '../ui/errors.js';
+import { badLayerIndex, type Holdings } from './holdings.js';
+
+export const INVENTORY_MEDIA_TYPE = 'application/vnd.ferry.inventory.v1+json';
+export const RECEIPT_MEDIA_TYPE = 'application/vnd.ferry.receipt.v1+json';
+
+export type TargetKind = 'docker-daemon' | 'registry' | 'catalog';
+
+export interface TargetInfo {
+  kind: TargetKind;
+  /** The daemon's ID, or the registry's host. */
+  id?: string;
+  name: string;
+}
+
+export interface Inventory extends Holdings {
+  mediaType: typeof INVENTORY_MEDIA_TYPE;
+  version: 1;
+  target: TargetInfo;
+}
+
+export interface Receipt extends Holdings {
+  mediaType: typeof RECEIPT_MEDIA_TYPE;
+  version: 1;
+  created: string;
+  operation: 'load' | 'push';
+  target: TargetInfo;
+  /** IDs of the bundles applied, in order. */
+  bundles: string[];
+  failures: string[];
+}
+
+export type Report = { kind: 'inventory'; doc: Inventory } | { kind: 'receipt'; doc: Receipt };
+
+/** Reports are small; anything larger is not one (a site with 100,000 layers writes about 15 MB). */
+const MAX_REPORT_BYTES = 256 << 20;
+
+const validators = new Map<string, ValidateFunction>();
+function validatorFor(mediaType: string): ValidateFunction | undefined {
+  const file = mediaType === INVENTORY_MEDIA_TYPE ? 'ferry-inventory-v1.schema.json' : mediaType === RECEIPT_MEDIA_TYPE ? 'ferry-receipt-v1.schema.json' : undefined;
+  if (!file) return undefined;
+  let v = validators.get(file);
+  if (!v) {
+    const ajv = new Ajv({ allErrors: false, strict: true });
+    v = ajv.compile(JSON.parse(readFileSync(new URL(`../../schemas/${file}`, import.meta.url), 'utf8')));
+    validators.set(file, v);
+  }
+  return v;
+}
+
+/** parseReport checks a document against its schema and its layer indexes against its table. */
+export function parseReport(text: string, where: string): Report {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new FerryError('USAGE', `${where} is not JSON`, { hint: 'give an inventory (ferry inventory), a receipt (ferry load --receipt) or a bundle' });
+  }
+  const mediaType = (doc as { mediaType?: unknown } | null)?.mediaType;
+  const validate = typeof mediaType === 'string' ? validatorFor(mediaType) : undefined;
+  if (!validate) {
+    throw new FerryError('USAGE', `${where} is neither a ferry inventory nor a receipt (mediaType ${JSON.stringify(mediaType ?? null).slice(0, 80)})`, {
+      hint: 'a newer ferry may have written it; otherwise give an inventory, a receipt or a bundle',
+    });
+  }
+  if (!validate(doc)) {
+    const e = validate.errors?.[0];
+    throw new FerryError('USAGE', `${where} is not a valid ${mediaType === INVENTORY_MEDIA_TYPE ? 'inventory' : 'receipt'}: ${e?.instancePath || '/'} ${e?.message ?? 'is invalid'}`);
+  }
+  const bad = badLayerIndex(doc as Holdings);
+  if (bad) throw new FerryError('USAGE', `${where} is not a valid document: ${bad}`);
+  return mediaType === INVENTORY_MEDIA_TYPE ? { kind: 'inventory', doc: doc as Inventory } : { kind: 'receipt', doc: doc as Receipt };
+}
+
+export async function readReport(path: string): Promise<Report> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw new FerryError('USAGE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new FerryError('USAGE', `${path} is not a regular file`);
+    if (st.size > MAX_REPORT_BYTES) throw new FerryError('USAGE', `${path} is ${st.size} bytes, too large for an inventory or receipt`);
+    return parseReport(await fh.readFile('utf8'), path);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** documentBytes is the stable text of a document: same holdings, same bytes. */
+export function documentBytes(doc: Inventory | Receipt): Buffer {
+  return Buffer.from(`${JSON.stringify(doc, null, 1)}\n`);
+}
+
+/** writeDocument writes a temp file beside path, syncs it and renames it into place; "-" is stdout. */
+export async function writeDocument(path: string, doc: Inventory | Receipt): Promise<void> {
+  const bytes = documentBytes(doc);
+  if (path === '-') {
+    await new Promise<void>((res, rej) => process.stdout.write(bytes, (err) => (err ? rej(err) : res())));
+    return;
+  }
+  const dir = dirname(path);
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+  } catch {
+    throw new FerryError('OUTPUT', `cannot write ${path}: ${dir} is not a directory`, { hint: 'create the directory first' });
+  }
+  const temp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    const fh = await open(temp, 'w', 0o644);
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC') throw new FerryError('DISK_FULL', `cannot write ${path}: the disk is full`);
+    throw new FerryError('OUTPUT', `cannot write ${path}: ${code ?? (err as Error).message}`);
+  }
+}
