@@ -162,6 +162,11 @@ export class Catalog {
     }));
   }
 
+  /** sitesOfBundle names the sites a bundle was made for. */
+  sitesOfBundle(bundleId: string): string[] {
+    return (this.db.prepare(`SELECT site FROM records WHERE kind = 'bundle' AND ref = ? ORDER BY site`).all(bundleId) as { site: string }[]).map((r) => r.site);
+  }
+
   /** lastInventory is the sequence number of the site's latest inventory, if any. */
   lastInventory(site: string): number | undefined {
     const row = this.db.prepare(`SELECT MAX(seq) AS seq FROM records WHERE site = ? AND kind = 'inventory'`).get(site) as { seq: number | null };

@@ -9,6 +9,8 @@ import { inspectCommand } from './inspect.js';
 import { verifyCommand } from './verify.js';
 import { loadCommand } from './load.js';
 import { pushCommand } from './push.js';
+import { inventoryCommand } from './inventory.js';
+import { siteCommand } from './site.js';
 
 export async function main(argv: string[]): Promise<void> {
   const controller = new AbortController();
@@ -30,7 +32,9 @@ export async function main(argv: string[]): Promise<void> {
       .command(verifyCommand(controller.signal))
       .command(loadCommand(controller.signal))
       .command(pushCommand(controller.signal))
-      .demandCommand(1, 'name a command: pack, inspect, verify, load or push')
+      .command(inventoryCommand(controller.signal))
+      .command(siteCommand())
+      .demandCommand(1, 'name a command: pack, inspect, verify, load, push, inventory or site')
       .strict()
       .version(VERSION)
       .help()

@@ -21,6 +21,11 @@ import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import type { BundleIndex } from '../bundle/format.js';
+import { Catalog } from '../catalog/catalog.js';
+import { addHave, holdingsOfBundle } from '../sync/have.js';
+import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
+import { addSiteState } from '../sync/site-state.js';
+import { TargetState } from '../sync/target-state.js';
 
 interface PackArgs extends RegistryArgs {
   images?: string[];
@@ -34,6 +39,10 @@ interface PackArgs extends RegistryArgs {
   json?: boolean;
   quiet?: boolean;
   'concurrent-saves': number;
+  have?: string[];
+  since?: string[];
+  site?: string;
+  'confirmed-only'?: boolean;
 }
 
 export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs> {
@@ -56,11 +65,17 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('all-platforms', { type: 'boolean', describe: 'keep every platform of a multi-platform image, and its index byte for byte' })
           .option('recompress', { type: 'boolean', describe: 'recompress pulled layers with --compression: smaller, but manifest and index digests change' })
           .option('concurrent-saves', { type: 'number', default: 2, hidden: true })
+          .option('have', { type: 'string', array: true, describe: 'what the target already holds: an inventory, a receipt or an earlier bundle (repeatable); the bundle leaves those layers out' })
+          .option('since', { type: 'string', array: true, describe: 'an earlier bundle the target has applied (as --have BUNDLE)' })
+          .option('site', { type: 'string', describe: 'plan against a catalogued site (its last inventory, receipts, and the bundles made for it since), and record this bundle for it' })
+          .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
           .conflicts('platform', 'all-platforms')
           .example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon')
           .example('$0 pack docker://registry.example/team/app:2.4 --platform linux/amd64,linux/arm64 -o app.ferry.tar', 'two platforms from a registry, digests kept')
           .example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive')
-          .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10'),
+          .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10')
+          .example('$0 pack -f images.yaml --have site-b.inventory.json -o week48.ferry.tar', 'only what site B lacks')
+          .example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle'),
       ),
     handler: async (args) => {
       const names = [...(args.images ?? [])];
@@ -71,6 +86,14 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const optionsFor = registryOptions(args);
       const output = resolve(args.output);
       await checkOutputDir(output);
+      if (args['confirmed-only'] && !args.site) throw new FerryError('USAGE', '--confirmed-only needs --site', { hint: 'it says which of a catalogued site\'s records count' });
+      const haves = [...(args.have ?? []), ...(args.since ?? [])];
+      const thin = haves.length > 0 || args.site !== undefined;
+      let catalog: Catalog | undefined;
+      if (args.site) {
+        catalog = Catalog.open();
+        catalog.requireSite(args.site);
+      }
       const groups = groupByTransport(names);
       const mode = progressMode(args);
       const warn = (message: string): void => void (mode !== 'quiet' && process.stderr.write(`warning: ${message}\n`));
@@ -95,6 +118,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       };
       const parts: PackPart[] = [];
       let index: BundleIndex | undefined;
+      let plan: IncrementalPlan | undefined;
       const started = Date.now();
       const where = [...groups.keys()].map((t) => (t === 'docker-daemon' ? 'the Docker daemon' : t)).join(', ');
       try {
@@ -110,12 +134,30 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
                 }
               },
             },
+            ...(thin
+              ? [
+                  {
+                    title: `Plan against what the target holds (${[...haves, ...(args.site ? [`site ${args.site}`] : [])].join(', ')})`,
+                    run: async () => {
+                      const state = new TargetState();
+                      for (const h of haves) await addHave(state, h);
+                      if (catalog && args.site) addSiteState(state, catalog, args.site, { confirmedOnly: args['confirmed-only'] ?? false });
+                      const images = parts.flatMap((p) => p.resolved.images);
+                      plan = planIncremental(
+                        images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !args.recompress ? { keptLayers: i.manifest.layers } : {}) })),
+                        state,
+                      );
+                    },
+                  },
+                ]
+              : []),
             {
               title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
               run: async (step) => {
                 const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}) });
                 index = await packImages(parts, writer, {
                   recompress: args.recompress ?? false,
+                  ...(plan ? { plan } : {}),
                   events: {
                     // A kept blob's uncompressed size is known only when its check ends, after this event.
                     layer: (l) => step.update(`layer ${l.done}/${l.total}: ${l.uncompressedSize ? `${formatBytes(l.uncompressedSize)} -> ` : 'kept, '}${formatBytes(l.size)}`),
@@ -130,6 +172,23 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       } finally {
         for (const p of parts) await p.source.close();
       }
+      try {
+        if (catalog && args.site) {
+          const layers = index!.blobs.filter((b) => b.diffId);
+          catalog.record({
+            site: args.site,
+            kind: 'bundle',
+            ref: index!.id,
+            bundles: [],
+            created: index!.created,
+            path: output,
+            summary: { images: index!.images.length, layers: layers.length, bytes: index!.blobs.reduce((s, b) => s + b.size, 0), reliesOn: index!.reliesOn.length },
+            holdings: holdingsOfBundle(index!),
+          });
+        }
+      } finally {
+        catalog?.close();
+      }
       const result = summarise(index!, output, Date.now() - started);
       if (args.recompress && parts.some((p) => p.resolved.images.some((i) => i.manifest)) && mode !== 'quiet') {
         process.stderr.write('Note: pulled layers were recompressed, so manifest and index digests differ from the source\'s (image IDs do not).\n');
@@ -140,6 +199,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           `Wrote ${args.output}: ${result.images.length} image(s), ${result.layers} layer(s), ${formatBytes(result.bytes)} ` +
             `(${formatBytes(result.uncompressedBytes)} uncompressed) in ${(result.seconds).toFixed(1)} s\n`,
         );
+        if (thin) process.stderr.write(`Relies on ${result.reliesOn} layer(s) the target holds (${formatBytes(result.reliedBytes)} left out)${args.site ? `; recorded for site ${args.site}` : ''}\n`);
       }
     },
   };
@@ -163,6 +223,8 @@ function summarise(index: BundleIndex, path: string, ms: number) {
     layers: layers.length,
     bytes: index.blobs.reduce((s, b) => s + b.size, 0),
     uncompressedBytes: layers.reduce((s, b) => s + (b.uncompressedSize ?? 0), 0),
+    reliesOn: index.reliesOn.length,
+    reliedBytes: index.reliesOn.reduce((s, b) => s + b.size, 0),
     seconds: ms / 1000,
   };
 }

@@ -8,6 +8,9 @@ import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
+import { writeDocument } from '../sync/documents.js';
+import { makeReceipt, type ImageOutcome } from '../sync/receipts.js';
+import { toFerryError } from '../ui/errors.js';
 
 interface PushArgs extends RegistryArgs {
   bundle: string;
@@ -16,6 +19,7 @@ interface PushArgs extends RegistryArgs {
   retag?: string[];
   compression: PushCompression;
   'dry-run'?: boolean;
+  receipt?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -37,6 +41,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
             describe: 'gzip: zstd layers are pushed as gzip so Docker < 23 can pull them (gzip and plain layers, and their digests, stay); keep: push every blob as stored',
           })
           .option('dry-run', { type: 'boolean', describe: 'print what would be pushed where, asking the registry what it has, writing nothing' })
+          .option('receipt', { type: 'string', describe: 'write a receipt (what the registry holds of this bundle afterwards) to this file, even if the push fails' })
           .example('$0 push week47.ferry.tar --to registry.local:5000/mirror', 'docker.io/library/nginx:1.27 becomes registry.local:5000/mirror/library/nginx:1.27')
           .example('$0 push week47.ferry.tar --to registry.local --retag docker.io/library/=registry.local/', 'docker.io/library/nginx:1.27 becomes registry.local/nginx:1.27')
           .example('$0 push app.ferry.tar --to registry.local:5000 --dry-run', 'the plan only'),
@@ -64,25 +69,38 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
           return;
         }
         let result: PushResult | undefined;
-        await runSteps(
-          [
-            {
-              title: `Push ${args.bundle} to ${target.registry}${target.prefix ? `/${target.prefix}` : ''}`,
-              run: async (step) => {
-                await sink.client.ping(signal);
-                let n = 0;
-                result = await executePush(bundle, plan, sink, {
-                  ...opts,
-                  events: {
-                    blob: (b) => step.update(`${++n} blob(s): ${b.digest.slice(0, 19)} ${b.outcome}`),
-                    manifest: (m) => step.update(`${m.name}`),
-                  },
-                });
+        const pushed: ImageOutcome[] = [];
+        const receipt = async (failures: string[]): Promise<void> => {
+          if (!args.receipt) return;
+          const target = { kind: 'registry' as const, id: sink.registry, name: `${sink.registry}${opts.target.prefix ? `/${opts.target.prefix}` : ''}` };
+          await writeDocument(args.receipt, makeReceipt('push', target, [bundle.index], [{ bundle: bundle.index, images: pushed }], failures));
+        };
+        try {
+          await runSteps(
+            [
+              {
+                title: `Push ${args.bundle} to ${target.registry}${target.prefix ? `/${target.prefix}` : ''}`,
+                run: async (step) => {
+                  await sink.client.ping(signal);
+                  let n = 0;
+                  result = await executePush(bundle, plan, sink, {
+                    ...opts,
+                    events: {
+                      blob: (b) => step.update(`${++n} blob(s): ${b.digest.slice(0, 19)} ${b.outcome}`),
+                      manifest: (m) => step.update(`${m.name}`),
+                      image: (i) => pushed.push({ image: i.image, refs: [i.name], status: 'pushed', manifest: i.digest, storedAs: i.storedAs }),
+                    },
+                  });
+                },
               },
-            },
-          ],
-          progressMode(args),
-        );
+            ],
+            progressMode(args),
+          );
+        } catch (err) {
+          await receipt([toFerryError(err).message]).catch(() => undefined);
+          throw err;
+        }
+        await receipt([]);
         const r = result!;
         if (args.json) printJson({ bundle: args.bundle, registry: target.registry, ...r });
         else if (!args.quiet) {

@@ -40,16 +40,18 @@ export class DockerDaemonSink implements ImageSink {
       if (!(await inspectImage(this.engine, img.imageId, signal))) throw new FerryError('LOAD_FAILED', `the daemon reported success but has no image ${img.imageId}`);
     }
     for (const img of images) {
-      if (!results.has(img.imageId)) results.set(img.imageId, { imageId: img.imageId, tags: img.tags, layersSent: 0, layersPresent: img.layers.length });
+      if (!results.has(img.imageId)) results.set(img.imageId, { imageId: img.imageId, tags: img.tags, status: 'present', layersSent: 0, layersPresent: img.layers.length });
     }
-    // Tags last: a failed load above leaves every name where it was.
+    return images.map((i) => results.get(i.imageId)!);
+  }
+
+  async tag(images: readonly ImageToLoad[]): Promise<void> {
     for (const img of images) {
       for (const t of img.tags) {
         const ref = parseReference(t);
         await tagImage(this.engine, img.imageId, repository(ref), ref.tag ?? 'latest');
       }
     }
-    return images.map((i) => results.get(i.imageId)!);
   }
 
   /** stream sends one docker-save archive; the daemon unpacks it whole before it registers anything. */
@@ -154,6 +156,7 @@ export class DockerDaemonSink implements ImageSink {
     return plan.map(({ img, send }) => ({
       imageId: img.imageId,
       tags: img.tags,
+      status: 'loaded' as const,
       layersSent: send.filter(Boolean).length,
       layersPresent: send.filter((s) => !s).length,
     }));

@@ -31,6 +31,24 @@ export class RegistrySink {
     return this.holders.has(digest) ? 'mount' : 'upload';
   }
 
+  /**
+   * find says whether repo holds a blob, or one of the other repositories does (it is then mounted when pushed);
+   * undefined when none of them has it.
+   */
+  async find(repo: string, digest: Digest, others: readonly string[], signal?: AbortSignal): Promise<'present' | 'mountable' | undefined> {
+    if ((await this.client.hasBlob(repo, digest, signal)) !== undefined) return 'present';
+    const known = this.holders.get(digest);
+    if (known !== undefined && known !== repo) return 'mountable';
+    for (const other of others) {
+      if (other === repo) continue;
+      if ((await this.client.hasBlob(other, digest, signal)) !== undefined) {
+        this.holders.set(digest, other);
+        return 'mountable';
+      }
+    }
+    return undefined;
+  }
+
   async pushBlob(repo: string, blob: BlobToPush, signal?: AbortSignal): Promise<BlobOutcome> {
     let outcome: BlobOutcome;
     const size = await this.client.hasBlob(repo, blob.digest, signal);

@@ -20,6 +20,8 @@ export interface ImageToLoad {
 export interface LoadedImage {
   imageId: string;
   tags: string[];
+  /** loaded: sent now; present: the daemon had the image already. */
+  status: 'loaded' | 'present';
   layersSent: number;
   layersPresent: number;
 }
@@ -29,6 +31,8 @@ export interface ImageSink {
   platform(signal?: AbortSignal): Promise<Platform>;
   /** heldChains says which layer chains the target already holds; absent is simply not in the set. */
   heldChains(signal?: AbortSignal): Promise<Set<ChainId>>;
-  /** load stores every image, then tags; nothing is tagged unless all images were stored. */
+  /** load stores every image, untagged: tags come last, once everything is stored (see tag). */
   load(images: readonly ImageToLoad[], held: ReadonlySet<ChainId>, events?: { layer?(diffId: string): void }, signal?: AbortSignal): Promise<LoadedImage[]>;
+  /** tag gives stored images their names, replacing what the names pointed at. */
+  tag(images: readonly ImageToLoad[]): Promise<void>;
 }

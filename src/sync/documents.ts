@@ -10,11 +10,11 @@ import { badLayerIndex, type Holdings } from './holdings.js';
 export const INVENTORY_MEDIA_TYPE = 'application/vnd.ferry.inventory.v1+json';
 export const RECEIPT_MEDIA_TYPE = 'application/vnd.ferry.receipt.v1+json';
 
-export type TargetKind = 'docker-daemon' | 'registry' | 'catalog';
+export type TargetKind = 'docker-daemon' | 'registry';
 
 export interface TargetInfo {
   kind: TargetKind;
-  /** The daemon's ID, or the registry's host. */
+  /** The daemon's ID, the registry's host, or catalog:SITE for what the catalog assumes. */
   id?: string;
   name: string;
 }

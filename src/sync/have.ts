@@ -33,7 +33,7 @@ export function holdingsOfBundle(index: BundleIndex): Holdings {
 export function meaningOf(r: Report): HoldingsMeaning {
   if (r.kind === 'receipt') return r.doc.operation === 'load' ? { chains: true, blobs: false } : { chains: false, blobs: true };
   const kind = r.doc.target.kind;
-  return { chains: kind !== 'registry', blobs: kind !== 'docker-daemon' };
+  return { chains: kind === 'docker-daemon', blobs: kind === 'registry' };
 }
 
 /** addHave reads one --have file (inventory, receipt, or bundle) into state. */

@@ -1,22 +1,38 @@
-// siteState: what planning believes a catalogued site holds. Its last inventory, the receipts since, and (unless
-// only confirmed facts count) every bundle made for it since, as if each was applied: a one-way link needs no
-// feedback. A receipt for a bundle replaces the assumption with what really happened.
+// What planning believes a catalogued site holds: its last inventory, the receipts since, and (unless only confirmed
+// facts count) every bundle made for it since, as if each was applied: a one-way link needs no feedback. A receipt
+// for a bundle replaces the assumption with what really happened.
 import type { Catalog, CatalogRecord } from '../catalog/catalog.js';
-import { TargetState } from './target-state.js';
+import { TargetState, type HoldingsMeaning } from './target-state.js';
 
-export function siteState(catalog: Catalog, siteName: string, opts: { confirmedOnly?: boolean } = {}): TargetState {
+export interface CountingRecord {
+  record: CatalogRecord;
+  meaning: HoldingsMeaning;
+}
+
+/** siteRecords lists the records that count for a site, oldest first, each with how its holdings count. */
+export function siteRecords(catalog: Catalog, siteName: string, opts: { confirmedOnly?: boolean } = {}): CountingRecord[] {
   const site = catalog.requireSite(siteName);
   const since = catalog.lastInventory(siteName);
   const records = catalog.records(siteName, { since: since ?? 0, withHoldings: true });
   const reported = new Set(records.filter((r) => r.kind === 'receipt').flatMap((r) => r.bundles));
-  const state = new TargetState();
-  const what = (r: CatalogRecord): string => `site ${siteName}: ${r.kind} ${r.ref.slice(0, 19)} (${r.created})`;
-  for (const r of records) {
-    if (r.kind === 'inventory') state.add(r.holdings, { chains: site.kind === 'docker-daemon', blobs: site.kind === 'registry' }, what(r));
-    else if (r.kind === 'receipt') state.add(r.holdings, { chains: r.operation !== 'push', blobs: r.operation === 'push' }, what(r));
-    else if (!opts.confirmedOnly && !reported.has(r.ref)) {
-      state.add(r.holdings, { chains: site.kind === 'docker-daemon', blobs: site.kind === 'registry' }, what(r));
-    }
+  const asSite: HoldingsMeaning = { chains: site.kind === 'docker-daemon', blobs: site.kind === 'registry' };
+  const out: CountingRecord[] = [];
+  for (const record of records) {
+    if (record.kind === 'inventory') out.push({ record, meaning: asSite });
+    else if (record.kind === 'receipt') out.push({ record, meaning: { chains: record.operation !== 'push', blobs: record.operation === 'push' } });
+    else if (!opts.confirmedOnly && !reported.has(record.ref)) out.push({ record, meaning: asSite });
+  }
+  return out;
+}
+
+export function siteState(catalog: Catalog, siteName: string, opts: { confirmedOnly?: boolean } = {}): TargetState {
+  return addSiteState(new TargetState(), catalog, siteName, opts);
+}
+
+/** addSiteState merges what a catalogued site holds into state. */
+export function addSiteState(state: TargetState, catalog: Catalog, siteName: string, opts: { confirmedOnly?: boolean } = {}): TargetState {
+  for (const { record: r, meaning } of siteRecords(catalog, siteName, opts)) {
+    state.add(r.holdings, meaning, `site ${siteName}: ${r.kind} ${r.ref.slice(0, 19)} (${r.created})`);
   }
   return state;
 }

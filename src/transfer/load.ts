@@ -22,63 +22,126 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
-export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: LoadOptions = {}): Promise<LoadedImage[]> {
-  const faults: string[] = [];
-  await checkReferences(bundle, (entry, problem) => faults.push(`${entry}: ${problem}`));
-  if (faults.length) throw bundleError(bundle.path, undefined, `${faults.length} inconsistenc${faults.length === 1 ? 'y' : 'ies'} found; nothing was loaded`, faults);
+/** What loading one bundle of a chain did. */
+export interface LoadedBundle {
+  bundle: BundleReader;
+  /** The chosen images, as the bundle records them, in load order. */
+  chosen: BundleImage[];
+  images: LoadedImage[];
+}
 
+export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: LoadOptions = {}): Promise<LoadedImage[]> {
+  return (await loadBundles([bundle], sink, opts))[0]!.images;
+}
+
+/**
+ * loadBundles applies bundles in order, as a chain: a thin bundle may rely on layers an earlier one holds. Every
+ * bundle is checked, and every relied-on layer found (in the daemon or earlier in the chain), before anything is sent.
+ */
+export async function loadBundles(bundles: readonly BundleReader[], sink: ImageSink, opts: LoadOptions = {}): Promise<LoadedBundle[]> {
+  for (const bundle of bundles) {
+    const faults: string[] = [];
+    await checkReferences(bundle, (entry, problem) => faults.push(`${entry}: ${problem}`));
+    if (faults.length) throw bundleError(bundle.path, undefined, `${faults.length} inconsistenc${faults.length === 1 ? 'y' : 'ies'} found; nothing was loaded`, faults);
+  }
   const platform = await sink.platform(opts.signal);
-  const choices = chooseImages(bundle.index, opts.select ?? [], platform);
-  const chosen = choices.map((c) => c.image);
-  const images: ImageToLoad[] = [];
-  for (const { image: img, refs } of choices) {
-    const config = await bundle.readBytes(blobPath(img.config.digest), 16 << 20);
-    if (sha256Of(config) !== img.imageId) throw bundleError(bundle.path, blobPath(img.config.digest), 'content does not match its digest; nothing was loaded');
-    images.push({
-      imageId: img.imageId,
-      config,
-      tags: refs.filter((r) => !r.includes('@')).map((r) => applyRetag(r, opts.retag ?? [])),
-      layers: img.layers.map((l) => {
-        const blob = bundle.blob(l.digest);
-        const compression = blob && compressionOf(blob.mediaType);
-        return {
-          diffId: l.diffId,
-          uncompressedSize: blob?.uncompressedSize ?? 0,
-          open: () => {
-            if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(bundle.path, blobPath(l.digest), 'layer is not in this bundle');
-            const entry = blobPath(blob.digest);
-            const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
-            // The stored bytes are checked here; the diffID of what they decompress to is checked by the daemon itself
-            // (it hashes every layer it receives against the config), so hashing it here too would only cost time.
-            const raw = sized(decompress(stored, compression, blob.uncompressedSize), blob.uncompressedSize, `${entry} (uncompressed)`);
-            return failingAs(raw, bundle.path, entry, 'the load was stopped: nothing was loaded or tagged');
-          },
-        };
-      }),
-    });
+  const choices = chooseAcross(bundles, opts.select ?? [], platform);
+  const prepared: { bundle: BundleReader; chosen: BundleImage[]; images: ImageToLoad[] }[] = [];
+  for (const [k, bundle] of bundles.entries()) {
+    const images: ImageToLoad[] = [];
+    for (const { image, refs } of choices[k]!) images.push(await toLoad(bundle, image, refs, opts.retag ?? []));
+    prepared.push({ bundle, chosen: choices[k]!.map((c) => c.image), images });
   }
 
   const held = await sink.heldChains(opts.signal);
-  const missing: string[] = [];
-  for (const [k, img] of chosen.entries()) {
-    const chains = chainIds(img.layers.map((l) => l.diffId));
-    img.layers.forEach((l, i) => {
-      if (!bundle.blob(l.digest) && !held.has(chains[i]!)) missing.push(`${l.diffId} (layer ${i + 1} of ${images[k]!.tags[0] ?? img.imageId})`);
+  const missing = new Map<string, { needed: string[]; carriedBy?: string }>();
+  const willHold = new Set(held);
+  for (const { bundle, chosen, images } of prepared) {
+    const relied = new Map(bundle.index.reliesOn.map((r) => [r.digest as string, r]));
+    for (const [k, img] of chosen.entries()) {
+      const chains = chainIds(img.layers.map((l) => l.diffId));
+      img.layers.forEach((l, i) => {
+        if (bundle.blob(l.digest) || willHold.has(chains[i]!)) return;
+        const m = missing.get(l.diffId) ?? { needed: [] };
+        m.needed.push(`${images[k]!.tags[0] ?? img.imageId.slice(0, 19)} (layer ${i + 1} of ${img.layers.length}, in ${bundle.path})`);
+        const carrier = relied.get(l.digest)?.carriedBy;
+        if (carrier !== undefined) m.carriedBy = carrier;
+        missing.set(l.diffId, m);
+      });
+    }
+    // What this bundle loads, the next ones may build on.
+    for (const img of chosen) for (const c of chainIds(img.layers.map((l) => l.diffId))) willHold.add(c);
+  }
+  if (missing.size) {
+    const details = [...missing].map(([d, m]) => `${d}: needed by ${m.needed.join(', ')}; ${m.carriedBy ? `carried by bundle ${m.carriedBy}` : 'no bundle is known to have carried it'}`);
+    throw new FerryError('MISSING_LAYERS', `the target lacks ${missing.size} layer(s) ${bundles.length > 1 ? 'these bundles rely' : 'this bundle relies'} on but do${bundles.length > 1 ? '' : 'es'} not hold; nothing was loaded`, {
+      details,
+      hint: 'load the bundles that carried them first (several bundles given in order load as a chain), or pack a full bundle',
     });
   }
-  if (missing.length) {
-    throw new FerryError('MISSING_LAYERS', `the target lacks ${missing.length} layer(s) this bundle relies on but does not hold; nothing was loaded`, {
-      details: missing,
-      hint: 'load the bundles that carried them first, or pack a full bundle',
-    });
+  const out: LoadedBundle[] = [];
+  let now = held;
+  for (const { bundle, chosen, images } of prepared) {
+    try {
+      out.push({ bundle, chosen, images: await sink.load(images, now, opts.events ?? {}, opts.signal) });
+    } catch (err) {
+      throw asLayerLie(err, bundle) ?? err;
+    }
+    now = new Set(now);
+    for (const img of chosen) for (const c of chainIds(img.layers.map((l) => l.diffId))) now.add(c);
   }
-  try {
-    return await sink.load(images, held, opts.events ?? {}, opts.signal);
-  } catch (err) {
-    throw asLayerLie(err, bundle) ?? err;
-  }
+  // Tags last, for the whole chain: a failure above leaves every name where it was.
+  for (const { images } of prepared) await sink.tag(images);
+  return out;
 }
 
+/** chooseAcross picks images in each bundle; with names, each name must be in at least one bundle. */
+function chooseAcross(bundles: readonly BundleReader[], names: readonly string[], platform: Platform): Choice[][] {
+  if (names.length === 0 || bundles.length === 1) return bundles.map((b) => chooseImages(b.index, names, platform));
+  const found = new Set<string>();
+  const out = bundles.map((b) => {
+    const mine = names.filter((n) => {
+      try {
+        lookup(b.index, n);
+      } catch {
+        return false;
+      }
+      found.add(n);
+      return true;
+    });
+    return mine.length ? chooseImages(b.index, mine, platform) : [];
+  });
+  const absent = names.filter((n) => !found.has(n));
+  if (absent.length) throw new FerryError('IMAGE_NOT_FOUND', `${absent.join(', ')}: in none of the bundles given`, { hint: '`ferry inspect BUNDLE` lists what a bundle holds' });
+  return out;
+}
+
+async function toLoad(bundle: BundleReader, img: BundleImage, refs: readonly string[], retag: readonly RetagRule[]): Promise<ImageToLoad> {
+  const config = await bundle.readBytes(blobPath(img.config.digest), 16 << 20);
+  if (sha256Of(config) !== img.imageId) throw bundleError(bundle.path, blobPath(img.config.digest), 'content does not match its digest; nothing was loaded');
+  return {
+    imageId: img.imageId,
+    config,
+    tags: refs.filter((r) => !r.includes('@')).map((r) => applyRetag(r, retag)),
+    layers: img.layers.map((l) => {
+      const blob = bundle.blob(l.digest);
+      const compression = blob && compressionOf(blob.mediaType);
+      return {
+        diffId: l.diffId,
+        uncompressedSize: blob?.uncompressedSize ?? 0,
+        open: () => {
+          if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(bundle.path, blobPath(l.digest), 'layer is not in this bundle');
+          const entry = blobPath(blob.digest);
+          const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
+          // The stored bytes are checked here; the diffID of what they decompress to is checked by the daemon itself
+          // (it hashes every layer it receives against the config), so hashing it here too would only cost time.
+          const raw = sized(decompress(stored, compression, blob.uncompressedSize), blob.uncompressedSize, `${entry} (uncompressed)`);
+          return failingAs(raw, bundle.path, entry, 'the load was stopped: nothing was loaded or tagged');
+        },
+      };
+    }),
+  };
+}
 
 /** A chosen image and the references it is to be tagged with (before retagging). */
 interface Choice {

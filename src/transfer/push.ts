@@ -78,7 +78,12 @@ export interface PushOptions {
   /** Names or image IDs to push; all named images and indexes when empty. */
   select?: readonly string[];
   compression?: PushCompression;
-  events?: { blob?(info: { digest: string; size: number; outcome: BlobOutcome; repo: string }): void; manifest?(info: { name: string; digest: string }): void };
+  events?: {
+    blob?(info: { digest: string; size: number; outcome: BlobOutcome; repo: string }): void;
+    manifest?(info: { name: string; digest: string }): void;
+    /** image: one image is in the registry under name, with the blobs its converted layers became (for receipts). */
+    image?(info: { image: BundleImage; name: string; digest: Digest; storedAs: ReadonlyMap<string, { digest: Digest; size: number; mediaType: string }> }): void;
+  };
   signal?: AbortSignal;
 }
 
@@ -160,6 +165,8 @@ interface PushableImage {
   mediaType: string;
   digest: Digest;
   blobs: BlobToPush[];
+  /** Layers pushed as another blob than the bundle's (zstd converted to gzip), by diffID. */
+  storedAs: Map<string, { digest: Digest; size: number; mediaType: string }>;
 }
 
 /** executePush pushes a plan: per repository, blobs (a few at once), then manifests, then indexes. */
@@ -208,29 +215,34 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
     if (!p) {
       p = (async (): Promise<PushableImage> => {
         const manifestBytes = await bundle.readBytes(blobPath(img.manifest.digest), MAX_MANIFEST_BYTES);
-        const layers = img.layers.map((l) => bundle.blob(l.digest)!);
+        // Relied-on layers are already in the registry (checked before anything was pushed): named, not pushed.
+        const layers = img.layers.map((l) => bundle.blob(l.digest)).filter((b): b is NonNullable<typeof b> => b !== undefined);
         const config = storedBlob(img.config.digest, img.config.size);
         const recompress = compression === 'gzip' && layers.some((b) => compressionOf(b.mediaType) === 'zstd');
         if (!recompress) {
-          return { bytes: manifestBytes, mediaType: img.manifest.mediaType, digest: img.manifest.digest, blobs: [...layers.map((b) => storedBlob(b.digest, b.size)), config] };
+          return { bytes: manifestBytes, mediaType: img.manifest.mediaType, digest: img.manifest.digest, blobs: [...layers.map((b) => storedBlob(b.digest, b.size)), config], storedAs: new Map() };
         }
         const m = JSON.parse(manifestBytes.toString('utf8')) as OciManifest;
         const gzipType = img.manifest.mediaType === DOCKER_MANIFEST ? DOCKER_LAYER_GZIP : OCI_LAYER_GZIP;
         const blobs: BlobToPush[] = [];
-        for (const [i, b] of layers.entries()) {
+        const storedAs = new Map<string, { digest: Digest; size: number; mediaType: string }>();
+        for (const [i, l] of img.layers.entries()) {
+          const b = bundle.blob(l.digest);
+          if (!b) continue;
           if (compressionOf(b.mediaType) !== 'zstd') {
             blobs.push(storedBlob(b.digest, b.size));
             continue;
           }
           const g = await toGzip(b.digest);
           m.layers[i] = { ...m.layers[i]!, mediaType: gzipType, digest: g.digest, size: g.size };
+          storedAs.set(l.diffId, { digest: g.digest, size: g.size, mediaType: gzipType });
           blobs.push({ digest: g.digest, size: g.size, open: (offset) => createReadStream(g.path, { start: offset, highWaterMark: 1 << 20 }) });
         }
         blobs.push(config);
         const bytes = Buffer.from(JSON.stringify(m));
         const digest = sha256Of(bytes);
         newDigestOf.set(img.manifest.digest, digest);
-        return { bytes, mediaType: img.manifest.mediaType, digest, blobs };
+        return { bytes, mediaType: img.manifest.mediaType, digest, blobs, storedAs };
       })();
       prepared.set(img.manifest.digest, p);
     }
@@ -238,6 +250,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
   };
 
   try {
+    await checkRelied(bundle, plan, sink, signal);
     for (const repo of plan.repos) {
       for (const { image, tags } of repo.images) {
         const p = await prepare(image);
@@ -251,6 +264,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
           const digest = await sink.pushManifest(repo.repo, ref, p.bytes, p.mediaType, signal);
           const name = `${sink.registry}/${repo.repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref}`;
           events.manifest?.({ name, digest });
+          events.image?.({ image, name, digest, storedAs: p.storedAs });
           result.images.push({ name, digest, mediaType: p.mediaType, platform: `${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''}` });
         }
       }
@@ -304,10 +318,15 @@ export async function dryRun(bundle: BundleReader, plan: PushPlan, sink: Registr
     const blobs: { digest: string; size: number; action: string }[] = [];
     const seen = new Set<string>();
     for (const { image } of repo.images) {
-      for (const l of [...image.layers.map((l) => bundle.blob(l.digest)!), { digest: image.config.digest, size: image.config.size, mediaType: image.config.mediaType }]) {
+      const relied = new Map(bundle.index.reliesOn.map((r) => [r.digest as string, r]));
+      for (const l of [...image.layers.map((l) => bundle.blob(l.digest) ?? relied.get(l.digest)!), { digest: image.config.digest, size: image.config.size, mediaType: image.config.mediaType }]) {
         if (seen.has(l.digest)) continue;
         seen.add(l.digest);
-        const action = compression === 'gzip' && compressionOf(l.mediaType) === 'zstd' ? 'recompress to gzip, upload' : await sink.check(repo.repo, l.digest, opts.signal);
+        const action = relied.has(l.digest)
+          ? `relied on: ${(await sink.find(repo.repo, l.digest, plan.repos.map((r) => r.repo), opts.signal)) ?? 'MISSING from the registry'}`
+          : compression === 'gzip' && compressionOf(l.mediaType) === 'zstd'
+            ? 'recompress to gzip, upload'
+            : await sink.check(repo.repo, l.digest, opts.signal);
         blobs.push({ digest: l.digest, size: l.size, action });
       }
     }
@@ -315,6 +334,36 @@ export async function dryRun(bundle: BundleReader, plan: PushPlan, sink: Registr
     out.push({ repo: `${plan.registry}/${repo.repo}`, tags: [...new Set(tags)], blobs });
   }
   return out;
+}
+
+/**
+ * checkRelied finds every layer a thin bundle relies on in the registry (in the image's repository, or another
+ * one of this push to mount from) before anything is pushed, and refuses, listing them, when some are missing.
+ */
+async function checkRelied(bundle: BundleReader, plan: PushPlan, sink: RegistrySink, signal?: AbortSignal): Promise<void> {
+  const relied = new Map(bundle.index.reliesOn.map((r) => [r.digest as string, r]));
+  if (relied.size === 0) return;
+  const repos = plan.repos.map((r) => r.repo);
+  const missing = new Map<string, string[]>();
+  for (const repo of plan.repos) {
+    for (const { image, tags } of repo.images) {
+      for (const [i, l] of image.layers.entries()) {
+        if (bundle.blob(l.digest) || !relied.has(l.digest)) continue;
+        if ((await sink.find(repo.repo, l.digest, repos, signal)) !== undefined) continue;
+        const list = missing.get(l.digest) ?? [];
+        list.push(`${sink.registry}/${repo.repo}${tags[0] ? `:${tags[0]}` : ''} (layer ${i + 1} of ${image.layers.length})`);
+        missing.set(l.digest, list);
+      }
+    }
+  }
+  if (missing.size === 0) return;
+  throw new FerryError('MISSING_LAYERS', `registry ${sink.registry} lacks ${missing.size} layer blob(s) this bundle relies on but does not hold; nothing was pushed`, {
+    details: [...missing].map(([d, needed]) => {
+      const r = relied.get(d)!;
+      return `${d} (layer ${r.diffId}): needed by ${needed.join(', ')}; ${r.carriedBy ? `carried by bundle ${r.carriedBy}` : 'no bundle is known to have carried it'}`;
+    }),
+    hint: "push the bundles that carried them first, or pack against the registry's own inventory (ferry inventory --registry) so the bundle names the blobs it holds",
+  });
 }
 
 async function eachLimited<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {

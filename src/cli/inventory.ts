@@ -1,0 +1,88 @@
+// `ferry inventory`: what a target holds (the Docker daemon at DOCKER_HOST, a registry, or a catalogued site), as a
+// small deterministic file to carry back across the gap.
+import type { CommandModule } from 'yargs';
+import { Catalog } from '../catalog/catalog.js';
+import { DockerEngineClient } from '../engine/client.js';
+import { RegistryClient } from '../registry/client.js';
+import { inventoryOfDaemon } from '../sync/daemon-inventory.js';
+import { INVENTORY_MEDIA_TYPE, writeDocument, type Inventory } from '../sync/documents.js';
+import { HoldingsBuilder, diffIdsOf } from '../sync/holdings.js';
+import { inventoryOfRegistry } from '../sync/registry-inventory.js';
+import { siteRecords, siteState } from '../sync/site-state.js';
+import { parsePushTarget } from '../transfer/push.js';
+import { FerryError } from '../ui/errors.js';
+import { printJson } from '../ui/output.js';
+import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
+
+interface InventoryArgs extends RegistryArgs {
+  output?: string;
+  registry?: string;
+  site?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function inventoryCommand(signal: AbortSignal): CommandModule<object, InventoryArgs> {
+  return {
+    command: 'inventory',
+    describe: 'describe what a target holds (the Docker daemon, a registry, or a catalogued site) for `pack --have`',
+    builder: (y) =>
+      withRegistryOptions(
+        y
+          .option('output', { alias: 'o', type: 'string', describe: 'the file to write (default: stdout)' })
+          .option('registry', { type: 'string', describe: 'HOST[:PORT][/PREFIX]: inventory this registry (repositories under PREFIX) instead of the daemon' })
+          .option('site', { type: 'string', describe: 'inventory a site as the catalog sees it (what planning for it assumes)' })
+          .conflicts('registry', 'site')
+          .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon at DOCKER_HOST')
+          .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix'),
+      ),
+    handler: async (args) => {
+      let inv: Inventory;
+      if (args.site) inv = inventoryOfSite(args.site);
+      else if (args.registry) {
+        const target = parsePushTarget(args.registry);
+        const client = new RegistryClient(target.registry, registryOptions(args)(target.registry));
+        try {
+          inv = await inventoryOfRegistry(client, target.prefix, signal);
+        } finally {
+          await client.close();
+        }
+      } else {
+        const engine = new DockerEngineClient();
+        try {
+          await engine.ping();
+          inv = await inventoryOfDaemon(engine, signal);
+        } finally {
+          await engine.close();
+        }
+      }
+      const out = args.output ?? '-';
+      await writeDocument(out, inv);
+      const summary = { output: out, target: inv.target, images: inv.images.length, layers: inv.layers.length };
+      if (args.json && out !== '-') printJson(summary);
+      else if (!args.quiet && out !== '-') process.stderr.write(`Wrote ${out}: ${inv.images.length} image(s), ${inv.layers.length} layer(s) of ${inv.target.kind} ${inv.target.name}\n`);
+    },
+  };
+}
+
+/** inventoryOfSite writes what planning assumes a site holds: its images' layers, as chains and known blobs. */
+function inventoryOfSite(site: string): Inventory {
+  const catalog = Catalog.open();
+  try {
+    const kind = catalog.requireSite(site).kind;
+    const state = siteState(catalog, site);
+    const b = new HoldingsBuilder();
+    const records = siteRecords(catalog, site);
+    for (const { record: r } of records) {
+      for (const img of r.holdings.images) {
+        if (img.status === 'failed') continue;
+        const diffIds = diffIdsOf(r.holdings, img);
+        b.addImage({ id: img.id, refs: img.refs, ...(img.manifest ? { manifest: img.manifest } : {}), diffIds, blobs: diffIds.map((d) => state.known.get(d)) });
+      }
+    }
+    if (records.length === 0) throw new FerryError('USAGE', `the catalog knows nothing site ${site} holds yet`, { hint: 'import an inventory or a receipt with `ferry site import`' });
+    return { mediaType: INVENTORY_MEDIA_TYPE, version: 1, target: { kind, id: `catalog:${site}`, name: site }, ...b.build() };
+  } finally {
+    catalog.close();
+  }
+}
