@@ -74,7 +74,10 @@ export function describe(index: BundleIndex) {
       bytes: index.blobs.reduce((s, b) => s + b.size, 0),
       uncompressedBytes: layerBlobs.reduce((s, b) => s + (b.uncompressedSize ?? 0), 0),
       reliesOn: index.reliesOn.length,
+      /** What a full bundle would also have carried: the relied-on layers' sizes as the target holds them. */
+      reliedBytes: index.reliesOn.reduce((s, b) => s + b.size, 0),
     },
+    reliesOn: index.reliesOn.map((r) => ({ digest: r.digest, diffId: r.diffId, mediaType: r.mediaType, size: r.size, ...(r.carriedBy ? { carriedBy: r.carriedBy } : {}) })),
   };
 }
 
@@ -99,8 +102,12 @@ function render(v: ReturnType<typeof describe>): string {
   lines.push(
     '',
     `${t.images} image(s), ${t.tags} tag(s), ${t.layers} layer(s) stored once (${t.sharedLayers} shared), ` +
-      `${formatBytes(t.bytes)} in blobs, ${formatBytes(t.uncompressedBytes)} uncompressed` + (t.reliesOn ? `, relies on ${t.reliesOn} layer(s) it does not hold` : ''),
-    '',
+      `${formatBytes(t.bytes)} in blobs, ${formatBytes(t.uncompressedBytes)} uncompressed`,
   );
+  if (t.reliesOn) {
+    lines.push(`Thin bundle: holds ${t.layers} layer(s) and relies on ${t.reliesOn} it does not hold (${formatBytes(t.reliedBytes)} left out); the target must have them:`);
+    for (const r of v.reliesOn) lines.push(`  ${r.diffId}  ${formatBytes(r.size).padStart(9)}  ${r.carriedBy ? `carried by bundle ${r.carriedBy}` : 'carrier unknown'}`);
+  }
+  lines.push('');
   return lines.join('\n');
 }

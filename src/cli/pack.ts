@@ -7,7 +7,7 @@ import { BundleWriter } from '../bundle/writer.js';
 import { DockerEngineClient } from '../engine/client.js';
 import type { Compression } from '../image/media-types.js';
 import { DockerDaemonSource } from '../sources/docker-daemon.js';
-import type { ImageSource } from '../sources/source.js';
+import type { ImageSource, SourceImage } from '../sources/source.js';
 import { groupByTransport, type Transport } from '../sources/open.js';
 import { registrySource } from '../sources/registry.js';
 import { DockerArchiveSource } from '../sources/docker-archive.js';
@@ -19,7 +19,7 @@ import { packImages, type PackPart } from '../transfer/pack.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
-import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
+import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.js';
 import type { BundleIndex } from '../bundle/format.js';
 import { Catalog } from '../catalog/catalog.js';
 import { addHave, holdingsOfBundle } from '../sync/have.js';
@@ -43,6 +43,7 @@ interface PackArgs extends RegistryArgs {
   since?: string[];
   site?: string;
   'confirmed-only'?: boolean;
+  'dry-run'?: boolean;
 }
 
 export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs> {
@@ -68,6 +69,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('have', { type: 'string', array: true, describe: 'what the target already holds: an inventory, a receipt or an earlier bundle (repeatable); the bundle leaves those layers out' })
           .option('since', { type: 'string', array: true, describe: 'an earlier bundle the target has applied (as --have BUNDLE)' })
           .option('site', { type: 'string', describe: 'plan against a catalogued site (its last inventory, receipts, and the bundles made for it since), and record this bundle for it' })
+          .option('dry-run', { type: 'boolean', describe: 'resolve and plan only: say which layers would travel and which the target already holds; write and record nothing' })
           .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
           .conflicts('platform', 'all-platforms')
           .example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon')
@@ -121,56 +123,61 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       let plan: IncrementalPlan | undefined;
       const started = Date.now();
       const where = [...groups.keys()].map((t) => (t === 'docker-daemon' ? 'the Docker daemon' : t)).join(', ');
+      const resolveStep: Step = {
+        title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${where})`,
+        run: async () => {
+          for (const [t, group] of groups) {
+            const source = await open(t);
+            parts.push({ source, resolved: { images: [], indexes: [] } });
+            parts[parts.length - 1]!.resolved = await source.resolve(group, { platforms, allPlatforms: args['all-platforms'] ?? false, signal });
+          }
+        },
+      };
+      const planStep: Step = {
+        title: `Plan against what the target holds (${[...haves, ...(args.site ? [`site ${args.site}`] : [])].join(', ')})`,
+        run: async () => {
+          const state = new TargetState();
+          for (const h of haves) await addHave(state, h);
+          if (catalog && args.site) addSiteState(state, catalog, args.site, { confirmedOnly: args['confirmed-only'] ?? false });
+          const images = parts.flatMap((p) => p.resolved.images);
+          plan = planIncremental(
+            images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !args.recompress ? { keptLayers: i.manifest.layers } : {}) })),
+            state,
+          );
+        },
+      };
+      const writeStep: Step = {
+        title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
+        run: async (step) => {
+          const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}) });
+          index = await packImages(parts, writer, {
+            recompress: args.recompress ?? false,
+            ...(plan ? { plan } : {}),
+            events: {
+              // A kept blob's uncompressed size is known only when its check ends, after this event.
+              layer: (l) => step.update(`layer ${l.done}/${l.total}: ${l.uncompressedSize ? `${formatBytes(l.uncompressedSize)} -> ` : 'kept, '}${formatBytes(l.size)}`),
+            },
+            signal,
+          });
+        },
+      };
       try {
-        await runSteps(
-          [
-            {
-              title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${where})`,
-              run: async () => {
-                for (const [t, group] of groups) {
-                  const source = await open(t);
-                  parts.push({ source, resolved: { images: [], indexes: [] } });
-                  parts[parts.length - 1]!.resolved = await source.resolve(group, { platforms, allPlatforms: args['all-platforms'] ?? false, signal });
-                }
-              },
-            },
-            ...(thin
-              ? [
-                  {
-                    title: `Plan against what the target holds (${[...haves, ...(args.site ? [`site ${args.site}`] : [])].join(', ')})`,
-                    run: async () => {
-                      const state = new TargetState();
-                      for (const h of haves) await addHave(state, h);
-                      if (catalog && args.site) addSiteState(state, catalog, args.site, { confirmedOnly: args['confirmed-only'] ?? false });
-                      const images = parts.flatMap((p) => p.resolved.images);
-                      plan = planIncremental(
-                        images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !args.recompress ? { keptLayers: i.manifest.layers } : {}) })),
-                        state,
-                      );
-                    },
-                  },
-                ]
-              : []),
-            {
-              title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
-              run: async (step) => {
-                const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}) });
-                index = await packImages(parts, writer, {
-                  recompress: args.recompress ?? false,
-                  ...(plan ? { plan } : {}),
-                  events: {
-                    // A kept blob's uncompressed size is known only when its check ends, after this event.
-                    layer: (l) => step.update(`layer ${l.done}/${l.total}: ${l.uncompressedSize ? `${formatBytes(l.uncompressedSize)} -> ` : 'kept, '}${formatBytes(l.size)}`),
-                  },
-                  signal,
-                });
-              },
-            },
-          ],
-          mode,
-        );
+        await runSteps([resolveStep, ...(thin ? [planStep] : []), ...(args['dry-run'] ? [] : [writeStep])], mode);
+      } catch (err) {
+        catalog?.close();
+        throw err;
       } finally {
         for (const p of parts) await p.source.close();
+      }
+      if (args['dry-run']) {
+        catalog?.close();
+        const view = dryRunView(parts.flatMap((p) => p.resolved.images), plan, args.recompress ?? false);
+        if (args.json) printJson(view);
+        else if (mode !== 'quiet') {
+          for (const img of view.images) process.stdout.write(`${img.refs.join(', ') || img.imageId}: ${img.travels} layer(s) travel, ${img.reliedOn} relied on\n`);
+          process.stdout.write(`${view.travel.length} layer(s) would travel; ${view.reliedOn.length} the target holds (nothing written)\n`);
+        }
+        return;
       }
       try {
         if (catalog && args.site) {
@@ -203,6 +210,25 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       }
     },
   };
+}
+
+/** dryRunView says, per image and overall, which layers a pack would carry and which it would rely on. */
+function dryRunView(images: readonly SourceImage[], plan: IncrementalPlan | undefined, recompress: boolean) {
+  const relied = (img: SourceImage, i: number): boolean => {
+    const kept = img.manifest && !recompress ? img.manifest.layers[i] : undefined;
+    return kept ? (plan?.reliedBlobs.has(kept.digest) ?? false) : (plan?.reliedLayers.has(img.diffIds[i]!) ?? false);
+  };
+  const travel = new Set<string>();
+  const reliedOn = new Set<string>();
+  const out = images.map((img) => {
+    const marks = img.diffIds.map((d, i) => {
+      const r = relied(img, i);
+      (r ? reliedOn : travel).add(d);
+      return r;
+    });
+    return { refs: img.refs, imageId: img.id, travels: marks.filter((m) => !m).length, reliedOn: marks.filter(Boolean).length };
+  });
+  return { dryRun: true, images: out, travel: [...travel].sort(), reliedOn: [...reliedOn].sort() };
 }
 
 function parsePlatforms(list: readonly string[]) {

@@ -3,11 +3,15 @@ import type { CommandModule } from 'yargs';
 import { BundleReader } from '../bundle/reader.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { FerryError } from '../ui/errors.js';
+import { missingFor } from '../sync/applies.js';
+import { addHave } from '../sync/have.js';
+import { TargetState } from '../sync/target-state.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 
 interface VerifyArgs {
   bundle: string;
+  have?: string[];
   json?: boolean;
   quiet?: boolean;
 }
@@ -16,7 +20,12 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
   return {
     command: 'verify <bundle>',
     describe: 'check every blob digest, layer diffID and cross-reference in a bundle',
-    builder: (y) => y.positional('bundle', { type: 'string', demandOption: true }).example('$0 verify week47.ferry.tar', ''),
+    builder: (y) =>
+      y
+        .positional('bundle', { type: 'string', demandOption: true })
+        .option('have', { type: 'string', array: true, describe: 'also say whether the bundle can apply to a target that holds this (an inventory, a receipt or an earlier bundle; repeatable): exit 4 if it lacks a relied-on layer' })
+        .example('$0 verify week47.ferry.tar', '')
+        .example('$0 verify week48.ferry.tar --have site-b.inventory.json', 'and whether site B has every layer it relies on'),
     handler: async (args) => {
       const bundle = await BundleReader.open(args.bundle);
       const started = Date.now();
@@ -44,8 +53,24 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
           hint: 'the bundle is damaged or was altered; copy it again from the source',
         });
       }
-      if (args.json) printJson({ bundle: args.bundle, ok: true, images: r.images, blobs: r.blobs, bytes: r.bytesRead, seconds });
-      else if (!args.quiet) process.stderr.write(`OK: ${r.images} image(s), ${r.blobs} blob(s), ${formatBytes(r.bytesRead)} checked in ${seconds.toFixed(1)} s\n`);
+      let applies: { missing: string[]; against: string[] } | undefined;
+      if (args.have?.length) {
+        const state = new TargetState();
+        for (const h of args.have) await addHave(state, h);
+        // The index stays readable after the file is closed.
+        applies = { missing: missingFor(bundle.index, state), against: state.sources };
+      }
+      if (applies?.missing.length) {
+        throw new FerryError('MISSING_LAYERS', `${args.bundle} is intact but cannot apply to the target ${applies.against.join(' + ')} describes: it lacks ${applies.missing.length} layer(s) the bundle relies on`, {
+          details: applies.missing,
+          hint: 'apply the bundles that carried them first, or pack a bundle against this inventory',
+        });
+      }
+      if (args.json) printJson({ bundle: args.bundle, ok: true, images: r.images, blobs: r.blobs, bytes: r.bytesRead, seconds, ...(applies ? { applies: true, against: applies.against } : {}) });
+      else if (!args.quiet) {
+        process.stderr.write(`OK: ${r.images} image(s), ${r.blobs} blob(s), ${formatBytes(r.bytesRead)} checked in ${seconds.toFixed(1)} s\n`);
+        if (applies) process.stderr.write(`Applies to the target ${applies.against.join(' + ')} describes: it holds every layer the bundle relies on\n`);
+      }
     },
   };
 }
