@@ -30,7 +30,7 @@ import { TargetState } from '../sync/target-state.js';
 interface PackArgs extends RegistryArgs {
   images?: string[];
   file?: string[];
-  output: string;
+  output?: string;
   compression: Compression;
   level?: number;
   platform?: string[];
@@ -59,7 +59,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
             describe: 'images: NAME[:TAG] or ID (local daemon), docker://HOST/REPO:TAG, docker-archive:FILE[:REF], oci:DIR[:REF], oci-archive:FILE[:REF], bundle:FILE[:REF]',
           })
           .option('file', { alias: 'f', type: 'string', array: true, describe: 'a list of images: one per line, or YAML (a list, or images: [...])' })
-          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the bundle to write (appears only when complete)' })
+          .option('output', { alias: 'o', type: 'string', describe: 'the bundle to write (appears only when complete)' })
           .option('compression', { choices: ['zstd', 'gzip', 'none'] as const, default: 'zstd' as Compression, describe: 'compression of layers ferry compresses (daemon and archive layers); gzip or none for engines older than Docker 23' })
           .option('level', { type: 'number', describe: 'compression level (zstd 1-19, default 3; gzip 1-9, default 6)' })
           .option('platform', { type: 'string', array: true, describe: 'os/arch[/variant] to take from multi-platform images (several: a,b or repeat); default: this host\'s' })
@@ -86,8 +86,9 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const level = checkLevel(args.compression, args.level);
       const platforms = parsePlatforms(args.platform ?? []);
       const optionsFor = registryOptions(args);
-      const output = resolve(args.output);
-      await checkOutputDir(output);
+      if (args.output === undefined && !args['dry-run']) throw new FerryError('USAGE', 'no bundle to write', { hint: 'name it with -o FILE (or plan only with --dry-run)' });
+      const output = resolve(args.output ?? 'dry-run.ferry.tar');
+      if (!args['dry-run']) await checkOutputDir(output);
       if (args['confirmed-only'] && !args.site) throw new FerryError('USAGE', '--confirmed-only needs --site', { hint: 'it says which of a catalogued site\'s records count' });
       const haves = [...(args.have ?? []), ...(args.since ?? [])];
       const thin = haves.length > 0 || args.site !== undefined;

@@ -95,9 +95,23 @@ export async function readReport(path: string): Promise<Report> {
   }
 }
 
-/** documentBytes is the stable text of a document: same holdings, same bytes. */
+/**
+ * documentBytes is the stable text of a document: same holdings, same bytes. One line per layer and per image keeps
+ * a site with thousands of layers to a few hundred KB while staying readable and diffable.
+ */
 export function documentBytes(doc: Inventory | Receipt): Buffer {
-  return Buffer.from(`${JSON.stringify(doc, null, 1)}\n`);
+  const fields = Object.entries(doc);
+  const lines = ['{'];
+  fields.forEach(([k, v], i) => {
+    const comma = i < fields.length - 1 ? ',' : '';
+    if (Array.isArray(v) && v.length > 0) {
+      lines.push(`${JSON.stringify(k)}: [`);
+      v.forEach((item, j) => lines.push(`  ${JSON.stringify(item)}${j < v.length - 1 ? ',' : ''}`));
+      lines.push(`]${comma}`);
+    } else lines.push(`${JSON.stringify(k)}: ${JSON.stringify(v)}${comma}`);
+  });
+  lines.push('}', '');
+  return Buffer.from(lines.join('\n'));
 }
 
 /** writeDocument writes a temp file beside path, syncs it and renames it into place; "-" is stdout. */
