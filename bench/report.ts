@@ -1,4 +1,5 @@
 // report: the figures as rows (median run of each side, ferry/baseline ratio, target, PASS/MISS) and as a text table.
+import type { IncrementalFigures } from './incremental.js';
 import type { LoadFigures } from './load.js';
 import type { PackFigures } from './pack.js';
 import type { RegistryFigures } from './registry.js';
@@ -86,6 +87,67 @@ export function registryRows(pack: PackFigures, reg: RegistryFigures): Row[] {
     compared('push to registry CPU', 's', copy, cpu(cs), cpu(cf)),
     compared('push to registry peak RSS vs skopeo', 'MB', copy, rssOf(cs), rssOf(cf)),
   ];
+}
+
+/** PLANNING_LIMIT_S: the issue's target for reading a 1,000-image site's inventory and planning against it. */
+export const PLANNING_LIMIT_S = 1;
+
+/** incrementalRows: week 2 of the two-week sync, thin against the site's inventory, vs the ideal and a full save. */
+export function incrementalRows(inc: IncrementalFigures): Row[] {
+  const full = 'docker save | zstd -3 -T2 (week 2)';
+  const ideal = inc.ideal.bytes / MB;
+  const thinMb = inc.thin.map((r) => r.bytes / MB);
+  const thin = median(thinMb);
+  const p = inc.planning;
+  const planBig = median(p.planSeconds.big);
+  return [
+    {
+      figure: 'week 2 thin bundle vs ideal',
+      unit: 'MB',
+      baselineName: `${inc.ideal.layers.length} new layers, each zstd -3 alone`,
+      baseline: ideal,
+      ferry: thin,
+      ratio: thin / ideal,
+      target: 'ferry/base <= 1.02',
+      pass: thin / ideal <= 1.02,
+      runs: { baseline: [ideal], ferry: thinMb },
+    },
+    compared('week 2 thin bundle vs full', 'MB', full, inc.full.map((r) => r.bytes / MB), thinMb),
+    compared('week 2 thin pack time vs full', 's', full, secs(inc.full), secs(inc.thin)),
+    rssLimit('week 2 thin pack peak RSS', rssOf(inc.thin)),
+    { figure: 'week 2 thin load time (site)', unit: 's', ferry: inc.thinLoad.seconds, runs: { ferry: [inc.thinLoad.seconds] } },
+    { figure: `ferry inventory (site of ${inc.inventory.images} images)`, unit: 's', ferry: inc.inventory.seconds, runs: { ferry: [inc.inventory.seconds] } },
+    {
+      figure: `planning (read inventory + plan), ${p.site.images}-image site`,
+      unit: 's',
+      baselineName: `same, the ${inc.inventory.images}-image site's own inventory`,
+      baseline: median(p.planSeconds.small),
+      ferry: planBig,
+      target: `<= ${PLANNING_LIMIT_S.toFixed(2)} s`,
+      pass: planBig <= PLANNING_LIMIT_S,
+      runs: { baseline: p.planSeconds.small, ferry: p.planSeconds.big },
+    },
+    compared(`thin pack time, ${p.site.images}-image site`, 's', `same, the ${inc.inventory.images}-image site's own inventory`, p.packSeconds.small, p.packSeconds.big),
+  ];
+}
+
+/** incrementalNote says in words what the incremental rows measured, with exact byte counts. */
+export function incrementalNote(inc: IncrementalFigures): string {
+  const thin = inc.thin.at(-1)!.bytes;
+  const full = inc.full.at(-1)!.bytes;
+  const p = inc.planning;
+  return (
+    `two-week sync: week 1 (${inc.week1.images.join(' ')}; ${inc.week1.bundleBytes} bytes) loaded into an empty site dockerd, its inventory ` +
+    `${inc.inventory.images} images / ${inc.inventory.layers} layers. Week 2 (${inc.week2.images.join(' ')}): an apt upgrade layer of ` +
+    `${inc.week2.upgradedPackages.length} packages (${inc.week2.upgradeLayerTarBytes} bytes of tar), the app layer rebuilt with ` +
+    `${inc.week2.changedAppModules} modules changed, one image unchanged, one new. Thin bundle ${thin} bytes holding ${inc.thinHeld.layers} layers ` +
+    `(${inc.thinHeld.alreadyAtSite} of them already at the site; ferry inspect: ${inc.thinTotals.bytes} bytes of blobs, relies on ` +
+    `${inc.thinTotals.reliesOn} layers, ${inc.thinTotals.reliedBytes} bytes uncompressed, left out); ideal ${inc.ideal.bytes} bytes (${inc.ideal.layers.length} new layers, ` +
+    `${inc.ideal.tarBytes} bytes of tar); full docker save | zstd ${full} bytes. The thin bundle loaded into the site with the source's image IDs. ` +
+    `Planning: the plan step of \`ferry pack --have\` (between its progress lines), against the site's inventory and a synthetic one of ` +
+    `${p.site.images} images / ${p.site.layers} layers (${p.site.imageLayers} layer references, ${p.site.fileBytes} bytes) that contains it; ` +
+    `${p.planSeconds.small.length} alternating runs each`
+  );
 }
 
 /** table renders rows as aligned text, then every run of every row. */

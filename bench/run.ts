@@ -9,13 +9,14 @@ import { ensureBase } from './base.js';
 import { defer, interrupted, onSignals, undoAll } from './cleanup.js';
 import { buildCorpus, IMAGES, LAYERS } from './corpus.js';
 import { startTracked } from './daemon.js';
+import { compareIncremental } from './incremental.js';
 import { compareLoad } from './load.js';
 import { exec } from './exec.js';
 import { debianMirror } from './mirror.js';
 import { ensurePackageLayers } from './packages.js';
 import { comparePack } from './pack.js';
 import { compareRegistry } from './registry.js';
-import { registryRows, rows, table } from './report.js';
+import { incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
 import { compareVerify } from './verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -38,17 +39,20 @@ async function main(): Promise<void> {
   defer(`temp dir ${work}`, () => rm(work, { recursive: true, force: true }));
   const { d: src } = await startTracked('bench-src');
   const tCorpus = Date.now();
-  const images = (await buildCorpus(src, base, layers)).tags;
+  const built = await buildCorpus(src, base, layers);
+  const images = built.tags;
   process.stderr.write(`bench: corpus of ${images.length} images built in ${((Date.now() - tCorpus) / 1000).toFixed(0)} s: ${images.join(' ')}\n`);
 
   const pack = await comparePack(src, images, work, RUNS);
   const load = await compareLoad(src, images, pack.bundle, work, RUNS);
   const verify = await compareVerify(pack.bundle, work, RUNS);
   const registry = await compareRegistry(src, images, work, RUNS);
+  // Last, because it rebuilds images in the source daemon (week 2 moves a tag).
+  const incremental = await compareIncremental(src, built, base, layers, cache, work, RUNS);
   await undoAll();
   const loadAfter = loadavg()[0]!;
 
-  const rs = [...rows(pack, load, verify), ...registryRows(pack, registry)];
+  const rs = [...rows(pack, load, verify), ...registryRows(pack, registry), ...incrementalRows(incremental)];
   const corpus = {
     images: IMAGES.map((i) => i.tag),
     packageLayers: layers.map((l) => ({ name: l.name, parent: l.parent ?? 'base', packages: l.packages.length })),
@@ -67,6 +71,7 @@ async function main(): Promise<void> {
       `"pack (daemon) … vs skopeo" reuses the pack runs above (skopeo's ${RUNS} runs come after them, not alternated). ` +
       `Registry R1 seeded once by skopeo from the daemon (v2s2, gzip; ${registry.seedSeconds.toFixed(1)} s, untimed); every push run into a fresh empty R2, ` +
       `whose manifest digests were checked equal to R1's after each run of either side\n` +
+      `${incrementalNote(incremental)}\n` +
       `1-minute load average before the bench: ${loadBefore.toFixed(1)} on ${availableParallelism()} CPUs` +
       `${loadBefore >= 1 ? ' (other work was running: figures are noisy)' : ''}\n`,
   );
@@ -81,7 +86,7 @@ async function main(): Promise<void> {
     runsPerSide: RUNS,
     corpus,
     rows: rs,
-    raw: { pack, load, verify, registry },
+    raw: { pack, load, verify, registry, incremental },
     seconds: (Date.now() - t0) / 1000,
   };
   await writeFile(join(BENCH_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
