@@ -49,6 +49,14 @@ export class RegistrySink {
     return undefined;
   }
 
+  /** reuse makes a blob this push does not carry available in repo: already there, or mounted from where find saw it. */
+  async reuse(repo: string, digest: Digest, signal?: AbortSignal): Promise<'present' | 'mounted' | undefined> {
+    if ((await this.client.hasBlob(repo, digest, signal)) !== undefined) return 'present';
+    const from = this.holders.get(digest);
+    if (from !== undefined && from !== repo && (await this.client.mountBlob(repo, digest, from, signal))) return 'mounted';
+    return undefined;
+  }
+
   async pushBlob(repo: string, blob: BlobToPush, signal?: AbortSignal): Promise<BlobOutcome> {
     let outcome: BlobOutcome;
     const size = await this.client.hasBlob(repo, blob.digest, signal);

@@ -254,6 +254,13 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
     for (const repo of plan.repos) {
       for (const { image, tags } of repo.images) {
         const p = await prepare(image);
+        for (const l of image.layers) {
+          if (bundle.blob(l.digest)) continue;
+          // Relied on: found before anything was pushed; mounted here if it lives in another repository.
+          const outcome = await sink.reuse(repo.repo, l.digest, signal);
+          if (!outcome) throw new FerryError('MISSING_LAYERS', `registry ${sink.registry} no longer has ${l.digest}, which ${repo.repo} relies on`, { hint: 'push the bundle that carried it, then push this one again' });
+          result.blobs[outcome]++;
+        }
         await eachLimited(p.blobs, 4, async (b) => {
           const outcome = await sink.pushBlob(repo.repo, b, signal);
           result.blobs[outcome]++;
