@@ -74,10 +74,12 @@ export interface IncrementalFigures {
 export interface PlanningFigures {
   /** The synthetic site: the real site's inventory grown to SITE_IMAGES images. */
   site: SiteShape & { fileBytes: number };
-  /** The plan step of `ferry pack --have` (reading and checking the inventory, planning), from the time between its progress lines. */
+  /** The plan step of `ferry pack --have … --dry-run` (reading and checking the inventory, planning), between its output lines. */
   planSeconds: { small: number[]; big: number[] };
-  /** The whole thin pack. */
-  packSeconds: { small: number[]; big: number[] };
+  /** The whole dry run: start-up, resolving the images in the daemon, planning. */
+  dryRunSeconds: { small: number[]; big: number[] };
+  /** Layers the dry run said would travel (checked equal to the ideal's new layers, for both inventories). */
+  travel: number;
 }
 
 const say = (s: string): boolean => process.stderr.write(`bench: incremental: ${s}\n`);
@@ -196,26 +198,28 @@ async function heldLayers(bundle: string): Promise<string[]> {
 
 const packRun = async (m: Measured, file: string): Promise<PackRun> => ({ seconds: m.seconds, cpuSeconds: m.cpuSeconds, bytes: (await stat(file)).size, peakRssMb: m.peakRssMb });
 
-interface StepTimes {
+interface Timed {
   seconds: number;
-  /** When each progress line (a step's title) appeared, in seconds from the start. */
-  lines: { text: string; at: number }[];
+  /** When each output line appeared, in seconds from the start (Node writes pipes synchronously on Linux). */
+  lines: { stream: 'stdout' | 'stderr'; text: string; at: number }[];
 }
 
-/** stepTimes runs ferry with plain progress on a pipe and notes when each line arrives (Node writes pipes synchronously on Linux). */
-function stepTimes(args: readonly string[], env: NodeJS.ProcessEnv): Promise<StepTimes> {
+/** timedLines runs ferry with plain progress on a pipe and notes when each line of its output arrives. */
+function timedLines(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const since = (): number => Number(process.hrtime.bigint() - t0) / 1e9;
-    const p = spawn(process.execPath, ferryArgs(args), { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    const lines: StepTimes['lines'] = [];
-    let partial = '';
-    p.stderr.on('data', (d: Buffer) => {
-      const at = since();
-      const parts = (partial + d.toString()).split('\n');
-      partial = parts.pop()!;
-      for (const text of parts) lines.push({ text, at });
-    });
+    const p = spawn(process.execPath, ferryArgs(args), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: Timed['lines'] = [];
+    for (const stream of ['stdout', 'stderr'] as const) {
+      let partial = '';
+      p[stream].on('data', (d: Buffer) => {
+        const at = since();
+        const parts = (partial + d.toString()).split('\n');
+        partial = parts.pop()!;
+        for (const text of parts) lines.push({ stream, text, at });
+      });
+    }
     p.on('error', reject);
     p.on('close', (code) => {
       const seconds = since();
@@ -225,33 +229,31 @@ function stepTimes(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Ste
   });
 }
 
-/** planStep is the time from the plan step's title to the next step's: reading the --have files and planning. */
-function planStep(t: StepTimes): number {
-  const i = t.lines.findIndex((l) => l.text.startsWith('Plan against'));
-  const next = t.lines.slice(i + 1).find((l) => !l.text.startsWith(' '));
-  if (i < 0 || !next) throw new Error(`no plan step in ferry pack's progress:\n${t.lines.map((l) => l.text).join('\n')}`);
-  return next.at - t.lines[i]!.at;
+/** planStep is the time from the plan step's title to the dry run's first answer line: reading the --have files and planning. */
+function planStep(t: Timed): number {
+  const start = t.lines.find((l) => l.stream === 'stderr' && l.text.startsWith('Plan against'));
+  const answer = t.lines.find((l) => l.stream === 'stdout');
+  if (!start || !answer) throw new Error(`no plan step in ferry pack --dry-run's output:\n${t.lines.map((l) => l.text).join('\n')}`);
+  return answer.at - start.at;
 }
 
-/** planning times the plan step of thin packs against the site's own inventory and against a 1,000-image site holding it. */
-async function planning(src: Dockerd, small: string, work: string, runs: number): Promise<PlanningFigures> {
+/** planning times dry runs against the site's own inventory and against a 1,000-image site that holds it. */
+async function planning(src: Dockerd, small: string, work: string, runs: number, newLayers: number): Promise<PlanningFigures> {
   const real = JSON.parse(await readFile(small, 'utf8')) as Inventory;
   const big = join(work, `site-${SITE_IMAGES}.inventory.json`);
   await writeFile(big, `${JSON.stringify(syntheticSite(real, SITE_IMAGES))}\n`);
   const site = { ...shapeOf(JSON.parse(await readFile(big, 'utf8')) as Inventory), fileBytes: (await stat(big)).size };
-  const out = join(work, 'planning.ferry.tar');
   const env = ferryEnv(src.host);
-  const figures: PlanningFigures = { site, planSeconds: { small: [], big: [] }, packSeconds: { small: [], big: [] } };
+  const figures: PlanningFigures = { site, planSeconds: { small: [], big: [] }, dryRunSeconds: { small: [], big: [] }, travel: newLayers };
   const side = (which: 'small' | 'big', inv: string) => async (): Promise<void> => {
-    await rm(out, { force: true });
-    await exec('sync', []);
-    const t = await stepTimes(['pack', ...WEEK2, '--have', inv, '-o', out], env);
+    const t = await timedLines(['pack', ...WEEK2, '--have', inv, '--dry-run'], env);
+    const said = t.lines.map((l) => /^(\d+) layer\(s\) would travel/.exec(l.text)).find(Boolean);
+    if (Number(said?.[1]) !== newLayers) throw new Error(`ferry pack --dry-run against ${inv} says ${said?.[1] ?? 'no number of'} layers would travel, not ${newLayers}`);
     figures.planSeconds[which].push(planStep(t));
-    figures.packSeconds[which].push(t.seconds);
+    figures.dryRunSeconds[which].push(t.seconds);
   };
-  // The plan step is short and the figure is read against a fixed limit, so a few runs even when BENCH_RUNS=1.
-  await alternate(Math.max(runs, 3), side('small', small), side('big', big));
-  await rm(out, { force: true });
+  // Dry runs are short and the figure is read against a fixed limit, so a few runs even when BENCH_RUNS=1.
+  await alternate(Math.max(runs, 5), side('small', small), side('big', big));
   say(`plan step with the site inventory ${median(figures.planSeconds.small).toFixed(3)} s, with ${site.images} images/${site.layers} layers ${median(figures.planSeconds.big).toFixed(3)} s`);
   return figures;
 }
@@ -322,7 +324,7 @@ export async function compareIncremental(src: Dockerd, corpus: Corpus, base: Bas
     if (got2.join() !== want2.join()) throw new Error(`after the thin load the site has ${got2.join(', ')}, the source ${want2.join(', ')}`);
     say(`thin bundle loaded in ${load.seconds.toFixed(2)} s; image IDs at the site equal the source's`);
 
-    const plan = await planning(src, inventoryFile, dir, runs);
+    const plan = await planning(src, inventoryFile, dir, runs, ideal.layers.length);
     return {
       week1: { images: WEEK1, bundleBytes: (await stat(week1)).size, loadSeconds },
       week2: { images: WEEK2, upgradedPackages: upgrade.packages, upgradeLayerTarBytes, changedAppModules: APP_CHANGED_MODULES },

@@ -127,7 +127,7 @@ export function incrementalRows(inc: IncrementalFigures): Row[] {
       pass: planBig <= PLANNING_LIMIT_S,
       runs: { baseline: p.planSeconds.small, ferry: p.planSeconds.big },
     },
-    compared(`thin pack time, ${p.site.images}-image site`, 's', `same, the ${inc.inventory.images}-image site's own inventory`, p.packSeconds.small, p.packSeconds.big),
+    compared(`pack --dry-run (whole), ${p.site.images}-image site`, 's', `same, the ${inc.inventory.images}-image site's own inventory`, p.dryRunSeconds.small, p.dryRunSeconds.big),
   ];
 }
 
@@ -144,9 +144,9 @@ export function incrementalNote(inc: IncrementalFigures): string {
     `(${inc.thinHeld.alreadyAtSite} of them already at the site; ferry inspect: ${inc.thinTotals.bytes} bytes of blobs, relies on ` +
     `${inc.thinTotals.reliesOn} layers, ${inc.thinTotals.reliedBytes} bytes uncompressed, left out); ideal ${inc.ideal.bytes} bytes (${inc.ideal.layers.length} new layers, ` +
     `${inc.ideal.tarBytes} bytes of tar); full docker save | zstd ${full} bytes. The thin bundle loaded into the site with the source's image IDs. ` +
-    `Planning: the plan step of \`ferry pack --have\` (between its progress lines), against the site's inventory and a synthetic one of ` +
+    `Planning: \`ferry pack WEEK2 --have INVENTORY --dry-run\`, the plan step timed from its progress line to its first answer line, against the site's inventory and a synthetic one of ` +
     `${p.site.images} images / ${p.site.layers} layers (${p.site.imageLayers} layer references, ${p.site.fileBytes} bytes) that contains it; ` +
-    `${p.planSeconds.small.length} alternating runs each`
+    `${p.planSeconds.small.length} alternating runs each, every one saying the ${p.travel} new layers would travel`
   );
 }
 
