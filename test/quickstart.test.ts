@@ -7,18 +7,37 @@ import { missing } from './helpers/tools.js';
 
 const skip = missing(['dockerd', 'docker', 'busybox'], { root: true });
 const script = fileURLToPath(new URL('../examples/quickstart.sh', import.meta.url));
+const twoSite = fileURLToPath(new URL('../examples/two-site.sh', import.meta.url));
 
-describe('examples/quickstart.sh', { skip }, () => {
-  it('packs, verifies and loads the demo image into an empty daemon with the same image ID', async () => {
-    const { code, out } = await new Promise<{ code: number; out: string }>((resolve, reject) => {
-      // The install step is what `npm ci` and scripts/setup.sh already did for the test run.
-      const p = spawn('bash', [script], { env: { ...process.env, QUICKSTART_SKIP_INSTALL: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      p.stderr.on('data', (d) => (out += d));
-      p.on('error', reject);
-      p.on('close', (c) => resolve({ code: c ?? -1, out }));
-    });
+function runScript(path: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    // The install step is what `npm ci` and scripts/setup.sh already did for the test run.
+    const p = spawn('bash', [path], { env: { ...process.env, QUICKSTART_SKIP_INSTALL: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('error', reject);
+    p.on('close', (c) => resolve({ code: c ?? -1, out }));
+  });
+}
+
+/** leftBehind lists processes still running with the example's work dir in their command line. */
+async function leftBehind(out: string): Promise<string[]> {
+  const work = /and (\/tmp\/ferry-[a-z-]+-[A-Za-z0-9]+) removed on exit/.exec(out);
+  assert.ok(work, out);
+  const { readdir, readFile } = await import('node:fs/promises');
+  const left: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(work[1]!)) left.push(cmd.replace(/\0/g, ' '));
+  }
+  return left;
+}
+
+describe('the examples, run for real', { skip }, () => {
+  it('quickstart.sh: packs, verifies and loads the demo image into an empty daemon with the same image ID', async () => {
+    const { code, out } = await runScript(script);
     assert.equal(code, 0, out);
     const loaded = /Loaded sha256:([a-f0-9]{12}) registry\.local\/mirror\/ferry-demo\/hello:1/.exec(out);
     assert.ok(loaded, out);
@@ -28,15 +47,22 @@ describe('examples/quickstart.sh', { skip }, () => {
     assert.match(out, /registry\.local\/mirror\/ferry-demo\/hello\s+1\s+<none>\s+[a-f0-9]{12}/);
     assert.match(out, /OK: 1 image\(s\)/);
     // Both private daemons (and the containerd each started) are gone, and so is the work dir.
-    const work = /and (\/tmp\/ferry-quickstart-[A-Za-z0-9]+) removed on exit/.exec(out);
-    assert.ok(work, out);
-    const { readdir, readFile } = await import('node:fs/promises');
-    const left: string[] = [];
-    for (const pid of await readdir('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (cmd.includes(work[1]!)) left.push(cmd.replace(/\0/g, ' '));
-    }
+    const left = await leftBehind(out);
     assert.deepEqual(left, []);
+  });
+
+  it('two-site.sh: week 2 travels thin, planned from the catalog, and arrives with the same image ID', async () => {
+    const { code, out } = await runScript(twoSite);
+    assert.equal(code, 0, out);
+    assert.match(out, /Relies on 0 layer\(s\)[^\n]*recorded for site site-b/, 'week 1 goes in full');
+    assert.match(out, /Wrote week2\.ferry\.tar: 2 image\(s\), 1 layer\(s\)/, 'week 2 carries only the rebuilt layer');
+    assert.match(out, /Thin bundle: holds 1 layer\(s\) and relies on 2/);
+    assert.match(out, /Applies to the target/);
+    const src = /source app:2 image ID: (sha256:[a-f0-9]{64})/.exec(out);
+    const dst = /site-b app:2 image ID: (sha256:[a-f0-9]{64})/.exec(out);
+    assert.ok(src && dst, out);
+    assert.equal(dst[1], src[1]);
+    assert.match(out, /Imported receipt week2\.receipt\.json for site site-b/);
+    assert.deepEqual(await leftBehind(out), []);
   });
 });

@@ -86,7 +86,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const level = checkLevel(args.compression, args.level);
       const platforms = parsePlatforms(args.platform ?? []);
       const optionsFor = registryOptions(args);
-      if (args.output === undefined && !args['dry-run']) throw new FerryError('USAGE', 'no bundle to write', { hint: 'name it with -o FILE (or plan only with --dry-run)' });
+      if (args.output === undefined && !args['dry-run']) throw new FerryError('USAGE', 'missing --output (-o): the bundle to write', { hint: 'name it with -o FILE, or plan only with --dry-run' });
       const output = resolve(args.output ?? 'dry-run.ferry.tar');
       if (!args['dry-run']) await checkOutputDir(output);
       if (args['confirmed-only'] && !args.site) throw new FerryError('USAGE', '--confirmed-only needs --site', { hint: 'it says which of a catalogued site\'s records count' });

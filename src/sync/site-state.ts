@@ -31,7 +31,14 @@ export function siteState(catalog: Catalog, siteName: string, opts: { confirmedO
 
 /** addSiteState merges what a catalogued site holds into state. */
 export function addSiteState(state: TargetState, catalog: Catalog, siteName: string, opts: { confirmedOnly?: boolean } = {}): TargetState {
-  for (const { record: r, meaning } of siteRecords(catalog, siteName, opts)) {
+  const counting = siteRecords(catalog, siteName, opts);
+  // Older records say nothing about what the site holds now, but still name the blobs that carried its layers
+  // (and which bundle did): relied-on layers are then named as shipped.
+  const first = counting[0]?.record.seq ?? Number.MAX_SAFE_INTEGER;
+  for (const r of catalog.records(siteName, { withHoldings: true })) {
+    if (r.seq < first && r.kind !== 'inventory') state.add(r.holdings, { chains: false, blobs: false }, `site ${siteName}: names from ${r.kind} ${r.ref.slice(0, 19)}`);
+  }
+  for (const { record: r, meaning } of counting) {
     state.add(r.holdings, meaning, `site ${siteName}: ${r.kind} ${r.ref.slice(0, 19)} (${r.created})`);
   }
   return state;

@@ -34,7 +34,7 @@ export class TargetState {
 
   /** add merges a document's holdings; images that failed hold nothing. */
   add(h: Holdings, meaning: HoldingsMeaning, source: string): void {
-    this.sources.push(source);
+    if (meaning.chains || meaning.blobs) this.sources.push(source);
     for (const l of h.layers) {
       const carriedBy = meaning.carriedBy ?? l.carriedBy;
       if (carriedBy !== undefined && !this.carriers.has(l.diffId)) this.carriers.set(l.diffId, carriedBy);

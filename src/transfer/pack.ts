@@ -59,7 +59,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
       wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined && !writer.leavesOut(b.diffId) : !writer.hasBlob(b.digest) && !writer.leavesOutBlob(b.digest)),
       put: async (body) => {
         const l = await writer.addLayer(body);
-        report(l, l.repeat);
+        if (!l.relied) report(l, l.repeat);
         return l.diffId;
       },
       putBlob: async (blob, body) => {
