@@ -7,6 +7,7 @@ import { bundleError, FerryError } from '../ui/errors.js';
 import { walkTarFile } from '../tar/offset-walk.js';
 import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, FERRY_INDEX, type BundleBlob, type BundleIndex } from './format.js';
 import { validateBundleIndex } from './schema.js';
+import { BUNDLE_SIGNATURE, checkSignature, type Verifier } from '../sign/signature.js';
 
 export interface TarEntry {
   name: string;
@@ -17,7 +18,7 @@ export interface TarEntry {
 
 const MAX_ENTRIES = 200_000;
 const MAX_JSON = 64 << 20;
-const TOP_LEVEL = new Set(['oci-layout', 'index.json', 'manifest.json', FERRY_INDEX, 'repositories']);
+const TOP_LEVEL = new Set(['oci-layout', 'index.json', 'manifest.json', FERRY_INDEX, 'repositories', BUNDLE_SIGNATURE]);
 const BLOB = /^blobs\/sha256\/[a-f0-9]{64}$/;
 
 export class BundleReader {
@@ -85,6 +86,12 @@ export class BundleReader {
     if (!e) throw bundleError(this.path, name, 'entry is missing');
     if (e.size - from <= 0) return (async function* () {})();
     return createReadStream(this.path, { start: e.offset + from, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
+  }
+
+  /** checkSignature refuses the bundle unless ferry.sig signs its ferry.json with the verifier's key. */
+  async checkSignature(verifier: Verifier): Promise<void> {
+    const sig = this.entries.has(BUNDLE_SIGNATURE) ? await this.readBytes(BUNDLE_SIGNATURE, 64 << 10) : undefined;
+    checkSignature(verifier, await this.readBytes(FERRY_INDEX), sig, this.path, BUNDLE_SIGNATURE);
   }
 
   blob(digest: Digest): BundleBlob | undefined {

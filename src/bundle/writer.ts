@@ -31,6 +31,7 @@ import {
   type BundleIndex,
 } from './format.js';
 import { CREATOR } from '../version.js';
+import { BUNDLE_SIGNATURE, type Signer } from '../sign/signature.js';
 
 /** Bytes a layer's diffID check may fall behind its copy before the copy waits. */
 const CHECK_BACKLOG = 16 << 20;
@@ -38,6 +39,8 @@ const CHECK_BACKLOG = 16 << 20;
 export interface BundleWriterOptions {
   compression: Compression;
   level?: number;
+  /** Signs ferry.json (which names every blob and image); the signature is stored beside it as ferry.sig. */
+  signer?: Signer;
 }
 
 export type StoredLayer = BundleBlob & { diffId: DiffId; uncompressedSize: number };
@@ -50,6 +53,7 @@ export class BundleWriter {
   private readonly tar: TarFileWriter;
   private readonly compressor: LayerCompressor;
   private readonly compression: Compression;
+  private readonly signer: Signer | undefined;
   private readonly layers = new Map<DiffId, StoredLayer>();
   private readonly blobs = new Map<Digest, BundleBlob>();
   private readonly images: BundleImage[] = [];
@@ -69,6 +73,7 @@ export class BundleWriter {
   private constructor(tar: TarFileWriter, opts: BundleWriterOptions) {
     this.tar = tar;
     this.compression = opts.compression;
+    this.signer = opts.signer;
     this.compressor = new LayerCompressor(opts);
   }
 
@@ -322,7 +327,9 @@ export class BundleWriter {
     };
     await this.tar.addFile('index.json', jsonBytes(ociIndex(this.images, this.indexes)));
     await this.tar.addFile('manifest.json', jsonBytes(dockerManifest(this.images, indexTags(this.indexes))));
-    await this.tar.addFile(FERRY_INDEX, Buffer.from(JSON.stringify(index, null, 2)));
+    const ferryJson = Buffer.from(JSON.stringify(index, null, 2));
+    await this.tar.addFile(FERRY_INDEX, ferryJson);
+    if (this.signer) await this.tar.addFile(BUNDLE_SIGNATURE, Buffer.from(JSON.stringify(this.signer.sign(ferryJson, FERRY_INDEX))));
     await this.tar.commit();
     return index;
   }

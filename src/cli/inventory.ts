@@ -10,6 +10,7 @@ import { HoldingsBuilder, diffIdsOf } from '../sync/holdings.js';
 import { inventoryOfRegistry } from '../sync/registry-inventory.js';
 import { siteRecords, siteState } from '../sync/site-state.js';
 import { parsePushTarget } from '../transfer/push.js';
+import { loadSigner } from '../sign/signature.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
@@ -18,6 +19,7 @@ interface InventoryArgs extends RegistryArgs {
   output?: string;
   registry?: string;
   site?: string;
+  sign?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -32,11 +34,13 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
           .option('output', { alias: 'o', type: 'string', describe: 'the file to write (default: stdout)' })
           .option('registry', { type: 'string', describe: 'HOST[:PORT][/PREFIX]: inventory this registry (repositories under PREFIX) instead of the daemon' })
           .option('site', { type: 'string', describe: 'inventory a site as the catalog sees it (what planning for it assumes)' })
+          .option('sign', { type: 'string', describe: 'sign the inventory with this private key (written beside it as FILE.sig)' })
           .conflicts('registry', 'site')
           .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon at DOCKER_HOST')
           .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix'),
       ),
     handler: async (args) => {
+      const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       let inv: Inventory;
       if (args.site) inv = inventoryOfSite(args.site);
       else if (args.registry) {
@@ -57,7 +61,7 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
         }
       }
       const out = args.output ?? '-';
-      await writeDocument(out, inv);
+      await writeDocument(out, inv, signer);
       const summary = { output: out, target: inv.target, images: inv.images.length, layers: inv.layers.length };
       if (args.json && out !== '-') printJson(summary);
       else if (!args.quiet && out !== '-') process.stderr.write(`Wrote ${out}: ${inv.images.length} image(s), ${inv.layers.length} layer(s) of ${inv.target.kind} ${inv.target.name}\n`);

@@ -9,6 +9,7 @@ import { DockerDaemonSink } from '../sinks/docker-daemon.js';
 import { describeDaemon } from '../sync/daemon-inventory.js';
 import { writeDocument } from '../sync/documents.js';
 import { makeReceipt } from '../sync/receipts.js';
+import { loadSigner, loadVerifier, type Signer } from '../sign/signature.js';
 import { loadBundles, type LoadedBundle } from '../transfer/load.js';
 import { FerryError, toFerryError } from '../ui/errors.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
@@ -19,6 +20,8 @@ interface LoadArgs {
   args: string[];
   retag?: string[];
   receipt?: string;
+  'require-signature'?: string;
+  sign?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -31,6 +34,8 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       y
         .positional('args', { type: 'string', array: true, demandOption: true, describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
         .option('retag', { type: 'string', array: true, describe: RETAG_DESCRIPTION })
+        .option('require-signature', { type: 'string', describe: 'refuse, before anything is loaded, bundles not signed by this public key (NAME.pub)' })
+        .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
         .option('receipt', { type: 'string', describe: 'write a receipt (what the daemon holds of these bundles afterwards) to this file, even if the load fails' })
         .example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed')
         .example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name')
@@ -38,11 +43,15 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     handler: async (args) => {
       const rules = retagRules(args.retag);
       const { bundles: paths, images: select } = await splitBundles(args.args);
+      const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
+      const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const bundles: BundleReader[] = [];
       const engine = new DockerEngineClient();
       let loaded: LoadedBundle[] = [];
       try {
         for (const p of paths) bundles.push(await BundleReader.open(p));
+        // Every bundle's signature is checked before the first is loaded.
+        if (verifier) for (const b of bundles) await b.checkSignature(verifier);
         try {
           await runSteps(
             [
@@ -64,10 +73,10 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
           );
         } catch (err) {
           // A failed load still reports back: nothing of these bundles was tagged.
-          if (args.receipt && bundles.length === paths.length) await writeReceipt(args.receipt, engine, bundles, [], [toFerryError(err).message]).catch(() => undefined);
+          if (args.receipt && bundles.length === paths.length) await writeReceipt(args.receipt, engine, bundles, [], [toFerryError(err).message], signer).catch(() => undefined);
           throw err;
         }
-        if (args.receipt) await writeReceipt(args.receipt, engine, bundles, loaded, []);
+        if (args.receipt) await writeReceipt(args.receipt, engine, bundles, loaded, [], signer);
       } finally {
         await Promise.all(bundles.map((b) => b.close()));
         await engine.close();
@@ -100,11 +109,11 @@ async function splitBundles(args: readonly string[]): Promise<{ bundles: string[
   return { bundles, images: args.slice(k) };
 }
 
-async function writeReceipt(path: string, engine: DockerEngineClient, bundles: readonly BundleReader[], loaded: readonly LoadedBundle[], failures: string[]): Promise<void> {
+async function writeReceipt(path: string, engine: DockerEngineClient, bundles: readonly BundleReader[], loaded: readonly LoadedBundle[], failures: string[], signer?: Signer): Promise<void> {
   const target = await describeDaemon(engine);
   const outcomes = loaded.map((l) => ({
     bundle: l.bundle.index,
     images: l.chosen.map((image, k) => ({ image, refs: l.images[k]!.tags, status: l.images[k]!.status })),
   }));
-  await writeDocument(path, makeReceipt('load', target, bundles.map((b) => b.index), outcomes, failures));
+  await writeDocument(path, makeReceipt('load', target, bundles.map((b) => b.index), outcomes, failures), signer);
 }

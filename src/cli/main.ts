@@ -11,6 +11,7 @@ import { loadCommand } from './load.js';
 import { pushCommand } from './push.js';
 import { inventoryCommand } from './inventory.js';
 import { siteCommand } from './site.js';
+import { keyCommand } from './key.js';
 
 export async function main(argv: string[]): Promise<void> {
   const controller = new AbortController();
@@ -34,7 +35,8 @@ export async function main(argv: string[]): Promise<void> {
       .command(pushCommand(controller.signal))
       .command(inventoryCommand(controller.signal))
       .command(siteCommand())
-      .demandCommand(1, 'name a command: pack, inspect, verify, load, push, inventory or site')
+      .command(keyCommand())
+      .demandCommand(1, 'name a command: pack, inspect, verify, load, push, inventory, site or key')
       .strict()
       .version(VERSION)
       .help()

@@ -22,6 +22,7 @@ import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.js';
 import type { BundleIndex } from '../bundle/format.js';
 import { Catalog } from '../catalog/catalog.js';
+import { loadSigner } from '../sign/signature.js';
 import { addHave, holdingsOfBundle } from '../sync/have.js';
 import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
 import { addSiteState } from '../sync/site-state.js';
@@ -44,6 +45,7 @@ interface PackArgs extends RegistryArgs {
   site?: string;
   'confirmed-only'?: boolean;
   'dry-run'?: boolean;
+  sign?: string;
 }
 
 export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs> {
@@ -69,6 +71,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('have', { type: 'string', array: true, describe: 'what the target already holds: an inventory, a receipt or an earlier bundle (repeatable); the bundle leaves those layers out' })
           .option('since', { type: 'string', array: true, describe: 'an earlier bundle the target has applied (as --have BUNDLE)' })
           .option('site', { type: 'string', describe: 'plan against a catalogued site (its last inventory, receipts, and the bundles made for it since), and record this bundle for it' })
+          .option('sign', { type: 'string', describe: 'sign the bundle with this private key (NAME.key from `ferry key generate`)' })
           .option('dry-run', { type: 'boolean', describe: 'resolve and plan only: say which layers would travel and which the target already holds; write and record nothing' })
           .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
           .conflicts('platform', 'all-platforms')
@@ -88,6 +91,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const optionsFor = registryOptions(args);
       if (args.output === undefined && !args['dry-run']) throw new FerryError('USAGE', 'missing --output (-o): the bundle to write', { hint: 'name it with -o FILE, or plan only with --dry-run' });
       const output = resolve(args.output ?? 'dry-run.ferry.tar');
+      const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       if (!args['dry-run']) await checkOutputDir(output);
       if (args['confirmed-only'] && !args.site) throw new FerryError('USAGE', '--confirmed-only needs --site', { hint: 'it says which of a catalogued site\'s records count' });
       const haves = [...(args.have ?? []), ...(args.since ?? [])];
@@ -150,7 +154,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const writeStep: Step = {
         title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
         run: async (step) => {
-          const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}) });
+          const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
           index = await packImages(parts, writer, {
             recompress: args.recompress ?? false,
             ...(plan ? { plan } : {}),

@@ -10,6 +10,7 @@ import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { writeDocument } from '../sync/documents.js';
 import { makeReceipt, type ImageOutcome } from '../sync/receipts.js';
+import { loadSigner, loadVerifier } from '../sign/signature.js';
 import { toFerryError } from '../ui/errors.js';
 
 interface PushArgs extends RegistryArgs {
@@ -20,6 +21,8 @@ interface PushArgs extends RegistryArgs {
   compression: PushCompression;
   'dry-run'?: boolean;
   receipt?: string;
+  'require-signature'?: string;
+  sign?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -41,6 +44,8 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
             describe: 'gzip: zstd layers are pushed as gzip so Docker < 23 can pull them (gzip and plain layers, and their digests, stay); keep: push every blob as stored',
           })
           .option('dry-run', { type: 'boolean', describe: 'print what would be pushed where, asking the registry what it has, writing nothing' })
+          .option('require-signature', { type: 'string', describe: 'refuse, before anything is pushed, a bundle not signed by this public key (NAME.pub)' })
+          .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
           .option('receipt', { type: 'string', describe: 'write a receipt (what the registry holds of this bundle afterwards) to this file, even if the push fails' })
           .example('$0 push week47.ferry.tar --to registry.local:5000/mirror', 'docker.io/library/nginx:1.27 becomes registry.local:5000/mirror/library/nginx:1.27')
           .example('$0 push week47.ferry.tar --to registry.local --retag docker.io/library/=registry.local/', 'docker.io/library/nginx:1.27 becomes registry.local/nginx:1.27')
@@ -50,10 +55,13 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
       const rules = retagRules(args.retag);
       const target = parsePushTarget(args.to);
       const optionsFor = registryOptions(args);
+      const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
+      const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const bundle = await BundleReader.open(args.bundle);
       const sink = new RegistrySink(new RegistryClient(target.registry, optionsFor(target.registry)));
       const opts = { target, retag: rules, select: args.images ?? [], compression: args.compression, signal };
       try {
+        if (verifier) await bundle.checkSignature(verifier);
         const plan = await planPush(bundle, opts);
         if (args['dry-run']) {
           await sink.client.ping(signal);
@@ -73,7 +81,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
         const receipt = async (failures: string[]): Promise<void> => {
           if (!args.receipt) return;
           const target = { kind: 'registry' as const, id: sink.registry, name: `${sink.registry}${opts.target.prefix ? `/${opts.target.prefix}` : ''}` };
-          await writeDocument(args.receipt, makeReceipt('push', target, [bundle.index], [{ bundle: bundle.index, images: pushed }], failures));
+          await writeDocument(args.receipt, makeReceipt('push', target, [bundle.index], [{ bundle: bundle.index, images: pushed }], failures), signer);
         };
         try {
           await runSteps(

@@ -1,10 +1,10 @@
 // `ferry site`: the connected side's catalog of sites: add one, list them, show what ferry believes one holds, and
 // import the inventories and receipts that came back from it.
-import { readFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { Catalog, type SiteKind } from '../catalog/catalog.js';
 import { sha256Of } from '../image/digest.js';
-import { parseReport, type Report } from '../sync/documents.js';
+import { documentBytes, readReport, type Report } from '../sync/documents.js';
+import { loadVerifier } from '../sign/signature.js';
 import { siteRecords, siteState } from '../sync/site-state.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
@@ -16,6 +16,7 @@ interface SiteArgs {
   kind?: SiteKind;
   note?: string;
   site?: string;
+  'require-signature'?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -87,17 +88,15 @@ export function siteCommand(): CommandModule<object, SiteArgs> {
           builder: (a) =>
             a
               .positional('files', { type: 'string', array: true, demandOption: true })
-              .option('site', { type: 'string', describe: 'the site they come from (a receipt for a catalogued bundle names it itself)' }),
+              .option('site', { type: 'string', describe: 'the site they come from (a receipt for a catalogued bundle names it itself)' })
+              .option('require-signature', { type: 'string', describe: "refuse documents not signed (FILE.sig) by this public key: the site's" }),
           handler: async (a) => {
+            const verifier = a['require-signature'] !== undefined ? await loadVerifier(a['require-signature']) : undefined;
             const docs: { file: string; text: string; report: Report }[] = [];
+            // All are read and checked before any is recorded.
             for (const f of a.files ?? []) {
-              let text: string;
-              try {
-                text = await readFile(f, 'utf8');
-              } catch (err) {
-                throw new FerryError('USAGE', `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-              }
-              docs.push({ file: f, text, report: parseReport(text, f) });
+              const report = await readReport(f, verifier);
+              docs.push({ file: f, text: documentBytes(report.doc).toString(), report });
             }
             withCatalog((c) => {
               const results = [];

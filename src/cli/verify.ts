@@ -4,6 +4,7 @@ import { BundleReader } from '../bundle/reader.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { FerryError } from '../ui/errors.js';
 import { missingFor } from '../sync/applies.js';
+import { loadVerifier } from '../sign/signature.js';
 import { addHave } from '../sync/have.js';
 import { TargetState } from '../sync/target-state.js';
 import { printJson } from '../ui/output.js';
@@ -12,6 +13,7 @@ import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 interface VerifyArgs {
   bundle: string;
   have?: string[];
+  key?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -23,10 +25,12 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
     builder: (y) =>
       y
         .positional('bundle', { type: 'string', demandOption: true })
+        .option('key', { type: 'string', describe: 'require a signature by this public key (NAME.pub): an unsigned bundle, or one signed by another key or altered, fails' })
         .option('have', { type: 'string', array: true, describe: 'also say whether the bundle can apply to a target that holds this (an inventory, a receipt or an earlier bundle; repeatable): exit 4 if it lacks a relied-on layer' })
         .example('$0 verify week47.ferry.tar', '')
         .example('$0 verify week48.ferry.tar --have site-b.inventory.json', 'and whether site B has every layer it relies on'),
     handler: async (args) => {
+      const verifier = args.key !== undefined ? await loadVerifier(args.key) : undefined;
       const bundle = await BundleReader.open(args.bundle);
       const started = Date.now();
       let report: Awaited<ReturnType<typeof verifyBundle>> | undefined;
@@ -36,6 +40,7 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
             {
               title: `Verify ${args.bundle}`,
               run: async (step) => {
+                if (verifier) await bundle.checkSignature(verifier);
                 report = await verifyBundle(bundle, { blob: (b) => step.update(`blob ${b.done}/${b.total}: ${b.entry}`) }, signal);
               },
             },
@@ -66,9 +71,10 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
           hint: 'apply the bundles that carried them first, or pack a bundle against this inventory',
         });
       }
-      if (args.json) printJson({ bundle: args.bundle, ok: true, images: r.images, blobs: r.blobs, bytes: r.bytesRead, seconds, ...(applies ? { applies: true, against: applies.against } : {}) });
+      if (args.json) printJson({ bundle: args.bundle, ok: true, ...(verifier ? { signedBy: verifier.keyId } : {}), images: r.images, blobs: r.blobs, bytes: r.bytesRead, seconds, ...(applies ? { applies: true, against: applies.against } : {}) });
       else if (!args.quiet) {
         process.stderr.write(`OK: ${r.images} image(s), ${r.blobs} blob(s), ${formatBytes(r.bytesRead)} checked in ${seconds.toFixed(1)} s\n`);
+        if (verifier) process.stderr.write(`Signed by ${args.key} (${verifier.keyId.slice(0, 23)}…)\n`);
         if (applies) process.stderr.write(`Applies to the target ${applies.against.join(' + ')} describes: it holds every layer the bundle relies on\n`);
       }
     },

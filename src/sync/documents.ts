@@ -1,8 +1,10 @@
 // Inventories and receipts as files: their types, schema-checked reading, and writing that never leaves a
 // half-written file behind. Both are small JSON documents meant to ride across the gap.
 import { readFileSync } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, readFile, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { writeAtomic } from '../files/atomic.js';
+import { checkSignature, signaturePath, writeDetached, type Signer, type Verifier } from '../sign/signature.js';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { FerryError } from '../ui/errors.js';
 import { badLayerIndex, type Holdings } from './holdings.js';
@@ -78,7 +80,8 @@ export function parseReport(text: string, where: string): Report {
   return mediaType === INVENTORY_MEDIA_TYPE ? { kind: 'inventory', doc: doc as Inventory } : { kind: 'receipt', doc: doc as Receipt };
 }
 
-export async function readReport(path: string): Promise<Report> {
+/** readReport reads and checks an inventory or receipt; with a verifier, FILE.sig must sign it with that key. */
+export async function readReport(path: string, verifier?: Verifier): Promise<Report> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -89,7 +92,12 @@ export async function readReport(path: string): Promise<Report> {
     const st = await fh.stat();
     if (!st.isFile()) throw new FerryError('USAGE', `${path} is not a regular file`);
     if (st.size > MAX_REPORT_BYTES) throw new FerryError('USAGE', `${path} is ${st.size} bytes, too large for an inventory or receipt`);
-    return parseReport(await fh.readFile('utf8'), path);
+    const bytes = await fh.readFile();
+    if (verifier) {
+      const sig = await readFile(signaturePath(path)).catch(() => undefined);
+      checkSignature(verifier, bytes, sig, path, basename(signaturePath(path)));
+    }
+    return parseReport(bytes.toString('utf8'), path);
   } finally {
     await fh.close();
   }
@@ -114,33 +122,16 @@ export function documentBytes(doc: Inventory | Receipt): Buffer {
   return Buffer.from(lines.join('\n'));
 }
 
-/** writeDocument writes a temp file beside path, syncs it and renames it into place; "-" is stdout. */
-export async function writeDocument(path: string, doc: Inventory | Receipt): Promise<void> {
+/** writeDocument writes a document whole or not at all (see writeAtomic), with FILE.sig when signed; "-" is stdout. */
+export async function writeDocument(path: string, doc: Inventory | Receipt, signer?: Signer): Promise<void> {
   const bytes = documentBytes(doc);
   if (path === '-') {
+    if (signer) throw new FerryError('USAGE', 'a signed document needs a file (-o FILE): its signature goes beside it in FILE.sig');
     await new Promise<void>((res, rej) => process.stdout.write(bytes, (err) => (err ? rej(err) : res())));
     return;
   }
-  const dir = dirname(path);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
-  } catch {
-    throw new FerryError('OUTPUT', `cannot write ${path}: ${dir} is not a directory`, { hint: 'create the directory first' });
-  }
-  const temp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    const fh = await open(temp, 'w', 0o644);
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true });
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC') throw new FerryError('DISK_FULL', `cannot write ${path}: the disk is full`);
-    throw new FerryError('OUTPUT', `cannot write ${path}: ${code ?? (err as Error).message}`);
-  }
+  await writeAtomic(path, bytes);
+  // A signature left from an earlier document would no longer match: it goes too.
+  if (signer) await writeDetached(path, signer.sign(bytes, basename(path)));
+  else await rm(signaturePath(path), { force: true });
 }
