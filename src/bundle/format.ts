@@ -63,6 +63,16 @@ export interface BundleIndex {
   blobs: BundleBlob[];
   /** Layers the images need that this bundle does not hold (thin bundles). */
   reliesOn: (BundleBlob & { diffId: DiffId; carriedBy?: string })[];
+  /** One volume of a set written for fixed-size media (see volumes.ts). */
+  volume?: VolumeInfo;
+}
+
+export interface VolumeInfo {
+  /** The set's ID, shared by its volumes. */
+  set: string;
+  /** This volume's number, from 1. */
+  number: number;
+  count: number;
 }
 
 export function blobPath(digest: string): string {

@@ -1,8 +1,9 @@
 // `ferry load`: bundles into the Docker daemon at DOCKER_HOST: only the layers it lacks, then tags; several bundles
 // apply in order as a chain. --receipt writes what the daemon holds afterwards, to carry back.
-import { stat } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
-import { BundleReader } from '../bundle/reader.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { openBundles } from '../bundle/volume-set.js';
+import { splitBundles } from './bundle-args.js';
 import { DockerEngineClient } from '../engine/client.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 import { DockerDaemonSink } from '../sinks/docker-daemon.js';
@@ -11,7 +12,7 @@ import { writeDocument } from '../sync/documents.js';
 import { makeReceipt } from '../sync/receipts.js';
 import { loadSigner, loadVerifier, type Signer } from '../sign/signature.js';
 import { loadBundles, type LoadedBundle } from '../transfer/load.js';
-import { FerryError, toFerryError } from '../ui/errors.js';
+import { toFerryError } from '../ui/errors.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { progressMode, runSteps } from '../ui/progress.js';
@@ -45,11 +46,11 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       const { bundles: paths, images: select } = await splitBundles(args.args);
       const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
-      const bundles: BundleReader[] = [];
+      // Volumes of a set are checked whole and put in order before anything else.
+      const { bundles, loneVolume } = await openBundles(paths);
       const engine = new DockerEngineClient();
       let loaded: LoadedBundle[] = [];
       try {
-        for (const p of paths) bundles.push(await BundleReader.open(p));
         // Every bundle's signature is checked before the first is loaded.
         if (verifier) for (const b of bundles) await b.checkSignature(verifier);
         try {
@@ -62,6 +63,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                   let n = 0;
                   loaded = await loadBundles(bundles, new DockerDaemonSink(engine), {
                     select,
+                    skipIncomplete: loneVolume,
                     retag: rules,
                     events: { layer: () => step.update(`${++n} layer(s) sent`) },
                     signal,
@@ -73,7 +75,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
           );
         } catch (err) {
           // A failed load still reports back: nothing of these bundles was tagged.
-          if (args.receipt && bundles.length === paths.length) await writeReceipt(args.receipt, engine, bundles, [], [toFerryError(err).message], signer).catch(() => undefined);
+          if (args.receipt) await writeReceipt(args.receipt, engine, bundles, [], [toFerryError(err).message], signer).catch(() => undefined);
           throw err;
         }
         if (args.receipt) await writeReceipt(args.receipt, engine, bundles, loaded, [], signer);
@@ -82,31 +84,22 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         await engine.close();
       }
       const images = loaded.flatMap((l) => l.images);
-      if (args.json) printJson({ bundles: paths, images, ...(args.receipt ? { receipt: args.receipt } : {}) });
+      if (args.json) printJson({ bundles: paths, images, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(args.receipt ? { receipt: args.receipt } : {}) });
       else if (!args.quiet) {
         for (const l of images) {
           const names = l.tags.length ? l.tags.map((t) => familiarReference(parseReference(t))).join(', ') : '<untagged>';
           process.stderr.write(`Loaded ${l.imageId.slice(0, 19)} ${names} (${l.layersSent} layer(s) sent, ${l.layersPresent} already present)\n`);
         }
+        for (const l of loaded) {
+          for (const s of l.skipped) {
+            const v = l.bundle.index.volume;
+            process.stderr.write(`Left out ${s.image.refs[0] ?? s.image.imageId.slice(0, 19)}: ${s.missing} of its layers are in other volumes of the set${v ? ` (${v.count} volumes)` : ''}; load the whole set to get it\n`);
+          }
+        }
         if (args.receipt) process.stderr.write(`Receipt written to ${args.receipt}\n`);
       }
     },
   };
-}
-
-/** splitBundles takes the leading arguments that are files as bundles, the rest as image names. */
-async function splitBundles(args: readonly string[]): Promise<{ bundles: string[]; images: string[] }> {
-  const bundles: string[] = [];
-  let k = 0;
-  for (; k < args.length; k++) {
-    const st = await stat(args[k]!).catch(() => undefined);
-    if (!st) break;
-    bundles.push(args[k]!);
-  }
-  if (bundles.length === 0) {
-    throw new FerryError('USAGE', `cannot open bundle ${args[0]}: no such file`, { hint: 'name the bundle files first, then any images to load from them' });
-  }
-  return { bundles, images: args.slice(k) };
 }
 
 async function writeReceipt(path: string, engine: DockerEngineClient, bundles: readonly BundleReader[], loaded: readonly LoadedBundle[], failures: string[], signer?: Signer): Promise<void> {

@@ -1,6 +1,6 @@
 // `ferry pack`: parse arguments, resolve images in their sources, write one bundle, print what it holds.
-import { access, constants, readFile, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { access, constants, readFile, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import YAML from 'yaml';
 import { BundleWriter } from '../bundle/writer.js';
@@ -23,6 +23,9 @@ import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.j
 import type { BundleIndex } from '../bundle/format.js';
 import { Catalog } from '../catalog/catalog.js';
 import { loadSigner } from '../sign/signature.js';
+import { BundleReader } from '../bundle/reader.js';
+import { writeVolumes } from '../bundle/volumes.js';
+import { parseSize } from './size-option.js';
 import { addHave, holdingsOfBundle } from '../sync/have.js';
 import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
 import { addSiteState } from '../sync/site-state.js';
@@ -46,6 +49,7 @@ interface PackArgs extends RegistryArgs {
   'confirmed-only'?: boolean;
   'dry-run'?: boolean;
   sign?: string;
+  'max-volume-size'?: string;
 }
 
 export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs> {
@@ -71,6 +75,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('have', { type: 'string', array: true, describe: 'what the target already holds: an inventory, a receipt or an earlier bundle (repeatable); the bundle leaves those layers out' })
           .option('since', { type: 'string', array: true, describe: 'an earlier bundle the target has applied (as --have BUNDLE)' })
           .option('site', { type: 'string', describe: 'plan against a catalogued site (its last inventory, receipts, and the bundles made for it since), and record this bundle for it' })
+          .option('max-volume-size', { type: 'string', describe: 'split the bundle into volumes of at most this size for fixed-size media (4.7G, 700MB, 512MiB): NAME.001.ferry.tar, NAME.002…' })
           .option('sign', { type: 'string', describe: 'sign the bundle with this private key (NAME.key from `ferry key generate`)' })
           .option('dry-run', { type: 'boolean', describe: 'resolve and plan only: say which layers would travel and which the target already holds; write and record nothing' })
           .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
@@ -92,6 +97,11 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       if (args.output === undefined && !args['dry-run']) throw new FerryError('USAGE', 'missing --output (-o): the bundle to write', { hint: 'name it with -o FILE, or plan only with --dry-run' });
       const output = resolve(args.output ?? 'dry-run.ferry.tar');
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
+      const maxVolume = args['max-volume-size'] !== undefined ? parseSize(args['max-volume-size'], '--max-volume-size') : undefined;
+      if (maxVolume !== undefined && maxVolume < 1_000_000) throw new FerryError('USAGE', `--max-volume-size ${args['max-volume-size']} is under 1 MB; no volume could hold its own indexes`);
+      // Volumes are cut from a whole bundle written first beside them, then removed.
+      const whole = maxVolume !== undefined ? join(dirname(output), `.${basename(output)}.whole-${process.pid}`) : output;
+      let volumes: { path: string; index: BundleIndex }[] = [];
       if (!args['dry-run']) await checkOutputDir(output);
       if (args['confirmed-only'] && !args.site) throw new FerryError('USAGE', '--confirmed-only needs --site', { hint: 'it says which of a catalogued site\'s records count' });
       const haves = [...(args.have ?? []), ...(args.since ?? [])];
@@ -154,7 +164,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const writeStep: Step = {
         title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
         run: async (step) => {
-          const writer = await BundleWriter.create(output, { compression: args.compression, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
+          const writer = await BundleWriter.create(whole, { compression: args.compression, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
           index = await packImages(parts, writer, {
             recompress: args.recompress ?? false,
             ...(plan ? { plan } : {}),
@@ -166,10 +176,23 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           });
         },
       };
+      const splitStep: Step = {
+        title: `Split into volumes of at most ${formatBytes(maxVolume ?? 0)}`,
+        run: async () => {
+          const full = await BundleReader.open(whole);
+          try {
+            volumes = await writeVolumes(full, output, maxVolume!, { ...(signer ? { signer } : {}), signal });
+          } finally {
+            await full.close();
+            await rm(whole, { force: true });
+          }
+        },
+      };
       try {
-        await runSteps([resolveStep, ...(thin ? [planStep] : []), ...(args['dry-run'] ? [] : [writeStep])], mode);
+        await runSteps([resolveStep, ...(thin ? [planStep] : []), ...(args['dry-run'] ? [] : [writeStep]), ...(maxVolume !== undefined && !args['dry-run'] ? [splitStep] : [])], mode);
       } catch (err) {
         catalog?.close();
+        if (whole !== output) await rm(whole, { force: true });
         throw err;
       } finally {
         for (const p of parts) await p.source.close();
@@ -186,31 +209,35 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       }
       try {
         if (catalog && args.site) {
-          const layers = index!.blobs.filter((b) => b.diffId);
-          catalog.record({
-            site: args.site,
-            kind: 'bundle',
-            ref: index!.id,
-            bundles: [],
-            created: index!.created,
-            path: output,
-            summary: { images: index!.images.length, layers: layers.length, bytes: index!.blobs.reduce((s, b) => s + b.size, 0), reliesOn: index!.reliesOn.length },
-            holdings: holdingsOfBundle(index!),
-          });
+          // A set is recorded volume by volume: receipts name the volumes they loaded.
+          for (const { path, index: ix } of volumes.length ? volumes : [{ path: output, index: index! }]) {
+            const layers = ix.blobs.filter((b) => b.diffId);
+            catalog.record({
+              site: args.site,
+              kind: 'bundle',
+              ref: ix.id,
+              bundles: [],
+              created: ix.created,
+              path,
+              summary: { images: ix.images.length, layers: layers.length, bytes: ix.blobs.reduce((s, b) => s + b.size, 0), reliesOn: ix.reliesOn.length },
+              holdings: holdingsOfBundle(ix),
+            });
+          }
         }
       } finally {
         catalog?.close();
       }
-      const result = summarise(index!, output, Date.now() - started);
+      const result = { ...summarise(index!, output, Date.now() - started), ...(volumes.length ? { volumes: volumes.map((v) => ({ path: v.path, id: v.index.id, images: v.index.images.length, blobs: v.index.blobs.length, bytes: v.index.blobs.reduce((s, b) => s + b.size, 0) })) } : {}) };
       if (args.recompress && parts.some((p) => p.resolved.images.some((i) => i.manifest)) && mode !== 'quiet') {
         process.stderr.write('Note: pulled layers were recompressed, so manifest and index digests differ from the source\'s (image IDs do not).\n');
       }
       if (args.json) printJson(result);
       else if (mode !== 'quiet') {
         process.stderr.write(
-          `Wrote ${args.output}: ${result.images.length} image(s), ${result.layers} layer(s), ${formatBytes(result.bytes)} ` +
+          `Wrote ${volumes.length ? `${volumes.length} volumes of ${args.output}` : args.output}: ${result.images.length} image(s), ${result.layers} layer(s), ${formatBytes(result.bytes)} ` +
             `(${formatBytes(result.uncompressedBytes)} uncompressed) in ${(result.seconds).toFixed(1)} s\n`,
         );
+        for (const v of result.volumes ?? []) process.stderr.write(`  volume ${v.path}: ${v.images} image(s), ${v.blobs} blob(s), ${formatBytes(v.bytes)}\n`);
         if (thin) process.stderr.write(`Relies on ${result.reliesOn} layer(s) the target holds (${formatBytes(result.reliedBytes)} left out)${args.site ? `; recorded for site ${args.site}` : ''}\n`);
       }
     },

@@ -1,17 +1,17 @@
 // `ferry verify`: every digest, every diffID after decompression, every cross-reference; exit 3 on any fault.
 import type { CommandModule } from 'yargs';
-import { BundleReader } from '../bundle/reader.js';
+import { openBundles } from '../bundle/volume-set.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { FerryError } from '../ui/errors.js';
 import { missingFor } from '../sync/applies.js';
 import { loadVerifier } from '../sign/signature.js';
-import { addHave } from '../sync/have.js';
+import { addHave, holdingsOfBundle } from '../sync/have.js';
 import { TargetState } from '../sync/target-state.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 
 interface VerifyArgs {
-  bundle: string;
+  bundles: string[];
   have?: string[];
   key?: string;
   json?: boolean;
@@ -20,41 +20,40 @@ interface VerifyArgs {
 
 export function verifyCommand(signal: AbortSignal): CommandModule<object, VerifyArgs> {
   return {
-    command: 'verify <bundle>',
-    describe: 'check every blob digest, layer diffID and cross-reference in a bundle',
+    command: 'verify <bundles..>',
+    describe: 'check every blob digest, layer diffID and cross-reference in a bundle (or every volume of a set)',
     builder: (y) =>
       y
-        .positional('bundle', { type: 'string', demandOption: true })
+        .positional('bundles', { type: 'string', array: true, demandOption: true, describe: 'a bundle, or the volumes of a set (in any order)' })
         .option('key', { type: 'string', describe: 'require a signature by this public key (NAME.pub): an unsigned bundle, or one signed by another key or altered, fails' })
         .option('have', { type: 'string', array: true, describe: 'also say whether the bundle can apply to a target that holds this (an inventory, a receipt or an earlier bundle; repeatable): exit 4 if it lacks a relied-on layer' })
         .example('$0 verify week47.ferry.tar', '')
-        .example('$0 verify week48.ferry.tar --have site-b.inventory.json', 'and whether site B has every layer it relies on'),
+        .example('$0 verify week48.ferry.tar --have site-b.inventory.json', 'and whether site B has every layer it relies on')
+        .example('$0 verify week48.*.ferry.tar', 'every volume of a set, and that none is missing'),
     handler: async (args) => {
       const verifier = args.key !== undefined ? await loadVerifier(args.key) : undefined;
-      const bundle = await BundleReader.open(args.bundle);
+      const { bundles } = await openBundles(args.bundles);
       const started = Date.now();
-      let report: Awaited<ReturnType<typeof verifyBundle>> | undefined;
+      const reports: { path: string; report: Awaited<ReturnType<typeof verifyBundle>> }[] = [];
       try {
         await runSteps(
-          [
-            {
-              title: `Verify ${args.bundle}`,
-              run: async (step) => {
-                if (verifier) await bundle.checkSignature(verifier);
-                report = await verifyBundle(bundle, { blob: (b) => step.update(`blob ${b.done}/${b.total}: ${b.entry}`) }, signal);
-              },
+          bundles.map((bundle) => ({
+            title: `Verify ${bundle.path}`,
+            run: async (step) => {
+              if (verifier) await bundle.checkSignature(verifier);
+              reports.push({ path: bundle.path, report: await verifyBundle(bundle, { blob: (b) => step.update(`blob ${b.done}/${b.total}: ${b.entry}`) }, signal) });
             },
-          ],
+          })),
           progressMode(args),
         );
       } finally {
-        await bundle.close();
+        await Promise.all(bundles.map((b) => b.close()));
       }
-      const r = report!;
       const seconds = (Date.now() - started) / 1000;
-      if (!r.ok) {
-        throw new FerryError('BUNDLE_INVALID', `${args.bundle}: ${r.faults.length} fault(s) found`, {
-          details: r.faults.map((f) => `${f.entry}: ${f.problem}`),
+      const faults = reports.flatMap(({ path, report }) => report.faults.map((f) => `${reports.length > 1 ? `${path}: ` : ''}${f.entry}: ${f.problem}`));
+      if (faults.length) {
+        throw new FerryError('BUNDLE_INVALID', `${args.bundles.join(', ')}: ${faults.length} fault(s) found`, {
+          details: faults,
           hint: 'the bundle is damaged or was altered; copy it again from the source',
         });
       }
@@ -62,18 +61,28 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
       if (args.have?.length) {
         const state = new TargetState();
         for (const h of args.have) await addHave(state, h);
-        // The index stays readable after the file is closed.
-        applies = { missing: missingFor(bundle.index, state), against: state.sources };
+        const against = [...state.sources];
+        // A chain applies in order: what one bundle brings, the next may rely on. (Indexes stay readable after close.)
+        const missing: string[] = [];
+        for (const b of bundles) {
+          missing.push(...missingFor(b.index, state));
+          state.add(holdingsOfBundle(b.index), { chains: true, blobs: true }, b.path);
+        }
+        applies = { missing, against };
       }
+      const label = args.bundles.length > 1 ? `${bundles.length} bundles` : args.bundles[0]!;
       if (applies?.missing.length) {
-        throw new FerryError('MISSING_LAYERS', `${args.bundle} is intact but cannot apply to the target ${applies.against.join(' + ')} describes: it lacks ${applies.missing.length} layer(s) the bundle relies on`, {
+        throw new FerryError('MISSING_LAYERS', `${label} ${bundles.length > 1 ? 'are' : 'is'} intact but cannot apply to the target ${applies.against.join(' + ')} describes: it lacks ${applies.missing.length} layer(s) relied on`, {
           details: applies.missing,
           hint: 'apply the bundles that carried them first, or pack a bundle against this inventory',
         });
       }
-      if (args.json) printJson({ bundle: args.bundle, ok: true, ...(verifier ? { signedBy: verifier.keyId } : {}), images: r.images, blobs: r.blobs, bytes: r.bytesRead, seconds, ...(applies ? { applies: true, against: applies.against } : {}) });
-      else if (!args.quiet) {
-        process.stderr.write(`OK: ${r.images} image(s), ${r.blobs} blob(s), ${formatBytes(r.bytesRead)} checked in ${seconds.toFixed(1)} s\n`);
+      const total = (k: 'images' | 'blobs' | 'bytesRead'): number => reports.reduce((s, r) => s + r.report[k], 0);
+      const set = bundles[0]!.index.volume && bundles.length > 1 ? bundles[0]!.index.volume : undefined;
+      if (args.json) {
+        printJson({ bundles: args.bundles, ok: true, ...(set ? { set: set.set, volumes: set.count } : {}), ...(verifier ? { signedBy: verifier.keyId } : {}), images: total('images'), blobs: total('blobs'), bytes: total('bytesRead'), seconds, ...(applies ? { applies: true, against: applies.against } : {}) });
+      } else if (!args.quiet) {
+        process.stderr.write(`OK: ${set ? `all ${set.count} volumes of set ${set.set}, ` : ''}${total('images')} image(s), ${total('blobs')} blob(s), ${formatBytes(total('bytesRead'))} checked in ${seconds.toFixed(1)} s\n`);
         if (verifier) process.stderr.write(`Signed by ${args.key} (${verifier.keyId.slice(0, 23)}…)\n`);
         if (applies) process.stderr.write(`Applies to the target ${applies.against.join(' + ')} describes: it holds every layer the bundle relies on\n`);
       }

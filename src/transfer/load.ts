@@ -5,6 +5,7 @@ import { formatPlatform, platformMatches, type Platform } from '../image/platfor
 import type { BundleReader } from '../bundle/reader.js';
 import { checkReferences } from '../bundle/verify.js';
 import { lookup } from '../bundle/lookup.js';
+import { pooled } from '../bundle/pool.js';
 import { chainIds, sha256Of } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
@@ -18,6 +19,8 @@ export interface LoadOptions {
   /** Names or image IDs to load; all images when empty. */
   select?: readonly string[];
   retag?: readonly RetagRule[];
+  /** Leave out (and report) images whose layers neither the target nor the bundles hold, instead of refusing: one volume of a set given alone. */
+  skipIncomplete?: boolean;
   events?: { layer?(diffId: string): void };
   signal?: AbortSignal;
 }
@@ -28,6 +31,8 @@ export interface LoadedBundle {
   /** The chosen images, as the bundle records them, in load order. */
   chosen: BundleImage[];
   images: LoadedImage[];
+  /** Images left out for lack of layers (skipIncomplete), with the layers they lack. */
+  skipped: { image: BundleImage; missing: number }[];
 }
 
 export async function loadBundle(bundle: BundleReader, sink: ImageSink, opts: LoadOptions = {}): Promise<LoadedImage[]> {
@@ -46,31 +51,41 @@ export async function loadBundles(bundles: readonly BundleReader[], sink: ImageS
   }
   const platform = await sink.platform(opts.signal);
   const choices = chooseAcross(bundles, opts.select ?? [], platform);
-  const prepared: { bundle: BundleReader; chosen: BundleImage[]; images: ImageToLoad[] }[] = [];
-  for (const [k, bundle] of bundles.entries()) {
+  // A layer one bundle lacks may be in another given with it (volumes of a set): read from there.
+  const views = bundles.map((b) => pooled(b, bundles));
+  const prepared: { bundle: BundleReader; chosen: BundleImage[]; images: ImageToLoad[]; skipped: LoadedBundle['skipped'] }[] = [];
+  for (const [k, bundle] of views.entries()) {
     const images: ImageToLoad[] = [];
     for (const { image, refs } of choices[k]!) images.push(await toLoad(bundle, image, refs, opts.retag ?? []));
-    prepared.push({ bundle, chosen: choices[k]!.map((c) => c.image), images });
+    prepared.push({ bundle, chosen: choices[k]!.map((c) => c.image), images, skipped: [] });
   }
 
   const held = await sink.heldChains(opts.signal);
   const missing = new Map<string, { needed: string[]; carriedBy?: string }>();
   const willHold = new Set(held);
-  for (const { bundle, chosen, images } of prepared) {
-    const relied = new Map(bundle.index.reliesOn.map((r) => [r.digest as string, r]));
-    for (const [k, img] of chosen.entries()) {
+  for (const p of prepared) {
+    const relied = new Map(p.bundle.index.reliesOn.map((r) => [r.digest as string, r]));
+    const keep: number[] = [];
+    for (const [k, img] of p.chosen.entries()) {
       const chains = chainIds(img.layers.map((l) => l.diffId));
-      img.layers.forEach((l, i) => {
-        if (bundle.blob(l.digest) || willHold.has(chains[i]!)) return;
+      const lacks = img.layers.map((l, i) => ({ l, i })).filter(({ l, i }) => !p.bundle.blob(l.digest) && !willHold.has(chains[i]!));
+      if (lacks.length && opts.skipIncomplete) {
+        p.skipped.push({ image: img, missing: lacks.length });
+        continue;
+      }
+      keep.push(k);
+      for (const { l, i } of lacks) {
         const m = missing.get(l.diffId) ?? { needed: [] };
-        m.needed.push(`${images[k]!.tags[0] ?? img.imageId.slice(0, 19)} (layer ${i + 1} of ${img.layers.length}, in ${bundle.path})`);
+        m.needed.push(`${p.images[k]!.tags[0] ?? img.imageId.slice(0, 19)} (layer ${i + 1} of ${img.layers.length}, in ${p.bundle.path})`);
         const carrier = relied.get(l.digest)?.carriedBy;
         if (carrier !== undefined) m.carriedBy = carrier;
         missing.set(l.diffId, m);
-      });
+      }
     }
+    p.chosen = keep.map((k) => p.chosen[k]!);
+    p.images = keep.map((k) => p.images[k]!);
     // What this bundle loads, the next ones may build on.
-    for (const img of chosen) for (const c of chainIds(img.layers.map((l) => l.diffId))) willHold.add(c);
+    for (const img of p.chosen) for (const c of chainIds(img.layers.map((l) => l.diffId))) willHold.add(c);
   }
   if (missing.size) {
     const details = [...missing].map(([d, m]) => `${d}: needed by ${m.needed.join(', ')}; ${m.carriedBy ? `carried by bundle ${m.carriedBy}` : 'no bundle is known to have carried it'}`);
@@ -81,9 +96,9 @@ export async function loadBundles(bundles: readonly BundleReader[], sink: ImageS
   }
   const out: LoadedBundle[] = [];
   let now = held;
-  for (const { bundle, chosen, images } of prepared) {
+  for (const { bundle, chosen, images, skipped } of prepared) {
     try {
-      out.push({ bundle, chosen, images: await sink.load(images, now, opts.events ?? {}, opts.signal) });
+      out.push({ bundle, chosen, images: images.length ? await sink.load(images, now, opts.events ?? {}, opts.signal) : [], skipped });
     } catch (err) {
       throw asLayerLie(err, bundle) ?? err;
     }

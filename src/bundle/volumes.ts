@@ -1,0 +1,204 @@
+// Volumes for fixed-size media: a finished bundle split into NAME.001.ferry.tar, NAME.002.ferry.tar… Each volume is
+// a bundle on its own (the images placed in it, the blobs they add, its own indexes; layers in other volumes are
+// relied on, named with the volume that carries them), and all of them together are the set.
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Digest } from '../image/digest.js';
+import type { Signer } from '../sign/signature.js';
+import { BUNDLE_SIGNATURE } from '../sign/signature.js';
+import { TarFileWriter } from '../tar/file-writer.js';
+import { FerryError } from '../ui/errors.js';
+import {
+  blobPath,
+  dockerManifest,
+  FERRY_INDEX,
+  indexTags,
+  jsonBytes,
+  OCI_LAYOUT,
+  OCI_LAYOUT_BYTES,
+  ociIndex,
+  type BundleBlob,
+  type BundleImage,
+  type BundleImageIndex,
+  type BundleIndex,
+} from './format.js';
+import type { BundleReader } from './reader.js';
+
+const BLOCK = 512;
+/** Tar space of an entry: its header and its content padded to whole blocks. */
+const entrySize = (size: number): number => BLOCK + Math.ceil(size / BLOCK) * BLOCK;
+
+/** volumePath names volume n of a set written for `output`: NAME.ferry.tar becomes NAME.001.ferry.tar. */
+export function volumePath(output: string, n: number): string {
+  const base = basename(output);
+  const m = /^(.*?)((?:\.ferry)?\.tar)$/.exec(base);
+  const [stem, ext] = m ? [m[1]!, m[2]!] : [base, '.ferry.tar'];
+  return join(dirname(output), `${stem}.${String(n).padStart(3, '0')}${ext}`);
+}
+
+interface Volume {
+  id: string;
+  blobs: Set<Digest>;
+  images: BundleImage[];
+  indexes: BundleImageIndex[];
+  /** Tar bytes the blobs take. */
+  bytes: number;
+}
+
+/**
+ * planVolumes places images whole where they fit (a fresh volume before splitting one), blobs in the order their
+ * images need them; an image too big for any volume spreads over several. Each volume keeps room for its indexes.
+ */
+export function planVolumes(index: BundleIndex, maxSize: number): Volume[] {
+  const blobs = new Map(index.blobs.map((b) => [b.digest as string, b]));
+  const volumes: Volume[] = [];
+  const fresh = (): Volume => {
+    const v: Volume = { id: randomUUID(), blobs: new Set(), images: [], indexes: [], bytes: entrySize(OCI_LAYOUT_BYTES.length) };
+    volumes.push(v);
+    return v;
+  };
+  let cur = fresh();
+  const placed = new Set<string>();
+  // Metadata grows with what a volume lists; a generous estimate keeps every volume under the limit.
+  const meta = (v: Volume, extraImages: number, extraBlobs: number): number => 16384 + (v.images.length + extraImages) * 4096 + (v.blobs.size + extraBlobs) * 600;
+  const room = (v: Volume, bytes: number, images: number, blobCount: number): boolean => v.bytes + bytes + meta(v, images, blobCount) <= maxSize;
+  const place = (digest: Digest): void => {
+    const b = blobs.get(digest);
+    if (!b || cur.blobs.has(digest)) return;
+    const size = entrySize(b.size);
+    if (!room(cur, size, 1, 1)) {
+      if (cur.blobs.size > 0) cur = fresh();
+      if (!room(cur, size, 1, 1)) {
+        throw new FerryError('USAGE', `blob ${digest} is ${b.size} bytes, more than fits in a volume of ${maxSize} bytes with its indexes`, {
+          hint: 'use a larger --max-volume-size (a layer is never split across volumes)',
+        });
+      }
+    }
+    cur.blobs.add(digest);
+    cur.bytes += size;
+    placed.add(digest);
+  };
+  const needs = (img: BundleImage): Digest[] => [...img.layers.map((l) => l.digest), img.config.digest, img.manifest.digest].filter((d) => blobs.has(d));
+  // Smallest images first: more of them end up whole in one volume, and a big one spreads over fewer.
+  const weight = (img: BundleImage): number => needs(img).reduce((s, d) => s + blobs.get(d)!.size, 0);
+  const order = index.images.map((img, k) => ({ img, k, w: weight(img) })).sort((a, b) => a.w - b.w || a.k - b.k);
+  for (const { img } of order) {
+    const todo = needs(img).filter((d) => !placed.has(d));
+    const bytes = todo.reduce((s, d) => s + entrySize(blobs.get(d)!.size), 0);
+    // Whole in this volume, else whole in a fresh one, else spread.
+    if (!room(cur, bytes, 1, todo.length) && cur.blobs.size > 0) {
+      const blank: Volume = { id: '', blobs: new Set(), images: [], indexes: [], bytes: entrySize(OCI_LAYOUT_BYTES.length) };
+      if (room(blank, bytes, 1, todo.length)) cur = fresh();
+    }
+    for (const d of todo) place(d);
+    // An image lives where its manifest and config are; when those were placed earlier for another image, the
+    // small blobs are held again here so this volume stands on its own.
+    for (const d of [img.config.digest, img.manifest.digest]) {
+      if (!cur.blobs.has(d)) {
+        cur.blobs.add(d);
+        cur.bytes += entrySize(blobs.get(d)!.size);
+      }
+    }
+    cur.images.push(img);
+  }
+  const byManifest = new Map(index.images.map((i) => [i.manifest.digest as string, i]));
+  for (const ix of index.indexes ?? []) {
+    // An index goes with its last image, and lists its other images there too (their layers relied on).
+    const home = volumes.find((v) => v.images.some((i) => i.manifest.digest === ix.images[ix.images.length - 1])) ?? cur;
+    for (const d of ix.images) {
+      const img = byManifest.get(d)!;
+      if (!home.images.includes(img)) home.images.push(img);
+      for (const small of [img.config.digest, img.manifest.digest]) {
+        if (!home.blobs.has(small)) {
+          home.blobs.add(small);
+          home.bytes += entrySize(blobs.get(small)!.size);
+        }
+      }
+    }
+    for (const d of [ix.digest, ...(ix.artifacts ?? [])]) {
+      if (!home.blobs.has(d)) {
+        home.blobs.add(d);
+        home.bytes += entrySize(blobs.get(d)!.size);
+      }
+      placed.add(d);
+    }
+    home.indexes.push(ix);
+  }
+  // What no image or index named (artifact contents) goes last.
+  for (const b of index.blobs) if (!placed.has(b.digest) && ![...volumes].some((v) => v.blobs.has(b.digest))) place(b.digest);
+  return volumes.filter((v) => v.blobs.size > 0 || v.images.length > 0);
+}
+
+/**
+ * writeVolumes copies a finished bundle's blobs into the planned volumes and writes each one's indexes. Every
+ * volume is written to a temp file first; only when all are complete are they renamed into place.
+ */
+export async function writeVolumes(full: BundleReader, output: string, maxSize: number, opts: { signer?: Signer; signal?: AbortSignal } = {}): Promise<{ path: string; index: BundleIndex }[]> {
+  const index = full.index;
+  const plan = planVolumes(index, maxSize);
+  const set = randomUUID();
+  const blobs = new Map(index.blobs.map((b) => [b.digest as string, b]));
+  const holder = new Map<string, string>();
+  for (const v of plan) for (const d of v.blobs) if (!holder.has(d)) holder.set(d, v.id);
+  const relied = new Map(index.reliesOn.map((r) => [r.digest as string, r]));
+  const writers: TarFileWriter[] = [];
+  const out: { path: string; index: BundleIndex }[] = [];
+  try {
+    for (const [k, v] of plan.entries()) {
+      const path = volumePath(output, k + 1);
+      const tar = await TarFileWriter.create(path);
+      writers.push(tar);
+      await tar.addFile(OCI_LAYOUT, OCI_LAYOUT_BYTES);
+      const held: BundleBlob[] = [];
+      for (const d of v.blobs) {
+        opts.signal?.throwIfAborted();
+        const entry = tar.beginEntry();
+        try {
+          for await (const chunk of full.stream(blobPath(d))) await entry.write(chunk as Buffer);
+        } catch (err) {
+          entry.discard();
+          throw err;
+        }
+        await entry.finish(blobPath(d));
+        held.push(blobs.get(d)!);
+      }
+      const reliesOn: BundleIndex['reliesOn'] = [];
+      const seen = new Set<string>();
+      for (const img of v.images) {
+        for (const l of img.layers) {
+          if (v.blobs.has(l.digest) || seen.has(l.digest)) continue;
+          seen.add(l.digest);
+          const b = blobs.get(l.digest);
+          if (b) reliesOn.push({ ...b, diffId: l.diffId, carriedBy: holder.get(l.digest)! });
+          else if (relied.has(l.digest)) reliesOn.push(relied.get(l.digest)!);
+        }
+      }
+      const volIndex: BundleIndex = {
+        ...index,
+        id: v.id,
+        images: v.images,
+        indexes: v.indexes,
+        blobs: held.sort((a, b) => a.digest.localeCompare(b.digest)),
+        reliesOn: reliesOn.sort((a, b) => a.digest.localeCompare(b.digest)),
+        volume: { set, number: k + 1, count: plan.length },
+      };
+      await tar.addFile('index.json', jsonBytes(ociIndex(v.images, v.indexes)));
+      await tar.addFile('manifest.json', jsonBytes(dockerManifest(v.images, indexTags(v.indexes))));
+      const ferryJson = Buffer.from(JSON.stringify(volIndex, null, 2));
+      await tar.addFile(FERRY_INDEX, ferryJson);
+      if (opts.signer) await tar.addFile(BUNDLE_SIGNATURE, Buffer.from(JSON.stringify(opts.signer.sign(ferryJson, FERRY_INDEX))));
+      if (tar.bytesWritten + 2 * BLOCK > maxSize) {
+        throw new Error(`volume ${k + 1} came to ${tar.bytesWritten} bytes, over the ${maxSize} planned (metadata estimate too small)`);
+      }
+      out.push({ path, index: volIndex });
+    }
+    for (const w of writers) await w.commit();
+  } catch (err) {
+    // A set is whole or absent: volumes already renamed into place go too.
+    await Promise.all(writers.map((w) => w.abort()));
+    await Promise.all(out.map((o) => rm(o.path, { force: true })));
+    throw err;
+  }
+  return out;
+}
