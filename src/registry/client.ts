@@ -7,6 +7,7 @@ import { repositoryScope } from './challenge.js';
 import { openBlob } from './download.js';
 import { RegistryError, parseRegistryErrors } from './errors.js';
 import { RegistryTransport, discard, header, readLimited, type Response } from './http.js';
+import { backoffDelay, droppedConnection, sleep } from './retry.js';
 import { uploadBlob } from './upload.js';
 
 export interface RegistryOptions {
@@ -21,8 +22,10 @@ export interface RegistryOptions {
   /** attempts for retryable failures, default 5; backoff base ms default 200 (tests may lower it) */
   retries?: number;
   backoffMs?: number;
-  /** bytes per upload PATCH, default 32 MiB: what a dropped connection can cost at most, on registries that resume */
+  /** bytes per upload PATCH, default FERRY_REGISTRY_CHUNK_SIZE or 32 MiB: what a dropped connection can cost at most, on registries that resume */
   chunkSize?: number;
+  /** seconds-long silence after which one attempt is given up (then retried): default FERRY_REGISTRY_TIMEOUT or 60 s */
+  timeoutMs?: number;
 }
 
 export interface Manifest {
@@ -46,7 +49,7 @@ export class RegistryClient {
   constructor(registry: string, opts: RegistryOptions = {}) {
     this.registry = registry;
     this.t = new RegistryTransport(registry, opts);
-    this.chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK);
+    this.chunkSize = Math.max(1, opts.chunkSize ?? chunkSizeFromEnv() ?? DEFAULT_CHUNK);
   }
 
   /** ping checks that the registry answers GET /v2/ with our credentials. */
@@ -60,23 +63,35 @@ export class RegistryClient {
   async getManifest(repo: string, ref: string, signal?: AbortSignal): Promise<Manifest> {
     checkRepo(repo);
     checkRef(ref);
-    const res = await this.t.request({ method: 'GET', url: `/v2/${repo}/manifests/${ref}`, scopes: [pull(repo)], idempotent: true, headers: { accept: MANIFEST_TYPES.join(', ') }, signal });
-    if (res.status === 404) throw await this.notFound(res, repo, ref);
-    if (res.status !== 200) throw await this.t.httpError(res, `GET manifest ${this.name(repo, ref)}`);
-    const contentType = header(res, 'content-type');
-    if (/^application\/vnd\.docker\.distribution\.manifest\.v1\+/.test(contentType ?? '')) {
-      discard(res);
-      throw new FerryError('REGISTRY_ERROR', `registry ${this.registry} offers ${this.name(repo, ref)} only as a schema 1 manifest, which ferry does not read`, {
-        hint: 'push the image again with a current docker or skopeo, which write schema 2 or OCI manifests',
-      });
-    }
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${this.name(repo, ref)}`);
-    const digest = sha256Of(bytes);
     const what = `manifest ${this.name(repo, ref)}`;
-    if (isSha256(ref) && digest !== ref) throw new DigestMismatchError(`${what} digest`, ref, digest);
-    const claimed = header(res, 'docker-content-digest');
-    if (claimed !== undefined && claimed.startsWith('sha256:') && claimed !== digest) throw new DigestMismatchError(`${what} digest (Docker-Content-Digest)`, claimed, digest);
-    return { bytes, mediaType: manifestMediaType(contentType, bytes), digest };
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.t.request({ method: 'GET', url: `/v2/${repo}/manifests/${ref}`, scopes: [pull(repo)], idempotent: true, headers: { accept: MANIFEST_TYPES.join(', ') }, signal });
+      if (res.status === 404) throw await this.notFound(res, repo, ref);
+      if (res.status !== 200) throw await this.t.httpError(res, `GET manifest ${this.name(repo, ref)}`);
+      const contentType = header(res, 'content-type');
+      if (/^application\/vnd\.docker\.distribution\.manifest\.v1\+/.test(contentType ?? '')) {
+        discard(res);
+        throw new FerryError('REGISTRY_ERROR', `registry ${this.registry} offers ${this.name(repo, ref)} only as a schema 1 manifest, which ferry does not read`, {
+          hint: 'push the image again with a current docker or skopeo, which write schema 2 or OCI manifests',
+        });
+      }
+      let bytes: Buffer;
+      try {
+        bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+      } catch (err) {
+        // The answer began, then dropped or went silent past the timeout: ask again, as for a request that failed outright.
+        if (attempt < this.t.attempts && droppedConnection(err) && !signal?.aborted) {
+          await sleep(backoffDelay(attempt, this.t.backoffMs), signal);
+          continue;
+        }
+        throw err;
+      }
+      const digest = sha256Of(bytes);
+      if (isSha256(ref) && digest !== ref) throw new DigestMismatchError(`${what} digest`, ref, digest);
+      const claimed = header(res, 'docker-content-digest');
+      if (claimed !== undefined && claimed.startsWith('sha256:') && claimed !== digest) throw new DigestMismatchError(`${what} digest (Docker-Content-Digest)`, claimed, digest);
+      return { bytes, mediaType: manifestMediaType(contentType, bytes), digest };
+    }
   }
 
   /** headManifest says what a tag or digest points at without the body; undefined when absent. */
@@ -233,6 +248,15 @@ export class RegistryClient {
       hint: 'check the repository name and the tag or digest',
     });
   }
+}
+
+/** chunkSizeFromEnv reads FERRY_REGISTRY_CHUNK_SIZE (bytes per upload PATCH); undefined when unset. */
+function chunkSizeFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.FERRY_REGISTRY_CHUNK_SIZE?.trim();
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new FerryError('USAGE', `FERRY_REGISTRY_CHUNK_SIZE must be a whole number of bytes above 0, not "${escapeControls(v).slice(0, 50)}"`);
+  return n;
 }
 
 function pull(repo: string): string {

@@ -53,7 +53,7 @@ async function* stream(
         }
         break;
       } catch (err) {
-        if (!isRetryableNetworkError(err) || resumes + 1 >= t.attempts || req.signal?.aborted) throw isNetworkError(err) ? unreachable(t.registry, err) : err;
+        if (!isRetryableNetworkError(err) || resumes + 1 >= t.attempts || req.signal?.aborted) throw isNetworkError(err) ? unreachable(t.registry, err, t.timeoutMs) : err;
         resumes++;
         discard(res);
         await sleep(backoffDelay(resumes, t.backoffMs), req.signal);

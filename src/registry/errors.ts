@@ -84,17 +84,34 @@ export function isNetworkError(err: unknown): boolean {
   return (code !== undefined && NETWORK_CODE.test(code)) || isTlsError(err) || /other side closed|socket hang up/i.test(String((err as Error)?.message ?? ''));
 }
 
+const TIMEOUT_HINT =
+  'check that the registry (and any proxy before it) is healthy and this network path is not stalling; FERRY_REGISTRY_TIMEOUT sets how many seconds ferry waits on a silent registry (default 60)';
+
 /** unreachable says which registry could not be reached and why, in one line; FerryErrors and aborts pass through. */
-export function unreachable(registry: string, err: unknown): Error {
+export function unreachable(registry: string, err: unknown, timeoutMs?: number): Error {
   if (err instanceof FerryError) return err;
   if ((err as Error)?.name === 'AbortError') return err as Error;
   const code = errorCode(err);
+  const after = timeoutMs !== undefined ? ` for ${formatSeconds(timeoutMs)}` : '';
+  const silent =
+    code === 'UND_ERR_HEADERS_TIMEOUT'
+      ? `registry ${registry} did not answer${after} (${code})`
+      : code === 'UND_ERR_BODY_TIMEOUT'
+        ? `registry ${registry} stopped sending mid-answer${after} (${code})`
+        : code === 'UND_ERR_CONNECT_TIMEOUT'
+          ? `cannot reach registry ${registry}: no connection${timeoutMs !== undefined ? ` within ${formatSeconds(Math.min(timeoutMs, 10_000))}` : ''} (${code})`
+          : undefined;
+  if (silent) return new FerryError('REGISTRY_UNREACHABLE', silent, { hint: TIMEOUT_HINT, cause: err });
   const what = escapeControls(String((err as Error)?.message ?? err));
   const detail = code && !what.includes(code) ? `${code} ${what}` : what;
   return new FerryError('REGISTRY_UNREACHABLE', `cannot reach registry ${registry}: ${detail}`, {
     hint: isTlsError(err) ? TLS_HINT : UNREACHABLE_HINT,
     cause: err,
   });
+}
+
+function formatSeconds(ms: number): string {
+  return `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)} s`;
 }
 
 /** authError is a registry that refused us after we offered what credentials we have. */

@@ -31,6 +31,8 @@ export interface Request {
   redirects?: boolean;
   /** a request to a token realm: never answered with our own Authorization */
   noAuth?: boolean;
+  /** the registry does real work before it answers (the PUT that closes an upload hashes or moves the whole blob): wait SLOW_ANSWER times the timeout for headers */
+  slowAnswer?: boolean;
   signal?: AbortSignal | undefined;
 }
 
@@ -40,6 +42,10 @@ export interface Response {
   /** the URL that answered, after redirects; relative Location and Link headers resolve against it */
   url: URL;
   body: Dispatcher.ResponseData['body'];
+  /** the idle timeout the body is read under, for messages about a registry that went silent */
+  timeoutMs?: number;
+  /** how many times the request was sent before this answer (a 5xx or 429 returned after the last retry says so) */
+  attempts?: number;
 }
 
 export interface TransportOptions {
@@ -49,6 +55,22 @@ export interface TransportOptions {
   certsDir?: string | undefined;
   retries?: number | undefined;
   backoffMs?: number | undefined;
+  /** how long a registry may stay silent (no headers, no body bytes, no room to send) before the attempt is given up; default FERRY_REGISTRY_TIMEOUT or 60 s */
+  timeoutMs?: number | undefined;
+}
+
+/** A registry silent this long (connected, but no answer, no bytes, or not reading ours) is given up on, and the request retried. */
+export const DEFAULT_TIMEOUT_MS = 60_000;
+/** how many timeouts a slowAnswer request may wait for its headers (an S3-backed registry copies a big blob on commit) */
+const SLOW_ANSWER = 5;
+
+/** registryTimeoutMs reads FERRY_REGISTRY_TIMEOUT (seconds, fractions allowed), else the default. */
+export function registryTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.FERRY_REGISTRY_TIMEOUT?.trim();
+  if (v === undefined || v === '') return DEFAULT_TIMEOUT_MS;
+  const s = Number(v);
+  if (!Number.isFinite(s) || s <= 0) throw new FerryError('USAGE', `FERRY_REGISTRY_TIMEOUT must be a number of seconds above 0, not "${escapeControls(v).slice(0, 50)}"`);
+  return Math.max(1, Math.round(s * 1000));
 }
 
 interface Resolved {
@@ -68,6 +90,8 @@ export class RegistryTransport {
   /** attempts in all for a retryable failure, and the base of the exponential backoff between them */
   readonly attempts: number;
   readonly backoffMs: number;
+  /** idle timeout of each attempt (headers, body, a send the registry does not read) */
+  readonly timeoutMs: number;
 
   constructor(
     readonly registry: string,
@@ -75,6 +99,7 @@ export class RegistryTransport {
   ) {
     this.attempts = Math.max(1, opts.retries ?? 5);
     this.backoffMs = opts.backoffMs ?? 200;
+    this.timeoutMs = opts.timeoutMs ?? registryTimeoutMs();
     this.elsewhere = this.newAgent({ origin: 'https://elsewhere', verify: true });
     this.auth = new Authenticator(
       registry,
@@ -118,7 +143,7 @@ export class RegistryTransport {
         }
       }
     }
-    throw unreachable(this.registry, lastErr);
+    throw unreachable(this.registry, lastErr, this.timeoutMs);
   }
 
   /**
@@ -137,13 +162,14 @@ export class RegistryTransport {
           await sleep(wait, req.signal);
           continue;
         }
+        res.attempts = attempt;
         return res;
       } catch (err) {
         if (req.idempotent && attempt < this.attempts && isRetryableNetworkError(err) && !req.signal?.aborted) {
           await sleep(backoffDelay(attempt, this.backoffMs), req.signal);
           continue;
         }
-        throw isNetworkError(err) ? unreachable(this.registry, err) : err;
+        throw isNetworkError(err) ? unreachable(this.registry, err, req.slowAnswer ? this.timeoutMs * SLOW_ANSWER : this.timeoutMs) : err;
       }
     }
   }
@@ -194,6 +220,7 @@ export class RegistryTransport {
         headers,
         body: body ?? null,
         signal: req.signal,
+        ...(req.slowAnswer ? { headersTimeout: this.timeoutMs * SLOW_ANSWER } : {}),
       });
       const location = r.headers.location;
       if (req.redirects && [301, 302, 303, 307, 308].includes(r.statusCode) && typeof location === 'string' && hop < MAX_REDIRECTS) {
@@ -201,21 +228,32 @@ export class RegistryTransport {
         url = new URL(location, url);
         continue;
       }
-      return { status: r.statusCode, headers: r.headers, url, body: r.body };
+      return { status: r.statusCode, headers: r.headers, url, body: r.body, timeoutMs: this.timeoutMs };
     }
   }
 
   /** httpError turns a response ferry cannot use into a REGISTRY_ERROR quoting the registry's own error codes and messages. */
-  async httpError(res: Response, what: string): Promise<RegistryError> {
+  async httpError(res: Response, what: string, attempts = res.attempts ?? 1): Promise<RegistryError> {
     const { summary, codes } = parseRegistryErrors(await readText(res, 65536).catch(() => ''));
-    return new RegistryError('REGISTRY_ERROR', `registry ${this.registry}: ${what}: HTTP ${res.status}${summary ? ` ${summary}` : ''}`, res.status, codes);
+    const gaveUp = attempts > 1 && isRetryableStatus(res.status);
+    return new RegistryError('REGISTRY_ERROR', `registry ${this.registry}: ${what}: HTTP ${res.status}${summary ? ` ${summary}` : ''}${gaveUp ? ` (${attempts} attempts)` : ''}`, res.status, codes, {
+      ...(gaveUp ? { hint: 'the registry kept failing this request; check its health and logs (or the proxy before it), then run ferry again' } : {}),
+    });
   }
 
   private newAgent(ep: Endpoint): Agent {
+    // headersTimeout also covers a request body the registry stops reading (undici gives up on a socket that stays
+    // unwritable that long); bodyTimeout is the longest gap between body chunks, and does not run while ferry itself
+    // holds the body back.
     const a = new Agent({
-      connect: { rejectUnauthorized: ep.verify, ...(ep.tls?.ca ? { ca: ep.tls.ca } : {}), ...(ep.tls?.cert ? { cert: ep.tls.cert, key: ep.tls.key } : {}) },
-      headersTimeout: 120_000,
-      bodyTimeout: 300_000,
+      connect: {
+        rejectUnauthorized: ep.verify,
+        timeout: Math.min(this.timeoutMs, 10_000),
+        ...(ep.tls?.ca ? { ca: ep.tls.ca } : {}),
+        ...(ep.tls?.cert ? { cert: ep.tls.cert, key: ep.tls.key } : {}),
+      },
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
     });
     this.agents.push(a);
     return a;
@@ -247,13 +285,18 @@ export async function readLimited(res: Response, limit: number, what: string): P
   }
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > limit) {
-      discard(res);
-      throw new FerryError('REGISTRY_ERROR', `${what} from ${res.url.host} is more than the ${limit} bytes ferry accepts`);
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > limit) {
+        discard(res);
+        throw new FerryError('REGISTRY_ERROR', `${what} from ${res.url.host} is more than the ${limit} bytes ferry accepts`);
+      }
+      parts.push(chunk);
     }
-    parts.push(chunk);
+  } catch (err) {
+    // A connection that drops or goes silent mid-answer is the registry's failing, said as such (callers may retry it).
+    throw isNetworkError(err) ? unreachable(res.url.host, err, res.timeoutMs) : err;
   }
   return Buffer.concat(parts);
 }

@@ -56,7 +56,7 @@ export async function uploadBlob(
             continue;
           }
         } else {
-          res = await t.request({ method: 'PUT', url: withDigest(session.url, digest), scopes, idempotent: false, signal, headers: { 'content-length': '0' } });
+          res = await t.request({ method: 'PUT', url: withDigest(session.url, digest), scopes, idempotent: false, slowAnswer: true, signal, headers: { 'content-length': '0' } });
           if (res.status === 201 || res.status === 204) {
             await res.body.dump();
             return;
@@ -68,7 +68,7 @@ export async function uploadBlob(
       }
       const wait = res ? retryAfterMs(res.headers['retry-after']) : undefined;
       if (res) {
-        const err = await t.httpError(res, `${closing ? 'PUT' : 'PATCH'} ${what}`);
+        const err = await t.httpError(res, `${closing ? 'PUT' : 'PATCH'} ${what}`, failures + 1);
         // A session the registry lost or no longer trusts is worth a fresh start; other refusals are final.
         const lost = err.registryCodes.includes('BLOB_UPLOAD_UNKNOWN') || err.registryCodes.includes('BLOB_UPLOAD_INVALID');
         if (!isRetryableStatus(res.status) && res.status !== 416 && !lost) throw err;
