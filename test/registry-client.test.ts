@@ -9,6 +9,7 @@ import { RegistryClient, nextLink, type RegistryOptions } from '../src/registry/
 import { parseChallenges } from '../src/registry/challenge.js';
 import { apiHost, candidates } from '../src/registry/endpoint.js';
 import { retryAfterMs } from '../src/registry/retry.js';
+import { registryTimeoutMs } from '../src/registry/http.js';
 import { sha256Of, type Digest } from '../src/image/digest.js';
 import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST } from '../src/image/media-types.js';
 import { DigestMismatchError } from '../src/transfer/hash.js';
@@ -324,6 +325,62 @@ describe('registry client: open registry', { skip: missing(['docker-registry']) 
     const gets = proxy.log.filter((e) => e.url.includes(`/blobs/${bigDigest}`));
     assert.equal(gets.length, 2);
     assert.equal(gets[1]?.range, `bytes=${2 * MiB + 3}-`);
+  });
+
+  test('an upload the registry stops reading is given up after the timeout (no hang) and resumed; a silent one, retried to the end, is REGISTRY_UNREACHABLE', async () => {
+    // Bigger than what the loopback socket buffers take in, so ferry's writes really block.
+    const blob = generated('stuck', 24 * MiB + 5);
+    const d = await blob.digest();
+    const c = new RegistryClient(proxy.host, { ...FAST, chunkSize: 32 * MiB, timeoutMs: 1000 });
+    proxy.reset();
+    proxy.stall({ match: (m) => m === 'PATCH', phase: 'request' });
+    const t0 = Date.now();
+    await c.uploadBlob('stuck/upload', d, blob.size, blob.open);
+    const patches = proxy.log.filter((e) => e.method === 'PATCH');
+    assert.deepEqual(patches.map((e) => e.fault), ['stall request', undefined]);
+    assert.ok(patches[0]!.bodyBytes < blob.size, `the proxy stopped reading after ${patches[0]!.bodyBytes} bytes`);
+    assert.ok(patches[1]!.at - patches[0]!.at >= 1000, `given up after ${patches[1]!.at - patches[0]!.at} ms`);
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.deepEqual(await digestOfStream(await direct.blob('stuck/upload', d, blob.size)), { digest: d, size: blob.size });
+
+    proxy.reset();
+    proxy.stall({ match: (_m, u) => u.includes('/manifests/'), phase: 'headers', times: 100 });
+    const silent = new RegistryClient(proxy.host, { retries: 2, backoffMs: 5, timeoutMs: 500 });
+    const err = await rejectsWith(silent.getManifest('stuck/upload', 'v1'), 'REGISTRY_UNREACHABLE', new RegExp(`registry ${proxy.host} did not answer for 0\\.5 s`));
+    assert.equal(err.exitCode, 5);
+    assert.match(err.hint ?? '', /FERRY_REGISTRY_TIMEOUT/);
+    assert.equal(proxy.log.filter((e) => e.url.includes('/manifests/')).length, 2);
+    await c.close();
+    await silent.close();
+    proxy.reset();
+  });
+
+  test('the PUT that closes an upload may take five timeouts to answer (the registry hashes or moves the blob), then is given up and sent again', async () => {
+    const c = new RegistryClient(proxy.host, { ...FAST, timeoutMs: 400 });
+    proxy.reset();
+    proxy.stall({ match: (m, u) => m === 'PUT' && u.includes('digest='), phase: 'headers' });
+    const d = await pushBytes(c, 'slow/commit', Buffer.from('committed slowly'));
+    const puts = proxy.log.filter((e) => e.method === 'PUT');
+    assert.deepEqual(puts.map((e) => e.fault), ['stall headers', undefined]);
+    const waited = proxy.log[proxy.log.indexOf(puts[0]!) + 1]!.at - puts[0]!.at;
+    assert.ok(waited >= 2000 && waited < 4000, `waited ${waited} ms for the closing PUT's answer`);
+    assert.equal(await direct.hasBlob('slow/commit', d), 'committed slowly'.length);
+    await c.close();
+    proxy.reset();
+  });
+
+  test('FERRY_REGISTRY_TIMEOUT and FERRY_REGISTRY_CHUNK_SIZE are read from the environment, and refused when not numbers', async () => {
+    assert.equal(registryTimeoutMs({}), 60_000);
+    assert.equal(registryTimeoutMs({ FERRY_REGISTRY_TIMEOUT: '2.5' }), 2500);
+    assert.throws(() => registryTimeoutMs({ FERRY_REGISTRY_TIMEOUT: 'soon' }), (e: unknown) => e instanceof FerryError && e.code === 'USAGE');
+    assert.throws(() => registryTimeoutMs({ FERRY_REGISTRY_TIMEOUT: '0' }), FerryError);
+    await withEnv({ FERRY_REGISTRY_CHUNK_SIZE: 'lots' }, async () => assert.throws(() => new RegistryClient(reg.host), /FERRY_REGISTRY_CHUNK_SIZE/));
+    // Two PATCHes of 1 KiB and one of the rest, when the environment says so.
+    const b = Buffer.alloc(2500, 3);
+    proxy.reset();
+    await withEnv({ FERRY_REGISTRY_CHUNK_SIZE: '1024' }, async () => pushBytes(new RegistryClient(proxy.host, FAST), 'chunked', b));
+    assert.deepEqual(proxy.log.filter((e) => e.method === 'PATCH').map((e) => e.contentRange), ['0-1023', '1024-2047', '2048-2499']);
+    proxy.reset();
   });
 
   test('a stopped registry is REGISTRY_UNREACHABLE (exit 5), after the retries', async () => {
