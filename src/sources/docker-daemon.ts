@@ -67,7 +67,9 @@ export class DockerDaemonSource implements ImageSource {
     const pending = groups.map((g) =>
       this.engine.request({ method: 'GET', path: '/images/get', query: { names: g.map((i) => i.id) }, long: true, signal: controller.signal }),
     );
-    pending.forEach((p) => p.catch(() => undefined));
+    // A body still waiting its turn when the export is stopped errors with no reader: that is expected, not a crash
+    // (the one being read reports its error through the read).
+    pending.forEach((p) => p.then((r) => void r.body.on('error', () => undefined), () => undefined));
     const seenKeys = new Map<string, DiffId>();
     const expected = new Set(images.flatMap((i) => i.diffIds.map((d) => hex(d))));
     const out: ExportedImage[] = [];

@@ -1,6 +1,6 @@
 // TarFileWriter: writes a tar to a temp file beside its destination, each entry's header filled in once its content
 // (and so its size and name) is known; commit() fsyncs and renames, so the destination appears only when complete.
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { BLOCK, encodeHeader } from './header.js';
@@ -21,9 +21,13 @@ export class TarFileWriter {
     this.fh = fh;
   }
 
-  /** create opens a temp file in the destination's directory (same filesystem, so the final rename is atomic). */
+  /**
+   * create opens a temp file in the destination's directory (same filesystem, so the final rename is atomic). Its
+   * name carries the writer's PID, so temp files a killed ferry left for the same destination are found and removed.
+   */
   static async create(path: string): Promise<TarFileWriter> {
-    const tempPath = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.partial`);
+    await removeStale(path);
+    const tempPath = join(dirname(path), `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}.partial`);
     const fh = await open(tempPath, 'wx', 0o644);
     return new TarFileWriter(path, tempPath, fh);
   }
@@ -122,4 +126,28 @@ export interface TarEntryWriter {
   finish(name: string): Promise<void>;
   /** discard drops what was written, e.g. a layer found to be a repeat. */
   discard(): void;
+}
+
+/** staleTemps lists temp files for path whose writer is no longer running (killed before it could clean up). */
+export async function staleTemps(path: string): Promise<string[]> {
+  const prefix = `.${basename(path)}.`;
+  const out: string[] = [];
+  for (const f of await readdir(dirname(path)).catch(() => [] as string[])) {
+    const m = f.startsWith(prefix) ? /^(\d+)-[a-f0-9]{8}\.partial$/.exec(f.slice(prefix.length)) : null;
+    if (m && !alive(Number(m[1]))) out.push(join(dirname(path), f));
+  }
+  return out;
+}
+
+async function removeStale(path: string): Promise<void> {
+  for (const f of await staleTemps(path)) await unlink(f).catch(() => undefined);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

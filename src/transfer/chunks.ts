@@ -45,6 +45,8 @@ export async function* chunksOf(r: Readable, maxQueued = 16): AsyncGenerator<Buf
     r.off('data', onData);
     r.off('end', onEnd);
     r.off('error', onError);
+    // The stream may still fail after its reader has gone (its request aborted on Ctrl-C): that is no crash.
+    r.on('error', () => undefined);
     if (!ended) r.destroy();
   }
 }

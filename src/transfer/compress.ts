@@ -1,11 +1,11 @@
 // LayerCompressor: hash a layer's tar (diffID), compress it and hash the result (digest), in one pass over the bytes.
 import { availableParallelism } from 'node:os';
 import { createGzip } from 'node:zlib';
-import { Readable } from 'node:stream';
 import zstd from 'zstd-napi/binding.js';
 import type { Compression } from '../image/media-types.js';
 import type { DiffId, Digest } from '../image/digest.js';
 import { Sha256Counter } from './hash.js';
+import { piped } from './piped.js';
 
 export interface CompressedLayer {
   diffId: DiffId;
@@ -56,7 +56,7 @@ export class LayerCompressor {
     try {
       if (this.opts.compression === 'zstd') await this.zstdInto(tap(), emit);
       else if (this.opts.compression === 'gzip') {
-        for await (const chunk of Readable.from(tap()).pipe(createGzip({ level: this.opts.level ?? 6 }))) await emit(chunk as Buffer);
+        for await (const chunk of piped(tap(), createGzip({ level: this.opts.level ?? 6 }))) await emit(chunk as Buffer);
       } else for await (const chunk of tap()) await emit(chunk);
     } finally {
       this.busy = false;

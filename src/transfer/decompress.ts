@@ -1,8 +1,8 @@
 // decompress: a layer's stored bytes back to its tar, bounded by the size the index declares (bomb-proof).
 import { createGunzip } from 'node:zlib';
-import { Readable } from 'node:stream';
 import zstd from 'zstd-napi/binding.js';
 import type { Compression } from '../image/media-types.js';
+import { piped } from './piped.js';
 
 export class DecompressError extends Error {}
 
@@ -23,11 +23,12 @@ export async function* decompress(src: AsyncIterable<Buffer>, compression: Compr
     for await (const chunk of src) yield bounded(chunk);
   } else if (compression === 'gzip') {
     // 256 KiB output chunks: zlib's default 16 KiB makes gunzip spend twice as long crossing into JavaScript.
-    const gunzip = Readable.from(src).pipe(createGunzip({ chunkSize: 256 << 10 }));
+    const gunzip = piped(src, createGunzip({ chunkSize: 256 << 10 }));
     try {
       for await (const chunk of gunzip) yield bounded(chunk as Buffer);
     } catch (err) {
-      if (err instanceof DecompressError) throw err;
+      // zlib's own complaints (Z_DATA_ERROR…) mean corrupt data; anything else came from the source and stays itself.
+      if (err instanceof DecompressError || !String((err as { code?: unknown }).code ?? '').startsWith('Z_')) throw err;
       throw new DecompressError(`gzip data is corrupt: ${(err as Error).message}`);
     } finally {
       gunzip.destroy();
