@@ -68,7 +68,7 @@ describe('crashes and interruptions', { skip }, () => {
     await mkdir(dir);
     const out = join(dir, 'week.ferry.tar');
     const { child, done } = start(['pack', ...IMAGES, '-o', out, '--compression', 'gzip'], { DOCKER_HOST: src.host });
-    await until('the partial bundle to grow', async () => (await sizeOf(dir, (f) => f.endsWith('.partial'))) > 8_000_000);
+    await until('the partial bundle to grow', async () => (await sizeOf(dir, (f) => f.endsWith('.partial'))) > 30_000_000);
     child.kill('SIGKILL');
     assert.equal((await done).signal, 'SIGKILL');
     const left = await readdir(dir);
@@ -76,8 +76,16 @@ describe('crashes and interruptions', { skip }, () => {
     assert.ok(left.length > 0 && left.every((f) => f.startsWith('.week.ferry.tar.') && f.endsWith('.partial')), `only a hidden partial: ${left.join(', ')}`);
     const again = await ferry(['pack', ...IMAGES, '-o', out, '--compression', 'gzip', '--json'], { dockerHost: src.host });
     assert.equal(again.code, 0, again.stderr);
+    assert.ok(json<{ reused: number }>(again).reused >= 1, 'blobs the killed run finished were taken, not compressed again');
     assert.deepEqual(await readdir(dir), ['week.ferry.tar'], 'the leftover of the killed run is gone');
     assert.equal((await ferry(['verify', out])).code, 0);
+    const dst = await startDockerd('crash-resumed');
+    try {
+      assert.equal((await ferry(['load', out], { dockerHost: dst.host })).code, 0);
+      for (const n of IMAGES) assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', n])).trim(), ids[n], n);
+    } finally {
+      await dst.stop();
+    }
   });
 
   it('SIGINT stops pack cleanly: exit 130, temp files removed', async () => {
@@ -108,6 +116,22 @@ describe('crashes and interruptions', { skip }, () => {
       const doc = (await m.json()) as { layers: { digest: string }[] };
       for (const l of doc.layers) assert.equal((await fetch(`http://${reg.host}/v2/crash/${i.name.split('/crash/')[1]!.split(':')[0]}/blobs/${l.digest}`, { method: 'HEAD' })).status, 200);
     }
+  });
+
+  it('pack from a registry killed mid-pull: run again, it takes the blobs already written instead of pulling them', async () => {
+    const dir = join(work, 'pull');
+    await mkdir(dir);
+    const out = join(dir, 'pulled.ferry.tar');
+    const refs = IMAGES.map((n) => `docker://${reg.host}/crash/${n}`);
+    const { child, done } = start(['pack', ...refs, '-o', out]);
+    await until('the partial bundle to grow', async () => (await sizeOf(dir, (f) => f.endsWith('.partial'))) > 30_000_000);
+    child.kill('SIGKILL');
+    await done;
+    const again = await ferry(['pack', ...refs, '-o', out, '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(json<{ reused: number }>(again).reused >= 1, 'pulled blobs were reused');
+    assert.deepEqual(await readdir(dir), ['pulled.ferry.tar']);
+    assert.equal((await ferry(['verify', out])).code, 0);
   });
 
   it('load killed mid-stream tags nothing; loaded again it finishes with the right image IDs', async () => {

@@ -32,6 +32,7 @@ import {
 } from './format.js';
 import { CREATOR } from '../version.js';
 import { BUNDLE_SIGNATURE, type Signer } from '../sign/signature.js';
+import { Leftover } from './leftover.js';
 
 /** Bytes a layer's diffID check may fall behind its copy before the copy waits. */
 const CHECK_BACKLOG = 16 << 20;
@@ -70,22 +71,74 @@ export class BundleWriter {
   private readonly checks = new Set<Promise<void>>();
   private checkFailure: unknown;
 
-  private constructor(tar: TarFileWriter, opts: BundleWriterOptions) {
+  /** A killed run's temp file for the same bundle, whose finished blobs may be taken (see reuseLeftovers). */
+  private readonly leftover: Leftover | undefined;
+  private reusedCount = 0;
+
+  private constructor(tar: TarFileWriter, opts: BundleWriterOptions, leftover: Leftover | undefined) {
     this.tar = tar;
+    this.leftover = leftover;
     this.compression = opts.compression;
     this.signer = opts.signer;
     this.compressor = new LayerCompressor(opts);
   }
 
   static async create(path: string, opts: BundleWriterOptions): Promise<BundleWriter> {
+    // Opened before the new temp file is made, which removes the old one from the directory (not from us).
+    const leftover = await Leftover.find(path);
     const tar = await TarFileWriter.create(path);
     try {
       await tar.addFile(OCI_LAYOUT, OCI_LAYOUT_BYTES);
     } catch (err) {
       await tar.abort();
+      await leftover?.close();
       throw err;
     }
-    return new BundleWriter(tar, opts);
+    return new BundleWriter(tar, opts, leftover);
+  }
+
+  /** reused is how many blobs were taken from a killed run's temp file. */
+  get reused(): number {
+    return this.reusedCount;
+  }
+
+  /**
+   * reuseLeftovers stores the blobs a killed run finished for these images, each checked (digest, and diffID
+   * beside the copy), so sources need not pull or compress them again: kept blobs by digest, layers ferry
+   * compressed by the layer they decompress to (when compressed as this run would).
+   */
+  async reuseLeftovers(images: readonly { diffIds: readonly DiffId[]; keptLayers?: readonly { mediaType: string; digest: Digest; size: number }[] }[]): Promise<number> {
+    const left = this.leftover;
+    if (!left) return 0;
+    const before = this.reusedCount;
+    const generated: DiffId[] = [];
+    for (const img of images) {
+      for (const [i, d] of img.diffIds.entries()) {
+        const kept = img.keptLayers?.[i];
+        if (!kept) generated.push(d);
+        else if (left.has(kept.digest) && !this.blobs.has(kept.digest)) {
+          await this.addBlob({ ...kept, diffId: d }, left.stream(kept.digest));
+          this.reusedCount++;
+        }
+      }
+    }
+    if (generated.some((d) => !this.layers.has(d))) {
+      const found = await left.layers(this.compression);
+      for (const d of generated) {
+        const l = found.get(d);
+        if (!l || this.layers.has(d) || this.blobs.has(l.digest)) continue;
+        const stored = await this.addBlob(l, left.stream(l.digest));
+        // Known now, not only once the check beside the copy ends: put() matches layers by it (layersOfSize).
+        stored.uncompressedSize = l.uncompressedSize;
+        this.reusedCount++;
+      }
+    }
+    return this.reusedCount - before;
+  }
+
+  /** layersOfSize lists stored layers of this uncompressed size: a layer passing again may be one of them. */
+  layersOfSize(size: number): DiffId[] {
+    return [...this.layers.values()].filter((l) => l.uncompressedSize === size).map((l) => l.diffId);
   }
 
   get path(): string {
@@ -331,10 +384,12 @@ export class BundleWriter {
     await this.tar.addFile(FERRY_INDEX, ferryJson);
     if (this.signer) await this.tar.addFile(BUNDLE_SIGNATURE, Buffer.from(JSON.stringify(this.signer.sign(ferryJson, FERRY_INDEX))));
     await this.tar.commit();
+    await this.leftover?.close();
     return index;
   }
 
   async abort(): Promise<void> {
+    await this.leftover?.close().catch(() => undefined);
     await this.tar.abort();
   }
 }

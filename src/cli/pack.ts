@@ -102,6 +102,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       // Volumes are cut from a whole bundle written first beside them, then removed.
       const whole = maxVolume !== undefined ? join(dirname(output), `.${basename(output)}.whole-${process.pid}`) : output;
       let volumes: { path: string; index: BundleIndex }[] = [];
+      let reused = 0;
       if (!args['dry-run']) await checkOutputDir(output);
       if (args['confirmed-only'] && !args.site) throw new FerryError('USAGE', '--confirmed-only needs --site', { hint: 'it says which of a catalogued site\'s records count' });
       const haves = [...(args.have ?? []), ...(args.since ?? [])];
@@ -174,6 +175,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
             },
             signal,
           });
+          reused = writer.reused;
         },
       };
       const splitStep: Step = {
@@ -227,7 +229,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       } finally {
         catalog?.close();
       }
-      const result = { ...summarise(index!, output, Date.now() - started), ...(volumes.length ? { volumes: volumes.map((v) => ({ path: v.path, id: v.index.id, images: v.index.images.length, blobs: v.index.blobs.length, bytes: v.index.blobs.reduce((s, b) => s + b.size, 0) })) } : {}) };
+      const result = { ...summarise(index!, output, Date.now() - started), reused, ...(volumes.length ? { volumes: volumes.map((v) => ({ path: v.path, id: v.index.id, images: v.index.images.length, blobs: v.index.blobs.length, bytes: v.index.blobs.reduce((s, b) => s + b.size, 0) })) } : {}) };
       if (args.recompress && parts.some((p) => p.resolved.images.some((i) => i.manifest)) && mode !== 'quiet') {
         process.stderr.write('Note: pulled layers were recompressed, so manifest and index digests differ from the source\'s (image IDs do not).\n');
       }
@@ -237,6 +239,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           `Wrote ${volumes.length ? `${volumes.length} volumes of ${args.output}` : args.output}: ${result.images.length} image(s), ${result.layers} layer(s), ${formatBytes(result.bytes)} ` +
             `(${formatBytes(result.uncompressedBytes)} uncompressed) in ${(result.seconds).toFixed(1)} s\n`,
         );
+        if (reused) process.stderr.write(`Reused ${reused} blob(s) an interrupted run had written (each checked)\n`);
         for (const v of result.volumes ?? []) process.stderr.write(`  volume ${v.path}: ${v.images} image(s), ${v.blobs} blob(s), ${formatBytes(v.bytes)}\n`);
         if (thin) process.stderr.write(`Relies on ${result.reliesOn} layer(s) the target holds (${formatBytes(result.reliedBytes)} left out)${args.site ? `; recorded for site ${args.site}` : ''}\n`);
       }

@@ -133,7 +133,7 @@ export async function staleTemps(path: string): Promise<string[]> {
   const prefix = `.${basename(path)}.`;
   const out: string[] = [];
   for (const f of await readdir(dirname(path)).catch(() => [] as string[])) {
-    const m = f.startsWith(prefix) ? /^(\d+)-[a-f0-9]{8}\.partial$/.exec(f.slice(prefix.length)) : null;
+    const m = f.startsWith(prefix) ? /^(\d+)-[a-f0-9]{8}\.(?:partial|spool)$/.exec(f.slice(prefix.length)) : null;
     if (m && !alive(Number(m[1]))) out.push(join(dirname(path), f));
   }
   return out;

@@ -11,6 +11,8 @@ import type { OciIndex } from '../image/model.js';
 import type { ImageSource, LayerSink, Resolved } from '../sources/source.js';
 import { FerryError } from '../ui/errors.js';
 import { decompress } from './decompress.js';
+import { Sha256Counter } from './hash.js';
+import { Spool } from './spool.js';
 import type { IncrementalPlan } from '../sync/plan.js';
 
 export interface PackEvents {
@@ -40,6 +42,8 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
       const layers = new Map([...opts.plan.reliedLayers].map(([d, b]) => [d, b && { digest: b.digest, size: b.size, mediaType: b.mediaType, diffId: d, ...(b.uncompressedSize !== undefined ? { uncompressedSize: b.uncompressedSize } : {}), ...(b.carriedBy !== undefined ? { carriedBy: b.carriedBy } : {}) }]));
       writer.relyOn({ layers, blobs: opts.plan.reliedBlobs });
     }
+    // What a killed run of this same pack finished is taken first, so sources skip it.
+    await writer.reuseLeftovers(parts.flatMap((p) => p.resolved.images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !recompress ? { keptLayers: i.manifest.layers } : {}) }))));
     const keys = new Set<string>();
     for (const p of parts) {
       for (const img of p.resolved.images) {
@@ -49,15 +53,39 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
       }
     }
     const total = keys.size;
-    let done = 0;
+    let done = writer.reused;
     const report = (l: { digest: string; size: number; uncompressedSize: number }, repeat: boolean): void => {
       if (!repeat) done++;
       events.layer?.({ ...l, repeat, done, total });
     };
+    const putMaybeHeld = async (body: AsyncIterable<Buffer>): Promise<DiffId> => {
+      const spool = await Spool.create(writer.path);
+      try {
+        const h = new Sha256Counter();
+        for await (const chunk of body) {
+          h.update(chunk);
+          await spool.write(chunk);
+        }
+        const d = h.digest() as string as DiffId;
+        const held = writer.layer(d);
+        if (held) {
+          report(held, true);
+          return d;
+        }
+        const l = await writer.addLayer(spool.read());
+        if (!l.relied) report(l, l.repeat);
+        return l.diffId;
+      } finally {
+        await spool.remove();
+      }
+    };
     const sink: LayerSink = {
       has: (d) => writer.layer(d) !== undefined || writer.leavesOut(d),
       wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined && !writer.leavesOut(b.diffId) : !writer.hasBlob(b.digest) && !writer.leavesOutBlob(b.digest)),
-      put: async (body) => {
+      put: async (body, info) => {
+        // A layer of the same size as one already held (taken from a killed run) is hashed first, parked in a
+        // spool: if it is that layer, it is not compressed again.
+        if (writer.layersOfSize(info.size).length) return putMaybeHeld(body);
         const l = await writer.addLayer(body);
         if (!l.relied) report(l, l.repeat);
         return l.diffId;
