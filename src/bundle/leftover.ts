@@ -86,7 +86,8 @@ export class Leftover {
         try {
           const raw = new Sha256Counter();
           for await (const chunk of decompress(this.stream(digest), compression, Number.MAX_SAFE_INTEGER, { transient: true })) raw.update(chunk);
-          out.set(raw.digest() as string as DiffId, { digest, size: e.size, mediaType: layerMediaType(compression), diffId: raw.digest() as string as DiffId, uncompressedSize: raw.bytes });
+          const diffId = raw.digest() as string as DiffId;
+          out.set(diffId, { digest, size: e.size, mediaType: layerMediaType(compression), diffId, uncompressedSize: raw.bytes });
         } catch {
           // Not a layer of this compression (a config, a manifest), or damaged: not reused.
         }
