@@ -85,6 +85,10 @@ function printable(name: string): string {
 /** toFerryError turns system errors into user-facing ones; anything unrecognised stays a runtime error with its message. */
 export function toFerryError(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
+  // Content that is not what its digest says (from a registry, an archive, a killed run's leftovers) is never kept.
+  if (err instanceof Error && err.name === 'DigestMismatchError') {
+    return new FerryError('RUNTIME', err.message, { hint: 'the source served content that does not match its digest, and none of it was kept; try again, and if it persists the source is damaged or tampered with', cause: err });
+  }
   const e = err as NodeJS.ErrnoException;
   const where = e?.path ? ` (${e.path})` : '';
   switch (e?.code) {
