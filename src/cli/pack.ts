@@ -99,8 +99,9 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const maxVolume = args['max-volume-size'] !== undefined ? parseSize(args['max-volume-size'], '--max-volume-size') : undefined;
       if (maxVolume !== undefined && maxVolume < 1_000_000) throw new FerryError('USAGE', `--max-volume-size ${args['max-volume-size']} is under 1 MB; no volume could hold its own indexes`);
-      // Volumes are cut from a whole bundle written first beside them, then removed.
-      const whole = maxVolume !== undefined ? join(dirname(output), `.${basename(output)}.whole-${process.pid}`) : output;
+      // Volumes are cut from a whole bundle written first beside them, then removed. Its name is fixed, so a run
+      // after a killed one finds (and reuses) what that one wrote.
+      const whole = maxVolume !== undefined ? join(dirname(output), `.${basename(output)}.whole`) : output;
       let volumes: { path: string; index: BundleIndex }[] = [];
       let reused = 0;
       if (!args['dry-run']) await checkOutputDir(output);
