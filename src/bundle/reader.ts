@@ -67,6 +67,8 @@ export class BundleReader {
     const e = this.entries.get(name);
     if (!e) throw bundleError(this.path, name, 'entry is missing');
     const bytes = await readEntry(this.fh, this.path, e, cap);
+    const shape = jsonShapeFault(bytes);
+    if (shape) throw bundleError(this.path, name, shape);
     try {
       return JSON.parse(bytes.toString('utf8'));
     } catch {
@@ -154,7 +156,36 @@ function describeType(type: string, typeflag: string, linkname: string): string 
   return `${names[typeflag] ?? 'an entry of unknown type'} (tar type '${flag}')`;
 }
 
+/** ferry's documents and OCI's nest a few levels deep; past this a document is hostile (and would overflow the stack when shown). */
+const MAX_JSON_DEPTH = 64;
+
+/**
+ * jsonShapeFault says what is wrong with JSON text that would cost far more once parsed than its size: nesting
+ * deeper than MAX_JSON_DEPTH, or more values than the text has room for in any document ferry reads (its own records
+ * take over 40 bytes a value; ten million "[]," in 30 MB parse into gigabytes). A scan of the bytes, before parsing.
+ */
+function jsonShapeFault(bytes: Uint8Array): string | undefined {
+  let depth = 0;
+  let values = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c === 0x22) {
+      // Skip the string: a backslash escapes the byte after it.
+      for (i++; i < bytes.length && bytes[i] !== 0x22; i++) if (bytes[i] === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      values++;
+      if (++depth > MAX_JSON_DEPTH) return `nests lists or objects more than ${MAX_JSON_DEPTH} deep`;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c) values++;
+  }
+  const room = 100_000 + Math.floor(bytes.length / 16);
+  if (values > room) return `holds ${values} values in ${bytes.length} bytes, more than any document of a bundle (at most ${room})`;
+  return undefined;
+}
+
 function parseIndex(path: string, raw: Buffer): BundleIndex {
+  const shape = jsonShapeFault(raw);
+  if (shape) throw bundleError(path, FERRY_INDEX, shape);
   let doc: unknown;
   try {
     doc = JSON.parse(raw.toString('utf8'));
