@@ -2,6 +2,7 @@
 // blob's digest and every layer's diffID after decompression. It collects every fault, each named by entry.
 import { isSha256 } from '../image/digest.js';
 import type { DockerSaveEntry, ImageConfig, OciIndex, OciManifest } from '../image/model.js';
+import { formatPlatform } from '../image/platform.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 import type { BlobCheck } from './blob-check.js';
 import { checkBlobs } from './blob-check-pool.js';
@@ -51,9 +52,36 @@ export async function verifyBundle(bundle: BundleReader, events: VerifyEvents = 
   return { ok: faults.length === 0, faults, images: bundle.index.images.length, blobs: jobs.length, bytesRead };
 }
 
+/** A hostile bundle may hold millions of faults, quoting long strings: the first MAX_FAULTS are listed, each cut short. */
+const MAX_FAULTS = 1000;
+const MAX_PROBLEM = 400;
+
 /** checkReferences ties the four indexes together without reading layer content. */
-export async function checkReferences(bundle: BundleReader, fault: (entry: string, problem: string) => void): Promise<void> {
+export async function checkReferences(bundle: BundleReader, report: (entry: string, problem: string) => void): Promise<void> {
+  let seen = 0;
+  let last = '';
+  await checkAll(bundle, (entry, problem) => {
+    last = entry;
+    if (++seen <= MAX_FAULTS) report(entry, problem.length > MAX_PROBLEM ? `${problem.slice(0, MAX_PROBLEM)}…` : problem);
+  });
+  if (seen > MAX_FAULTS) report(last, `and ${seen - MAX_FAULTS} more fault(s) of the bundle's indexes, not listed`);
+}
+
+/** groupBy maps each key to the items that have it, in order (lookups instead of a scan per item: linear in the bundle). */
+function groupBy<T>(items: readonly T[], key: (t: T) => unknown): Map<unknown, T[]> {
+  const out = new Map<unknown, T[]>();
+  for (const t of items) {
+    const k = key(t);
+    const list = out.get(k);
+    if (list) list.push(t);
+    else out.set(k, [t]);
+  }
+  return out;
+}
+
+async function checkAll(bundle: BundleReader, fault: (entry: string, problem: string) => void): Promise<void> {
   const idx = bundle.index;
+  const relied = groupBy(idx.reliesOn, (r) => r.digest);
   const listed = new Set(idx.blobs.map((b) => blobPath(b.digest)));
   for (const b of idx.blobs) {
     const e = bundle.entries.get(blobPath(b.digest));
@@ -88,13 +116,29 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
   const indexes = idx.indexes ?? [];
   const inIndex = new Set(indexes.flatMap((x) => x.images));
   const tagsFromIndexes = indexTags(indexes);
+  const descsByDigest = groupBy(ociDescs, (d) => d?.digest);
+  const dockerByConfig = groupBy(dockerEntries, (e) => e?.Config);
+  const imagesByManifest = groupBy(idx.images, (i) => i.manifest.digest);
+  const indexesByDigest = groupBy(indexes, (x) => x.digest);
+  // An image is one record however many names it has: a second record of the same manifest is refused, not re-read.
+  const firstWith = new Map<string, number>();
+  // Images may share a config (one image, two manifests): each config is read once.
+  const configs = new Map<string, { diffIds: unknown[] | undefined; os: unknown; architecture: unknown } | undefined>();
   for (const [i, img] of idx.images.entries()) {
     const where = `${FERRY_INDEX} image ${i + 1} (${img.refs[0] ?? img.imageId.slice(0, 19)})`;
+    const first = firstWith.get(img.manifest.digest);
+    if (first !== undefined) {
+      fault(FERRY_INDEX, `${where}: has the manifest of image ${first + 1} (an image is listed once, with all its names)`);
+      continue;
+    }
+    firstWith.set(img.manifest.digest, i);
     if (img.imageId !== img.config.digest) fault(FERRY_INDEX, `${where}: imageId differs from its config digest`);
     const mBlob = bundle.blob(img.manifest.digest);
     const cBlob = bundle.blob(img.config.digest);
     if (!mBlob) fault(blobPath(img.manifest.digest), `${where}: manifest is not among the bundle's blobs`);
+    else if (mBlob.size !== img.manifest.size || mBlob.mediaType !== img.manifest.mediaType) fault(FERRY_INDEX, `${where}: manifest size ${img.manifest.size} or media type differs from its blob record (${mBlob.size} bytes, ${mBlob.mediaType})`);
     if (!cBlob) fault(blobPath(img.config.digest), `${where}: config is not among the bundle's blobs`);
+    else if (cBlob.size !== img.config.size || cBlob.mediaType !== img.config.mediaType) fault(FERRY_INDEX, `${where}: config size ${img.config.size} or media type differs from its blob record (${cBlob.size} bytes, ${cBlob.mediaType})`);
     for (const r of img.refs) {
       try {
         parseReference(r);
@@ -107,38 +151,44 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
     if (manifest) {
       const mName = blobPath(img.manifest.digest);
       if (manifest.config?.digest !== img.config.digest) fault(mName, `config ${manifest.config?.digest} differs from ferry.json's ${img.config.digest}`);
+      else if (manifest.config.size !== img.config.size) fault(mName, `config size ${manifest.config.size} differs from ferry.json's ${img.config.size}`);
       const mLayers = Array.isArray(manifest.layers) ? manifest.layers : [];
       if (mLayers.length !== img.layers.length || mLayers.some((l, k) => l.digest !== img.layers[k]!.digest)) {
         fault(mName, 'layers differ from the ones ferry.json lists for this image');
       }
       for (const l of mLayers) {
-        const held = bundle.blob(l.digest as never) ?? idx.reliesOn.find((r) => r.digest === l.digest);
+        const held = bundle.blob(l.digest as never) ?? relied.get(l.digest)?.[0];
         if (!held) fault(mName, `layer ${l.digest} is neither in the bundle nor listed as relied on`);
         else if (held.size !== l.size || held.mediaType !== l.mediaType) fault(mName, `layer ${l.digest}: size or media type differs from ferry.json`);
       }
     }
     // Config: its diff_ids are the image's layers, in order.
-    const config = cBlob && bundle.entries.has(blobPath(img.config.digest)) ? await readJson<ImageConfig>(blobPath(img.config.digest)) : undefined;
+    if (cBlob && bundle.entries.has(blobPath(img.config.digest)) && !configs.has(img.config.digest)) {
+      const c = await readJson<ImageConfig>(blobPath(img.config.digest));
+      configs.set(img.config.digest, c && { diffIds: Array.isArray(c.rootfs?.diff_ids) ? (c.rootfs!.diff_ids as unknown[]) : undefined, os: c.os, architecture: c.architecture });
+    }
+    const config = configs.get(img.config.digest);
     if (config) {
       const cName = blobPath(img.config.digest);
-      const diffIds = Array.isArray(config.rootfs?.diff_ids) ? (config.rootfs!.diff_ids as unknown[]) : undefined;
+      const diffIds = config.diffIds;
       if (!diffIds || !diffIds.every(isSha256)) fault(cName, 'rootfs.diff_ids is missing or malformed');
       else if (diffIds.length !== img.layers.length) fault(cName, `lists ${diffIds.length} layers, the manifest ${img.layers.length}`);
       else if (diffIds.some((d, k) => d !== img.layers[k]!.diffId)) fault(cName, 'rootfs.diff_ids differ from the layers ferry.json lists');
       for (const [k, l] of img.layers.entries()) {
-        const b = bundle.blob(l.digest) ?? idx.reliesOn.find((r) => r.digest === l.digest);
+        const b = bundle.blob(l.digest) ?? relied.get(l.digest)?.[0];
         if (b && b.diffId !== l.diffId) fault(blobPath(l.digest), `${where} layer ${k + 1}: diffID differs between image and blob records`);
       }
       if (config.os !== img.platform.os || config.architecture !== img.platform.architecture) fault(cName, `platform ${config.os}/${config.architecture} differs from ferry.json's`);
     }
     // index.json: one descriptor per tag (one unnamed for an untagged image), pointing at this manifest.
-    const named = ociDescs.filter((d) => d?.digest === img.manifest.digest);
+    const named = descsByDigest.get(img.manifest.digest) ?? [];
     if (named.length === 0 && !(img.refs.length === 0 && inIndex.has(img.manifest.digest))) fault('index.json', `${where}: no descriptor for manifest ${img.manifest.digest}`);
+    const namesGiven = new Set(named.map((d) => d.annotations?.['org.opencontainers.image.ref.name']));
     for (const r of img.refs) {
-      if (!named.some((d) => d.annotations?.['org.opencontainers.image.ref.name'] === r)) fault('index.json', `${where}: no descriptor named ${r}`);
+      if (!namesGiven.has(r)) fault('index.json', `${where}: no descriptor named ${r}`);
     }
     // manifest.json: the docker-save view of the same image.
-    const dEntry = dockerEntries.find((e) => e?.Config === blobPath(img.config.digest));
+    const dEntry = dockerByConfig.get(blobPath(img.config.digest))?.[0];
     if (!dEntry) fault('manifest.json', `${where}: no entry with Config ${blobPath(img.config.digest)}`);
     else {
       const paths = img.layers.map((l) => blobPath(l.digest));
@@ -153,13 +203,19 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
         }
       });
       const got = Array.isArray(dEntry.RepoTags) ? dEntry.RepoTags : [];
-      if (got.length !== new Set(tags).size || got.some((t) => !tags.includes(t))) fault('manifest.json', `${where}: RepoTags differ from ferry.json's references`);
+      const want = new Set(tags);
+      if (got.length !== want.size || got.some((t) => !want.has(t))) fault('manifest.json', `${where}: RepoTags differ from ferry.json's references`);
     }
   }
+  const checkedArtifacts = new Set<string>();
   for (const [k, ix] of indexes.entries()) {
     const where = `${FERRY_INDEX} index ${k + 1} (${ix.refs[0] ?? ix.digest.slice(0, 19)})`;
     const name = blobPath(ix.digest);
     const blob = bundle.blob(ix.digest);
+    if (indexesByDigest.get(ix.digest)![0] !== ix) {
+      fault(FERRY_INDEX, `${where}: repeats an earlier index (an index is listed once, with all its names)`);
+      continue;
+    }
     if (!blob) {
       fault(name, `${where}: is not among the bundle's blobs`);
       continue;
@@ -182,6 +238,8 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
     const expected = new Set<string>([...ix.images, ...(ix.artifacts ?? [])]);
     if (listed.length !== expected.size || listed.some((d) => !expected.has(d?.digest))) fault(name, `${where}: lists other manifests than ferry.json says`);
     for (const a of ix.artifacts ?? []) {
+      if (checkedArtifacts.has(a)) continue;
+      checkedArtifacts.add(a);
       const aName = blobPath(a);
       const body = bundle.blob(a) && bundle.entries.has(aName) ? await readJson<OciManifest>(aName) : undefined;
       if (!body) {
@@ -195,27 +253,34 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
     }
     for (const d of listed) {
       if ((ix.artifacts ?? []).includes(d?.digest as never)) continue;
-      const img = idx.images.find((i) => i.manifest.digest === d?.digest);
+      const img = imagesByManifest.get(d?.digest)?.[0];
       if (!img) fault(name, `manifest ${d?.digest} is not an image ferry.json lists`);
       else if (d.size !== img.manifest.size) fault(name, `manifest ${d.digest} has size ${d.size}, ferry.json says ${img.manifest.size}`);
     }
   }
   for (const d of ociDescs) {
-    const ix = indexes.find((x) => x.digest === d?.digest);
+    const ix = indexesByDigest.get(d?.digest)?.[0];
     if (ix) {
       if (d.size !== ix.size) fault('index.json', `descriptor ${d.digest} has size ${d.size}, ferry.json says ${ix.size}`);
+      if (d.mediaType !== ix.mediaType) fault('index.json', `descriptor ${d.digest} has media type ${JSON.stringify(d.mediaType)}, ferry.json says ${ix.mediaType}`);
       for (const key of ['org.opencontainers.image.ref.name', 'io.containerd.image.name']) {
         const name: unknown = d.annotations?.[key];
         if (name !== undefined && (typeof name !== 'string' || !ix.refs.includes(name))) fault('index.json', `descriptor ${d.digest} is named ${JSON.stringify(name)} (${key}), a name ferry.json does not give that index`);
       }
       continue;
     }
-    const img = idx.images.find((i) => i.manifest.digest === d?.digest);
+    const img = imagesByManifest.get(d?.digest)?.[0];
     if (!img) {
       fault('index.json', `descriptor ${d?.digest} is not an image ferry.json lists`);
       continue;
     }
     if (d.size !== img.manifest.size) fault('index.json', `descriptor ${d.digest} has size ${d.size}, ferry.json says ${img.manifest.size}`);
+    if (d.mediaType !== img.manifest.mediaType) fault('index.json', `descriptor ${d.digest} has media type ${JSON.stringify(d.mediaType)}, ferry.json says ${img.manifest.mediaType}`);
+    // Readers that pick by platform (containerd, skopeo) go by the descriptor's: it must be the image's.
+    const p = d.platform;
+    if (p?.os !== img.platform.os || p?.architecture !== img.platform.architecture || p?.variant !== img.platform.variant) {
+      fault('index.json', `descriptor ${d.digest} gives platform ${JSON.stringify(p)}, ferry.json says ${formatPlatform(img.platform)}`);
+    }
     // Every name index.json gives an image is one ferry.json gives it: other readers (skopeo, containerd) go by these.
     for (const key of ['org.opencontainers.image.ref.name', 'io.containerd.image.name']) {
       const name: unknown = d.annotations?.[key];
@@ -224,7 +289,8 @@ export async function checkReferences(bundle: BundleReader, fault: (entry: strin
       }
     }
   }
+  const configPaths = new Set(idx.images.map((i) => blobPath(i.config.digest)));
   for (const e of dockerEntries) {
-    if (!idx.images.some((i) => blobPath(i.config.digest) === e?.Config)) fault('manifest.json', `entry ${JSON.stringify(e?.Config)} is not an image ferry.json lists`);
+    if (!configPaths.has(e?.Config)) fault('manifest.json', `entry ${JSON.stringify(e?.Config)} is not an image ferry.json lists`);
   }
 }
