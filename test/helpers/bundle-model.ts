@@ -50,8 +50,9 @@ export class BundleModel {
     return img;
   }
 
+  /** blob is a blob record: one the bundle holds, or (thin bundles) one it relies on. */
   blob(digest: string): BundleBlob {
-    const b = this.index.blobs.find((x) => x.digest === digest);
+    const b = this.index.blobs.find((x) => x.digest === digest) ?? this.index.reliesOn.find((x) => x.digest === digest);
     if (!b) throw new Error(`no blob ${digest} in the model`);
     return b;
   }
@@ -105,6 +106,27 @@ export class BundleModel {
     this.rebuild();
   }
 
+  /**
+   * setManifest stores other bytes as an image's OCI manifest (a real digest, the records following), for
+   * manifests whose content lies while ferry.json, index.json and manifest.json stay consistent with it.
+   */
+  setManifest(ref: string, bytes: Buffer): string {
+    const img = this.image(ref);
+    const digest = sha256(bytes) as Digest;
+    this.blobs.delete(img.manifest.digest);
+    this.index.blobs = this.index.blobs.filter((b) => b.digest !== img.manifest.digest);
+    this.blobs.set(digest, bytes);
+    this.index.blobs.push({ digest, size: bytes.length, mediaType: OCI_MANIFEST });
+    this.index.blobs.sort((a, b) => a.digest.localeCompare(b.digest));
+    img.manifest = { mediaType: OCI_MANIFEST, digest, size: bytes.length };
+    return digest;
+  }
+
+  /** manifest is an image's OCI manifest, parsed. */
+  manifest(ref: string): { config: { digest: string; size: number; mediaType: string }; layers: { digest: string; size: number; mediaType: string }[] } {
+    return JSON.parse(this.blobs.get(this.image(ref).manifest.digest)!.toString());
+  }
+
   /** setDiffId tells a consistent lie about a layer's diffID: blob record, images and their configs all say `fake`. */
   setDiffId(layerDigest: string, fake: string): void {
     const rec = this.blob(layerDigest);
@@ -121,7 +143,7 @@ export class BundleModel {
   }
 
   /** rebuild writes every image's OCI manifest from its records and drops blobs nothing refers to. */
-  private rebuild(): void {
+  rebuild(): void {
     for (const img of this.index.images) {
       const manifest = {
         schemaVersion: 2,

@@ -127,3 +127,62 @@ export function layout(tarBuf: Buffer): { entries: EntryLayout[]; end: number } 
   }
   throw new Error('no end-of-archive marker');
 }
+
+/**
+ * emptyEntries lays out `n` empty regular files named by `name(i)` as consecutive ustar headers, fast (one
+ * template, name and checksum patched): for archives of hundreds of thousands of entries.
+ */
+export function emptyEntries(n: number, name: (i: number) => string): Buffer {
+  const template = ustarHeader({ name: 'x', data: Buffer.alloc(0) });
+  let base = 0;
+  for (let i = 0; i < BLOCK; i++) base += i >= 148 && i < 156 ? 0x20 : template[i]!;
+  base -= 'x'.charCodeAt(0);
+  const out = Buffer.alloc(n * BLOCK);
+  for (let k = 0; k < n; k++) {
+    const at = k * BLOCK;
+    template.copy(out, at);
+    out.fill(0, at, at + 100);
+    const written = out.write(name(k), at, 100, 'utf8');
+    let sum = base;
+    for (let j = 0; j < written; j++) sum += out[at + j]!;
+    out.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 8, 'latin1');
+  }
+  return out;
+}
+
+/** Header fields by offset and length (ustar). */
+export const HEADER_FIELDS = {
+  name: [0, 100],
+  mode: [100, 8],
+  uid: [108, 8],
+  gid: [116, 8],
+  size: [124, 12],
+  mtime: [136, 12],
+  checksum: [148, 8],
+  typeflag: [156, 1],
+  linkname: [157, 100],
+  magic: [257, 6],
+  version: [263, 2],
+  uname: [265, 32],
+  gname: [297, 32],
+  devmajor: [329, 8],
+  devminor: [337, 8],
+  prefix: [345, 155],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** fixChecksum rewrites the checksum of the header block at `at` after a field was edited (so the edit is what gets tested). */
+export function fixChecksum(tarBuf: Buffer, at: number): void {
+  tarBuf.fill(0x20, at + 148, at + 156);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += tarBuf[at + i]!;
+  tarBuf.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 8, 'latin1');
+}
+
+/** setField writes `value` (raw bytes, NUL-padded or cut to the field) into a header field and fixes the checksum. */
+export function setField(tarBuf: Buffer, at: number, field: keyof typeof HEADER_FIELDS, value: Buffer | string): void {
+  const [off, len] = HEADER_FIELDS[field];
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'latin1') : value;
+  tarBuf.fill(0, at + off, at + off + len);
+  bytes.copy(tarBuf, at + off, 0, Math.min(len, bytes.length));
+  fixChecksum(tarBuf, at);
+}
