@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +12,7 @@ import { build, importBase, startDockerd, type Dockerd } from './helpers/dockerd
 import { ferry, json } from './helpers/ferry.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 import { readTarEntry } from './helpers/tar.js';
+import { layout } from './helpers/crafted-tar.js';
 import { missing } from './helpers/tools.js';
 
 const exec = promisify(execFile);
@@ -175,12 +176,45 @@ describe('volumes for fixed-size media', { skip }, () => {
     }
   });
 
-  it('refuses a blob larger than a volume, clearly, leaving nothing', async () => {
+  it('a blob larger than a volume spans several, and says so; the set verifies, loads and pushes it whole', async () => {
     const small = join(work, 'small');
     await mkdir(small);
-    const run = await ferry(['pack', 'vol/db:1', '-o', join(small, 'x.ferry.tar'), '--max-volume-size', '1MB'], { dockerHost: src.host });
-    assert.equal(run.code, 2, run.stderr);
-    assert.match(run.stderr, /is \d+ bytes, more than fits in a volume/);
-    assert.deepEqual(await readdir(small), []);
+    const run = await ferry(['pack', 'vol/big:1', '-o', join(small, 'x.ferry.tar'), '--max-volume-size', '1MB', '--json'], { dockerHost: src.host });
+    assert.equal(run.code, 0, run.stderr);
+    const parts = json<{ volumes: { path: string }[] }>(run).volumes.map((v) => v.path);
+    assert.ok(parts.length >= 3, `the 1.5 MB layer needs several 1 MB volumes (${parts.length})`);
+    for (const p of parts) assert.ok((await stat(p)).size <= 1_000_000, p);
+    const plain = await ferry(['pack', 'vol/big:1', '-o', join(small, 'y.ferry.tar'), '--max-volume-size', '1MB'], { dockerHost: src.host });
+    assert.match(plain.stderr, /is larger than a volume: it spans volumes/);
+    const verify = await ferry(['verify', ...[...parts].reverse()]);
+    assert.equal(verify.code, 0, verify.stderr);
+    const dst = await startDockerd('vol-span');
+    try {
+      const lone = await ferry(['load', parts[0]!], { dockerHost: dst.host });
+      assert.equal(lone.code, 0, lone.stderr);
+      assert.deepEqual(await imagesIn(dst), [], 'one piece alone loads nothing');
+      const missingOne = await ferry(['load', ...parts.slice(1)], { dockerHost: dst.host });
+      assert.equal(missingOne.code, 2, missingOne.stderr);
+      assert.match(missingOne.stderr, /x\.001\.ferry\.tar/);
+      const load = await ferry(['load', ...[...parts].reverse()], { dockerHost: dst.host });
+      assert.equal(load.code, 0, load.stderr);
+      assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', 'vol/big:1'])).trim(), ids['vol/big:1']);
+    } finally {
+      await dst.stop();
+    }
+    const push = await ferry(['push', ...parts, '--to', `${reg.host}/span`]);
+    assert.equal(push.code, 0, push.stderr);
+    await exec('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${reg.host}/span/vol/big:1`, `dir:${join(work, 'span-pulled')}`]);
+    // A piece altered: the set no longer verifies, naming the blob.
+    const buf = await readFile(parts[1]!);
+    const piece = layout(buf).entries.find((e) => /\.part\d+$/.test(e.name))!;
+    const at = piece.data + Math.floor(piece.size / 2);
+    buf[at] = buf[at]! ^ 0xff;
+    await writeFile(parts[1]!, buf);
+    const alone = await ferry(['verify', parts[1]!]);
+    assert.equal(alone.code, 0, `a piece alone cannot be checked: ${alone.stderr}`);
+    const bad = await ferry(['verify', ...parts]);
+    assert.equal(bad.code, 3, bad.stderr);
+    assert.match(bad.stderr, /in \d+ pieces/);
   });
 });

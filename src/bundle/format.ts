@@ -65,6 +65,22 @@ export interface BundleIndex {
   reliesOn: (BundleBlob & { diffId: DiffId; carriedBy?: string })[];
   /** One volume of a set written for fixed-size media (see volumes.ts). */
   volume?: VolumeInfo;
+  /** Pieces this volume holds of blobs too big for one volume (entries named by partPath). */
+  parts?: BlobPart[];
+}
+
+/** A piece of a blob that spans volumes: bytes [offset, offset+size) of it, piece `part` of `parts`. */
+export interface BlobPart {
+  digest: Digest;
+  part: number;
+  parts: number;
+  offset: number;
+  size: number;
+}
+
+/** partPath names a piece of a spanning blob: blobs/sha256/<hex>.part002 (not a digest name, so no OCI reader takes it for the blob). */
+export function partPath(digest: string, part: number): string {
+  return `${blobPath(digest)}.part${String(part).padStart(3, '0')}`;
 }
 
 export interface VolumeInfo {

@@ -19,7 +19,7 @@ export interface TarEntry {
 const MAX_ENTRIES = 200_000;
 const MAX_JSON = 64 << 20;
 const TOP_LEVEL = new Set(['oci-layout', 'index.json', 'manifest.json', FERRY_INDEX, 'repositories', BUNDLE_SIGNATURE]);
-const BLOB = /^blobs\/sha256\/[a-f0-9]{64}$/;
+const BLOB = /^blobs\/sha256\/[a-f0-9]{64}(?:\.part[0-9]{3,4})?$/;
 
 export class BundleReader {
   readonly path: string;

@@ -2,11 +2,12 @@
 // blob's digest and every layer's diffID after decompression. It collects every fault, each named by entry.
 import { isSha256 } from '../image/digest.js';
 import type { DockerSaveEntry, ImageConfig, OciIndex, OciManifest } from '../image/model.js';
+import { OCI_INDEX } from '../image/media-types.js';
 import { formatPlatform } from '../image/platform.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 import type { BlobCheck } from './blob-check.js';
 import { checkBlobs } from './blob-check-pool.js';
-import { blobPath, FERRY_INDEX, indexTags } from './format.js';
+import { blobPath, FERRY_INDEX, indexTags, partPath } from './format.js';
 import type { BundleReader } from './reader.js';
 
 export interface Fault {
@@ -83,6 +84,13 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
   const idx = bundle.index;
   const relied = groupBy(idx.reliesOn, (r) => r.digest);
   const listed = new Set(idx.blobs.map((b) => blobPath(b.digest)));
+  for (const p of idx.parts ?? []) {
+    const name = partPath(p.digest, p.part);
+    listed.add(name);
+    const e = bundle.entries.get(name);
+    if (!e) fault(name, 'listed in ferry.json as a piece of a spanning blob but not in the bundle');
+    else if (e.size !== p.size) fault(name, `is ${e.size} bytes; ferry.json says ${p.size}`);
+  }
   for (const b of idx.blobs) {
     const e = bundle.entries.get(blobPath(b.digest));
     if (!e) fault(blobPath(b.digest), 'listed in ferry.json but not in the bundle');
@@ -110,6 +118,9 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
 
   const ociDescs = Array.isArray(oci?.manifests) ? oci!.manifests : [];
   if (oci && !Array.isArray(oci.manifests)) fault('index.json', 'has no manifests list');
+  if (oci && (oci.schemaVersion !== 2 || (oci.mediaType !== undefined && oci.mediaType !== OCI_INDEX))) {
+    fault('index.json', `is not an OCI image index (schemaVersion ${JSON.stringify(oci.schemaVersion)}, mediaType ${JSON.stringify(oci.mediaType)})`);
+  }
   const dockerEntries = Array.isArray(docker) ? docker : [];
   if (docker && !Array.isArray(docker)) fault('manifest.json', 'is not a list');
 
@@ -122,6 +133,8 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
   const indexesByDigest = groupBy(indexes, (x) => x.digest);
   // An image is one record however many names it has: a second record of the same manifest is refused, not re-read.
   const firstWith = new Map<string, number>();
+  // Every tag manifest.json may give a config: plain `docker load` tags by every entry, not only the first.
+  const tagsByConfig = new Map<unknown, Set<unknown>>();
   // Images may share a config (one image, two manifests): each config is read once.
   const configs = new Map<string, { diffIds: unknown[] | undefined; os: unknown; architecture: unknown } | undefined>();
   for (const [i, img] of idx.images.entries()) {
@@ -188,6 +201,16 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
       if (!namesGiven.has(r)) fault('index.json', `${where}: no descriptor named ${r}`);
     }
     // manifest.json: the docker-save view of the same image.
+    const tags = [...img.refs, ...(tagsFromIndexes.get(img.manifest.digest) ?? [])].filter((r) => !r.includes('@')).flatMap((r) => {
+      try {
+        return [familiarReference(parseReference(r))];
+      } catch {
+        return [];
+      }
+    });
+    const tagsOfConfig = tagsByConfig.get(blobPath(img.config.digest)) ?? new Set<unknown>();
+    for (const t of tags) tagsOfConfig.add(t);
+    tagsByConfig.set(blobPath(img.config.digest), tagsOfConfig);
     const dEntry = dockerByConfig.get(blobPath(img.config.digest))?.[0];
     if (!dEntry) fault('manifest.json', `${where}: no entry with Config ${blobPath(img.config.digest)}`);
     else {
@@ -195,13 +218,6 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
       if (!Array.isArray(dEntry.Layers) || dEntry.Layers.length !== paths.length || dEntry.Layers.some((p, k) => p !== paths[k])) {
         fault('manifest.json', `${where}: Layers differ from ferry.json`);
       }
-      const tags = [...img.refs, ...(tagsFromIndexes.get(img.manifest.digest) ?? [])].filter((r) => !r.includes('@')).flatMap((r) => {
-        try {
-          return [familiarReference(parseReference(r))];
-        } catch {
-          return [];
-        }
-      });
       const got = Array.isArray(dEntry.RepoTags) ? dEntry.RepoTags : [];
       const want = new Set(tags);
       if (got.length !== want.size || got.some((t) => !want.has(t))) fault('manifest.json', `${where}: RepoTags differ from ferry.json's references`);
@@ -289,8 +305,17 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
       }
     }
   }
-  const configPaths = new Set(idx.images.map((i) => blobPath(i.config.digest)));
+  const configPaths = groupBy(idx.images, (i) => blobPath(i.config.digest));
   for (const e of dockerEntries) {
     if (!configPaths.has(e?.Config)) fault('manifest.json', `entry ${JSON.stringify(e?.Config)} is not an image ferry.json lists`);
+    else {
+      for (const t of Array.isArray(e.RepoTags) ? e.RepoTags : []) {
+        if (!tagsByConfig.get(e.Config)?.has(t)) fault('manifest.json', `entry ${JSON.stringify(e.Config)} is tagged ${JSON.stringify(t)}, a name ferry.json does not give that image`);
+      }
+    }
+  }
+  for (const [config, entries] of dockerByConfig) {
+    const images = configPaths.get(config)?.length ?? 0;
+    if (images && entries.length > images) fault('manifest.json', `${entries.length} entries have Config ${JSON.stringify(config)}, ferry.json has ${images} image(s) with it`);
   }
 }

@@ -8,7 +8,6 @@ import type { Digest } from '../image/digest.js';
 import type { Signer } from '../sign/signature.js';
 import { BUNDLE_SIGNATURE } from '../sign/signature.js';
 import { TarFileWriter } from '../tar/file-writer.js';
-import { FerryError } from '../ui/errors.js';
 import {
   blobPath,
   dockerManifest,
@@ -24,6 +23,7 @@ import {
   type BundleIndex,
 } from './format.js';
 import type { BundleReader } from './reader.js';
+import { partPath, type BlobPart } from './format.js';
 
 const BLOCK = 512;
 /** Tar space of an entry: its header and its content padded to whole blocks. */
@@ -40,6 +40,8 @@ export function volumePath(output: string, n: number): string {
 interface Volume {
   id: string;
   blobs: Set<Digest>;
+  /** Pieces of blobs too big for any volume, in order: the one case a blob spans volumes. */
+  parts: BlobPart[];
   images: BundleImage[];
   indexes: BundleImageIndex[];
   /** Tar bytes the blobs take. */
@@ -54,7 +56,7 @@ export function planVolumes(index: BundleIndex, maxSize: number): Volume[] {
   const blobs = new Map(index.blobs.map((b) => [b.digest as string, b]));
   const volumes: Volume[] = [];
   const fresh = (): Volume => {
-    const v: Volume = { id: randomUUID(), blobs: new Set(), images: [], indexes: [], bytes: entrySize(OCI_LAYOUT_BYTES.length) };
+    const v: Volume = { id: randomUUID(), blobs: new Set(), parts: [], images: [], indexes: [], bytes: entrySize(OCI_LAYOUT_BYTES.length) };
     volumes.push(v);
     return v;
   };
@@ -70,13 +72,30 @@ export function planVolumes(index: BundleIndex, maxSize: number): Volume[] {
     if (!room(cur, size, 1, 1)) {
       if (cur.blobs.size > 0) cur = fresh();
       if (!room(cur, size, 1, 1)) {
-        throw new FerryError('USAGE', `blob ${digest} is ${b.size} bytes, more than fits in a volume of ${maxSize} bytes with its indexes`, {
-          hint: 'use a larger --max-volume-size (a layer is never split across volumes)',
-        });
+        span(digest, b.size);
+        return;
       }
     }
     cur.blobs.add(digest);
     cur.bytes += size;
+    placed.add(digest);
+  };
+  // A blob bigger than a volume: cut into pieces that fill volumes in turn (the one case a blob spans volumes).
+  const span = (digest: Digest, size: number): void => {
+    const pieces: { v: Volume; offset: number; size: number }[] = [];
+    let offset = 0;
+    while (offset < size) {
+      let fits = maxSize - cur.bytes - meta(cur, 1, 1) - BLOCK * 2;
+      if (fits < 64 << 10) {
+        cur = fresh();
+        fits = maxSize - cur.bytes - meta(cur, 1, 1) - BLOCK * 2;
+      }
+      const n = Math.min(size - offset, Math.floor(fits / BLOCK) * BLOCK);
+      pieces.push({ v: cur, offset, size: n });
+      cur.bytes += entrySize(n);
+      offset += n;
+    }
+    pieces.forEach((p, k) => p.v.parts.push({ digest, part: k + 1, parts: pieces.length, offset: p.offset, size: p.size }));
     placed.add(digest);
   };
   const needs = (img: BundleImage): Digest[] => [...img.layers.map((l) => l.digest), img.config.digest, img.manifest.digest].filter((d) => blobs.has(d));
@@ -88,7 +107,7 @@ export function planVolumes(index: BundleIndex, maxSize: number): Volume[] {
     const bytes = todo.reduce((s, d) => s + entrySize(blobs.get(d)!.size), 0);
     // Whole in this volume, else whole in a fresh one, else spread.
     if (!room(cur, bytes, 1, todo.length) && cur.blobs.size > 0) {
-      const blank: Volume = { id: '', blobs: new Set(), images: [], indexes: [], bytes: entrySize(OCI_LAYOUT_BYTES.length) };
+      const blank: Volume = { id: '', blobs: new Set(), parts: [], images: [], indexes: [], bytes: entrySize(OCI_LAYOUT_BYTES.length) };
       if (room(blank, bytes, 1, todo.length)) cur = fresh();
     }
     for (const d of todo) place(d);
@@ -127,7 +146,7 @@ export function planVolumes(index: BundleIndex, maxSize: number): Volume[] {
   }
   // What no image or index named (artifact contents) goes last.
   for (const b of index.blobs) if (!placed.has(b.digest) && ![...volumes].some((v) => v.blobs.has(b.digest))) place(b.digest);
-  return volumes.filter((v) => v.blobs.size > 0 || v.images.length > 0);
+  return volumes.filter((v) => v.blobs.size > 0 || v.parts.length > 0 || v.images.length > 0);
 }
 
 /**
@@ -163,6 +182,17 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
         await entry.finish(blobPath(d));
         held.push(blobs.get(d)!);
       }
+      for (const p of v.parts) {
+        opts.signal?.throwIfAborted();
+        const entry = tar.beginEntry();
+        try {
+          for await (const chunk of take(full.stream(blobPath(p.digest), p.offset), p.size)) await entry.write(chunk);
+        } catch (err) {
+          entry.discard();
+          throw err;
+        }
+        await entry.finish(partPath(p.digest, p.part));
+      }
       const reliesOn: BundleIndex['reliesOn'] = [];
       const seen = new Set<string>();
       for (const img of v.images) {
@@ -170,7 +200,8 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
           if (v.blobs.has(l.digest) || seen.has(l.digest)) continue;
           seen.add(l.digest);
           const b = blobs.get(l.digest);
-          if (b) reliesOn.push({ ...b, diffId: l.diffId, carriedBy: holder.get(l.digest)! });
+          // A spanning blob is carried by the set itself: its pieces are in several volumes.
+          if (b) reliesOn.push({ ...b, diffId: l.diffId, carriedBy: holder.get(l.digest) ?? set });
           else if (relied.has(l.digest)) reliesOn.push(relied.get(l.digest)!);
         }
       }
@@ -182,6 +213,7 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
         blobs: held.sort((a, b) => a.digest.localeCompare(b.digest)),
         reliesOn: reliesOn.sort((a, b) => a.digest.localeCompare(b.digest)),
         volume: { set, number: k + 1, count: plan.length },
+        ...(v.parts.length ? { parts: v.parts } : {}),
       };
       await tar.addFile('index.json', jsonBytes(ociIndex(v.images, v.indexes)));
       await tar.addFile('manifest.json', jsonBytes(dockerManifest(v.images, indexTags(v.indexes))));
@@ -201,4 +233,17 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
     throw err;
   }
   return out;
+}
+
+/** take yields the first `size` bytes of src, then stops reading it. */
+async function* take(src: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let left = size;
+  for await (const chunk of src) {
+    if (left <= 0) break;
+    const c = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= c.length;
+    yield c;
+    if (left <= 0) break;
+  }
+  if (left > 0) throw new Error(`a blob ended ${left} bytes short of the piece being cut`);
 }

@@ -242,6 +242,11 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         );
         if (reused) process.stderr.write(`Reused ${reused} blob(s) an interrupted run had written (each checked)\n`);
         for (const v of result.volumes ?? []) process.stderr.write(`  volume ${v.path}: ${v.images} image(s), ${v.blobs} blob(s), ${formatBytes(v.bytes)}\n`);
+        const spans = new Map<string, number[]>();
+        for (const [k, v] of volumes.entries()) for (const p of v.index.parts ?? []) spans.set(p.digest, [...(spans.get(p.digest) ?? []), k + 1]);
+        for (const [d, at] of spans) {
+          process.stderr.write(`Note: blob ${d} (${formatBytes(index!.blobs.find((b) => b.digest === d)?.size ?? 0)}) is larger than a volume: it spans volumes ${at.join(', ')}, and needs all of them (ferry load/push of the set; plain docker load cannot read it)\n`);
+        }
         if (thin) process.stderr.write(`Relies on ${result.reliesOn} layer(s) the target holds (${formatBytes(result.reliedBytes)} left out)${args.site ? `; recorded for site ${args.site}` : ''}\n`);
       }
     },

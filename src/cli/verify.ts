@@ -1,6 +1,7 @@
 // `ferry verify`: every digest, every diffID after decompression, every cross-reference; exit 3 on any fault.
 import type { CommandModule } from 'yargs';
 import { openBundles } from '../bundle/volume-set.js';
+import { checkSpanning } from '../bundle/pool.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { FerryError } from '../ui/errors.js';
 import { missingFor } from '../sync/applies.js';
@@ -8,7 +9,7 @@ import { loadVerifier } from '../sign/signature.js';
 import { addHave, holdingsOfBundle } from '../sync/have.js';
 import { TargetState } from '../sync/target-state.js';
 import { printJson } from '../ui/output.js';
-import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
+import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.js';
 
 interface VerifyArgs {
   bundles: string[];
@@ -35,22 +36,29 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
       const { bundles } = await openBundles(args.bundles);
       const started = Date.now();
       const reports: { path: string; report: Awaited<ReturnType<typeof verifyBundle>> }[] = [];
+      const spanFaults: string[] = [];
       try {
         await runSteps(
-          bundles.map((bundle) => ({
-            title: `Verify ${bundle.path}`,
-            run: async (step) => {
-              if (verifier) await bundle.checkSignature(verifier);
-              reports.push({ path: bundle.path, report: await verifyBundle(bundle, { blob: (b) => step.update(`blob ${b.done}/${b.total}: ${b.entry}`) }, signal) });
-            },
-          })),
+          [
+            ...bundles.map(
+              (bundle): Step => ({
+                title: `Verify ${bundle.path}`,
+                run: async (step) => {
+                  if (verifier) await bundle.checkSignature(verifier);
+                  reports.push({ path: bundle.path, report: await verifyBundle(bundle, { blob: (b) => step.update(`blob ${b.done}/${b.total}: ${b.entry}`) }, signal) });
+                },
+              }),
+            ),
+            // Blobs too big for one volume are checked whole, across the volumes that hold their pieces.
+            ...(bundles.length > 1 && bundles.some((b) => b.index.parts?.length) ? [{ title: 'Verify blobs that span volumes', run: async () => void spanFaults.push(...(await checkSpanning(bundles))) }] : []),
+          ],
           progressMode(args),
         );
       } finally {
         await Promise.all(bundles.map((b) => b.close()));
       }
       const seconds = (Date.now() - started) / 1000;
-      const faults = reports.flatMap(({ path, report }) => report.faults.map((f) => `${reports.length > 1 ? `${path}: ` : ''}${f.entry}: ${f.problem}`));
+      const faults = [...reports.flatMap(({ path, report }) => report.faults.map((f) => `${reports.length > 1 ? `${path}: ` : ''}${f.entry}: ${f.problem}`)), ...spanFaults];
       if (faults.length) {
         throw new FerryError('BUNDLE_INVALID', `${args.bundles.join(', ')}: ${faults.length} fault(s) found`, {
           details: faults,
