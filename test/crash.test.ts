@@ -63,17 +63,22 @@ describe('crashes and interruptions', { skip }, () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('pack killed mid-write leaves no file that looks complete; the same command again finishes and cleans up', async () => {
+  it('pack killed mid-write leaves no file that looks complete; the same command again finishes and cleans up', async (t) => {
     const dir = join(work, 'pack');
     await mkdir(dir);
     const out = join(dir, 'week.ferry.tar');
-    const { child, done } = start(['pack', ...IMAGES, '-o', out, '--compression', 'gzip'], { DOCKER_HOST: src.host });
-    await until('the partial bundle to grow', async () => (await sizeOf(dir, (f) => f.endsWith('.partial'))) > 30_000_000);
-    child.kill('SIGKILL');
-    assert.equal((await done).signal, 'SIGKILL');
-    const left = await readdir(dir);
-    assert.ok(!left.includes('week.ferry.tar'), 'no bundle under the final name');
-    assert.ok(left.length > 0 && left.every((f) => f.startsWith('.week.ferry.tar.') && /\.(partial|spool)$/.test(f)), `only hidden temp files: ${left.join(', ')}`);
+    // Killed twice: at a random point, then (run again) once a whole layer is surely written.
+    const points = [1_000_000 + Math.floor(Math.random() * 20_000_000), 30_000_000];
+    t.diagnostic(`killed after ${points.join(' then ')} bytes of partial bundle`);
+    for (const at of points) {
+      const { child, done } = start(['pack', ...IMAGES, '-o', out, '--compression', 'gzip'], { DOCKER_HOST: src.host });
+      await until('the partial bundle to grow', async () => (await sizeOf(dir, (f) => f.endsWith('.partial'))) > at);
+      child.kill('SIGKILL');
+      assert.equal((await done).signal, 'SIGKILL');
+      const left = await readdir(dir);
+      assert.ok(!left.includes('week.ferry.tar'), 'no bundle under the final name');
+      assert.ok(left.length > 0 && left.every((f) => f.startsWith('.week.ferry.tar.') && /\.(partial|spool)$/.test(f)), `only hidden temp files: ${left.join(', ')}`);
+    }
     const again = await ferry(['pack', ...IMAGES, '-o', out, '--compression', 'gzip', '--json'], { dockerHost: src.host });
     assert.equal(again.code, 0, again.stderr);
     assert.ok(json<{ reused: number }>(again).reused >= 1, 'blobs the killed run finished were taken, not compressed again');
