@@ -3,6 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { isSha256, type Digest } from '../image/digest.js';
+import { parseReference } from '../image/reference.js';
 import { bundleError, FerryError } from '../ui/errors.js';
 import { walkTarFile } from '../tar/offset-walk.js';
 import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, FERRY_INDEX, type BundleBlob, type BundleIndex } from './format.js';
@@ -208,5 +209,18 @@ function parseIndex(path: string, raw: Buffer): BundleIndex {
   if (errors) throw bundleError(path, FERRY_INDEX, 'does not match the bundle schema', errors);
   const index = doc as BundleIndex;
   for (const b of index.blobs) if (!isSha256(b.digest)) throw bundleError(path, FERRY_INDEX, `bad digest ${b.digest}`);
+  // What every command shows of a bundle (inspect, messages): references that parse, free text without control characters.
+  for (const r of [...index.images, ...(index.indexes ?? [])].flatMap((x) => x.refs)) {
+    try {
+      parseReference(r);
+    } catch {
+      throw bundleError(path, FERRY_INDEX, `invalid reference ${JSON.stringify(r)}`);
+    }
+  }
+  const control = /[\u0000-\u001f\u007f-\u009f]/;
+  if (control.test(index.creator)) throw bundleError(path, FERRY_INDEX, 'creator holds control characters');
+  for (const r of index.reliesOn) {
+    if (r.carriedBy !== undefined && control.test(r.carriedBy)) throw bundleError(path, FERRY_INDEX, `carriedBy of relied-on layer ${r.digest} holds control characters`);
+  }
   return index;
 }
