@@ -85,6 +85,8 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
     load?: (string | RegExp)[];
     /** Bound the run: wall time and peak memory of each ferry process (default: DEFAULT_BOUND). */
     bound?: { ms: number; rssMiB: number };
+    /** Also run `ferry inspect`, which prints what ferry.json says: refused the same way, nothing raw on stdout. */
+    inspect?: boolean;
   }
   /** Every refusal is quick and small: a hostile bundle costs no more than a good one of its size. */
   const DEFAULT_BOUND = { ms: 30_000, rssMiB: 250 };
@@ -98,10 +100,15 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
     const file = join(dir, 'hostile.ferry.tar');
     await writeFile(file, bytes);
     const state = await daemonState(dst);
-    const [v, l] = await Promise.all([
+    const [v, l, i] = await Promise.all([
       ferryMeasured(['verify', file], { cwd, timeoutMs: 90_000 }),
       ferryMeasured(['load', file], { dockerHost: dst.host, cwd, timeoutMs: 90_000 }),
+      expect.inspect ? ferryMeasured(['inspect', file], { cwd, timeoutMs: 90_000 }) : undefined,
     ]);
+    if (i) {
+      assertFails(i, 3, expect.mentions, `inspect ${name}`);
+      assert.doesNotMatch(i.stdout, /[\u0000-\u0008\u000b-\u001f\u007f]/, 'inspect printed a control character');
+    }
     t.diagnostic(`verify: ${v.stderr.slice(v.stderr.search(/^ferry: /m)).split('\n').slice(0, 3).join(' | ')}`);
     t.diagnostic(`load: ${l.stderr.slice(l.stderr.search(/^ferry: /m)).split('\n')[0]}`);
     assertFails(v, 3, expect.mentions, `verify ${name}`);
@@ -463,22 +470,10 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
       await refused(t, 'thin-carried-object', m.bytes(), { mentions: ['ferry.json', /schema/, /carriedBy/] });
     });
 
-    it('carriedBy with terminal escapes: the load is refused (exit 4) with them shown escaped, and nothing changes', async (t) => {
+    it('carriedBy with terminal escapes (what inspect and a refused load print)', async (t) => {
       const m = thin.clone();
       for (const r of m.index.reliesOn) r.carriedBy = '\u001b]0;owned\u0007\u001b[2J../../etc/passwd';
-      const dir = join(work, 'thin-carried-escapes');
-      await mkdir(dir);
-      const file = join(dir, 'hostile.ferry.tar');
-      await writeFile(file, m.bytes());
-      const state = await daemonState(dst);
-      const [v, l] = await Promise.all([ferryMeasured(['verify', file], { cwd: dir }), ferryMeasured(['load', file], { dockerHost: dst.host, cwd: dir })]);
-      t.diagnostic(`verify: exit ${v.code}; load: ${l.stderr.split('\n').find((x) => x.includes('carried by'))}`);
-      // carriedBy is free text to ferry (any string up to 128 characters): the bundle is intact, it just cannot apply here.
-      assert.equal(v.code, 0, v.stderr);
-      assertFails(l, 4, [/carried by bundle \\x1b\]0;owned\\x07\\x1b\[2J\.\.\/\.\.\/etc\/passwd/, /nothing was loaded/]);
-      assert.deepEqual(await daemonState(dst), state);
-      assert.deepEqual(await canaries(), []);
-      assert.deepEqual(await listTree(dir), ['hostile.ferry.tar']);
+      await refused(t, 'thin-carried-escapes', m.bytes(), { mentions: ['ferry.json', /carriedBy of relied-on layer sha256:[a-f0-9]{64} holds control characters/], inspect: true });
     });
   });
 
@@ -857,10 +852,35 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
       await refused(t, 'repotags-objects', model.bytes({ manifestJson: Buffer.from(JSON.stringify(manifest)) }), { mentions: ['manifest.json', /RepoTags/] });
     });
 
+    it('manifest.json with a second entry for the app image, tagged victim:latest (plain docker load tags by every entry)', async (t) => {
+      const manifest = JSON.parse(doc('manifest.json').toString());
+      manifest.push({ ...manifest[0], RepoTags: ['victim:latest'] });
+      await refused(t, 'manifest-json-second-entry', model.bytes({ manifestJson: Buffer.from(JSON.stringify(manifest)) }), { mentions: ['manifest.json', 'victim:latest', /a name ferry.json does not give that image/] });
+    });
+
+    it('index.json that is not an OCI image index (schemaVersion 1, a manifest media type)', async (t) => {
+      const index = JSON.parse(doc('index.json').toString());
+      index.schemaVersion = 1;
+      index.mediaType = 'application/vnd.oci.image.manifest.v1+json';
+      await refused(t, 'index-not-an-index', model.bytes({ indexJson: Buffer.from(JSON.stringify(index)) }), { mentions: ['index.json', /not an OCI image index/] });
+    });
+
     it('index.json giving an image another name in its containerd annotation only', async (t) => {
       const index = JSON.parse(doc('index.json').toString());
       index.manifests[0].annotations['io.containerd.image.name'] = 'docker.io/library/victim:latest';
       await refused(t, 'index-containerd-name', model.bytes({ indexJson: Buffer.from(JSON.stringify(index)) }), { mentions: ['index.json', 'docker.io/library/victim:latest', /io.containerd.image.name/] });
+    });
+
+    it('a creator with terminal escapes in ferry.json (inspect prints it)', async (t) => {
+      const lie = structuredClone(model.index);
+      lie.creator = '\u001b]0;owned\u0007\u001b[2Jferry 0.1.0';
+      await refused(t, 'creator-escapes', model.bytes({ ferryJson: Buffer.from(JSON.stringify(lie)) }), { mentions: ['ferry.json', /creator holds control characters/], inspect: true });
+    });
+
+    it('a reference the schema lets through but that does not parse', async (t) => {
+      const lie = structuredClone(model.index);
+      lie.images[0]!.refs = ['[/x'];
+      await refused(t, 'ref-bracket', model.bytes({ ferryJson: Buffer.from(JSON.stringify(lie)) }), { mentions: ['ferry.json', /invalid reference "\[\/x"/], inspect: true });
     });
 
     it('a reference in ferry.json with terminal escapes and a newline', async (t) => {
