@@ -61,8 +61,9 @@ async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) 
       last = ret;
       chunk = chunk.subarray(consumed);
       if (produced > 0) yield bounded(out.subarray(0, produced));
-      // Output buffer full: more may be pending without new input.
-      while (produced === outSize) {
+      // Output buffer full: more may be pending without new input (unless the frame just ended: 0 says it is
+      // decoded and flushed, and another call would start looking for the next frame).
+      while (produced === outSize && last !== 0) {
         const more = reused ?? Buffer.allocUnsafe(outSize);
         try {
           [ret, produced] = dctx.decompressStream(more, Buffer.alloc(0));
