@@ -2,7 +2,9 @@
 // cores finish together.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { checkBlob, type BlobCheck } from './blob-check.js';
+import { checkBlob, followLayer, LayerTail, type BlobCheck, type LayerFollow } from './blob-check.js';
+import type { FollowAnswer, FollowMessage } from './blob-check-worker.js';
+import { DecompressError } from '../transfer/decompress.js';
 import { workerScript } from '../transfer/worker-url.js';
 
 const script = workerScript(import.meta.url, 'blob-check-worker');
@@ -43,3 +45,151 @@ export async function checkBlobs(jobs: readonly BlobCheck[], onDone: (job: BlobC
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }
+
+/** One layer under check: tell it how far the copy has written, then that it ended (or cancel it). */
+export interface LayerCheck {
+  grew(written: number): void;
+  end(written: number): void;
+  cancel(): void;
+  /** What the layer decompressed to; rejects with DecompressError for corrupt data. */
+  readonly result: Promise<{ diffId: string; bytes: number }>;
+}
+
+/** Progress is told to a worker at most once per this many bytes (and at the end). */
+const TELL_EVERY = 1 << 20;
+
+type Answer = { resolve(r: { diffId: string; bytes: number }): void; reject(err: unknown): void };
+
+/**
+ * LayerChecks checks layers as a pack copies them into the bundle, off the copying thread: workers (when ferry runs
+ * built) decompress and hash them, each reading its layer from the bundle file behind the copy, so the copy never
+ * waits for a check and nothing is queued in memory. While a copy is going on, fewer checks run (it needs a core
+ * too); once it is done, one per core. A check that cannot run yet waits, its bytes safe on disk.
+ */
+export class LayerChecks {
+  private readonly idle: Worker[] = [];
+  private readonly workers = new Set<Worker>();
+  private readonly answers = new Map<Worker, Answer>();
+  private nextId = 1;
+  private running = 0;
+  private readonly queued: (() => void)[] = [];
+  private limit: number;
+  private closed = false;
+
+  constructor(private readonly concurrency = { copying: 1, idle: Math.max(1, availableParallelism()) }) {
+    this.limit = concurrency.idle;
+  }
+
+  /** copying says whether a copy is going on. */
+  copying(yes: boolean): void {
+    this.limit = yes ? this.concurrency.copying : this.concurrency.idle;
+    while (this.running < this.limit && this.queued.length > 0) {
+      this.running++;
+      this.queued.shift()!();
+    }
+  }
+
+  start(job: LayerFollow): LayerCheck {
+    let written = 0;
+    let told = 0;
+    let ended = false;
+    let cancelled = false;
+    /** Set once the check runs: in this thread (tail) or on a worker (post). */
+    let tail: LayerTail | undefined;
+    let post: ((type: 'grew' | 'end' | 'cancel') => void) | undefined;
+    const run = async (): Promise<{ diffId: string; bytes: number }> => {
+      if (this.running >= this.limit) await new Promise<void>((r) => this.queued.push(r));
+      else this.running++;
+      try {
+        if (cancelled || this.closed) throw new Error('cancelled');
+        if (!script) {
+          tail = new LayerTail();
+          if (ended) tail.end(written);
+          else tail.grew(written);
+          return await followLayer(job, tail);
+        }
+        const w = this.idle.pop() ?? this.spawn();
+        try {
+          const id = this.nextId++;
+          const answer = new Promise<{ diffId: string; bytes: number }>((resolve, reject) => this.answers.set(w, { resolve, reject }));
+          w.ref();
+          w.postMessage({ type: 'follow', id, ...job } satisfies FollowMessage);
+          post = (type) => w.postMessage((type === 'cancel' ? { type, id } : { type, id, written }) satisfies FollowMessage);
+          told = written;
+          post(cancelled ? 'cancel' : ended ? 'end' : 'grew');
+          return await answer;
+        } finally {
+          post = undefined;
+          this.answers.delete(w);
+          if (this.workers.has(w)) {
+            w.unref();
+            this.idle.push(w);
+          }
+        }
+      } finally {
+        if (this.running <= this.limit && this.queued.length > 0) this.queued.shift()!();
+        else this.running--;
+      }
+    };
+    const result = run();
+    // Its failure is for whoever asks for the result, once the copy is done: not an unhandled rejection before.
+    result.catch(() => undefined);
+    const tell = (type: 'grew' | 'end' | 'cancel'): void => {
+      if (tail) {
+        if (type === 'grew') tail.grew(written);
+        else if (type === 'end') tail.end(written);
+        else tail.fail(new Error('cancelled'));
+      } else post?.(type);
+    };
+    return {
+      result,
+      grew: (n) => {
+        written = n;
+        if (tail || n - told >= TELL_EVERY) {
+          told = n;
+          tell('grew');
+        }
+      },
+      end: (n) => {
+        written = n;
+        ended = true;
+        tell('end');
+      },
+      cancel: () => {
+        cancelled = true;
+        tell('cancel');
+      },
+    };
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(script!);
+    w.on('message', (m: FollowAnswer) => {
+      const a = this.answers.get(w);
+      if (!a) return;
+      this.answers.delete(w);
+      if ('error' in m) a.reject(m.corrupt ? new DecompressError(m.error) : new Error(m.error));
+      else a.resolve(m);
+    });
+    w.on('error', (err) => {
+      this.workers.delete(w);
+      this.answers.get(w)?.reject(err);
+      this.answers.delete(w);
+    });
+    this.workers.add(w);
+    return w;
+  }
+
+  /** close stops the workers; checks still running fail. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const workers = [...this.workers];
+    this.workers.clear();
+    this.idle.length = 0;
+    for (const a of this.answers.values()) a.reject(new Error('cancelled'));
+    this.answers.clear();
+    for (const wake of this.queued.splice(0)) wake();
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+

@@ -1,8 +1,11 @@
 // checkBlob: one blob of a bundle read from its byte range, checked against its digest and size and, for a
 // layer, its diffID and uncompressed size after decompression. Returns the faults; throws only on I/O errors.
-import { createReadStream } from 'node:fs';
-import { compressionOf } from '../image/media-types.js';
-import { decompress, DecompressError } from '../transfer/decompress.js';
+import { createReadStream, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import { compressionOf, type Compression } from '../image/media-types.js';
+import { chunksOf } from '../transfer/chunks.js';
+import { decompress, DecompressError, syncDecompressor } from '../transfer/decompress.js';
 import { DigestMismatchError, Sha256Counter, verified } from '../transfer/hash.js';
 import type { BundleBlob } from './format.js';
 
@@ -39,3 +42,141 @@ export async function checkBlob(job: BlobCheck): Promise<string[]> {
   }
   return faults;
 }
+
+/**
+ * A layer being copied into a bundle, checked from the bundle file itself as the copy writes it: the check trails
+ * the copy on disk (the page cache), so however far behind it falls, it holds no more than one read in memory.
+ */
+export interface LayerFollow {
+  path: string;
+  /** Where the entry's content starts in the file. */
+  offset: number;
+  compression: Compression;
+}
+
+/** LayerTail says how many bytes of a followed entry are on disk, and when there are no more to come. */
+export class LayerTail {
+  private written = 0;
+  private ended = false;
+  private failed: { err: unknown } | undefined;
+  private wake: (() => void) | undefined;
+
+  /** grew: the first n bytes are written. */
+  grew(n: number): void {
+    this.written = n;
+    this.notify();
+  }
+
+  end(n: number): void {
+    this.written = n;
+    this.ended = true;
+    this.notify();
+  }
+
+  fail(err: unknown): void {
+    this.failed ??= { err };
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  /** beyond resolves with how many bytes are written once more than pos are, or undefined at the end. */
+  async beyond(pos: number): Promise<number | undefined> {
+    for (;;) {
+      if (this.failed) throw this.failed.err;
+      if (this.written > pos) return this.written;
+      if (this.ended) return undefined;
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+}
+
+/** Reads of a followed layer. */
+const FOLLOW_READ = 512 << 10;
+/** Bytes decompressed between two looks at the event loop (for the copy when the check runs on its thread). */
+const FOLLOW_SLICE = 4 << 20;
+
+/**
+ * followLayer decompresses and hashes a layer as its bytes reach the file; it returns what they decompress to. It
+ * works synchronously, slice by slice, so it belongs on a thread of its own (blob-check-worker), one layer at a time.
+ */
+export async function followLayer(job: LayerFollow, tail: LayerTail): Promise<{ diffId: string; bytes: number }> {
+  const h = new Sha256Counter();
+  const fh = await open(job.path, 'r');
+  const inflater = syncDecompressor(job.compression);
+  try {
+    let pos = 0;
+    const buf = Buffer.allocUnsafe(FOLLOW_READ);
+    /** read fills buf with the next stored bytes once they are written; 0 at the end. */
+    const read = async (into: Buffer): Promise<number> => {
+      const written = await tail.beyond(pos);
+      if (written === undefined) return 0;
+      const bytesRead = readSync(fh.fd, into, 0, Math.min(into.length, written - pos), job.offset + pos);
+      if (bytesRead === 0) throw new Error(`${job.path}: ends at ${job.offset + pos}, before the bytes written`);
+      pos += bytesRead;
+      return bytesRead;
+    };
+    if (!inflater) await gunzipInto(read, h);
+    else {
+      let slice = 0;
+      for (let n = await read(buf); n > 0; n = await read(buf)) {
+        for (const out of inflater.write(buf.subarray(0, n))) h.update(out);
+        slice += n;
+        if (slice >= FOLLOW_SLICE) {
+          slice = 0;
+          await new Promise<void>((r) => setImmediate(r));
+        }
+      }
+      for (const out of inflater.end()) h.update(out);
+    }
+    return { diffId: h.digest(), bytes: h.bytes };
+  } finally {
+    inflater?.close();
+    await fh.close();
+  }
+}
+
+/**
+ * gunzipInto hashes what the gzip stream read() gives decompresses to, through zlib's stream (when this Node offers
+ * no synchronous one). Two input buffers take turns: one is read into while zlib works on the other.
+ */
+async function gunzipInto(read: (buf: Buffer) => Promise<number>, h: Sha256Counter): Promise<void> {
+  // 256 KiB output chunks: zlib's default 16 KiB makes gunzip spend twice as long crossing into JavaScript.
+  const gunzip = createGunzip({ chunkSize: 256 << 10 });
+  let readFailure: { err: unknown } | undefined;
+  const feed = async (): Promise<void> => {
+    const bufs = [Buffer.allocUnsafe(FOLLOW_READ), Buffer.allocUnsafe(FOLLOW_READ)];
+    // A write's callback says zlib is done with its buffer (or failed: the stream then says why).
+    const consumed: Promise<unknown>[] = [Promise.resolve(), Promise.resolve()];
+    for (let k = 0; !gunzip.destroyed; k ^= 1) {
+      await consumed[k];
+      let n: number;
+      try {
+        n = await read(bufs[k]!);
+      } catch (err) {
+        readFailure = { err };
+        gunzip.destroy(err as Error);
+        return;
+      }
+      if (n === 0) break;
+      consumed[k] = new Promise((resolve) => gunzip.write(bufs[k]!.subarray(0, n), resolve));
+    }
+    await Promise.all(consumed);
+    if (!gunzip.destroyed) gunzip.end();
+  };
+  const fed = feed();
+  try {
+    for await (const chunk of chunksOf(gunzip)) h.update(chunk);
+  } catch (err) {
+    // The feed stops at its next step; it may be waiting for the copy, so it is not waited for.
+    gunzip.destroy();
+    if (readFailure) throw readFailure.err;
+    throw new DecompressError(`gzip data is corrupt: ${(err as Error).message}`);
+  }
+  await fed;
+}
+

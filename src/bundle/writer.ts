@@ -8,12 +8,10 @@ import { compressionOf, layerMediaType, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST 
 import type { OciManifest } from '../image/model.js';
 import { hostPlatform, platformMatches, type Platform } from '../image/platform.js';
 import type { KeptImageManifest, KeptManifest } from '../sources/source.js';
-import { decompress } from '../transfer/decompress.js';
-import { Sha256Counter } from '../transfer/hash.js';
-import { ByteQueue } from '../transfer/queue.js';
+import { LayerChecks } from './blob-check-pool.js';
 
 import { LayerCompressor } from '../transfer/compress.js';
-import { TarFileWriter } from '../tar/file-writer.js';
+import { TarFileWriter, WriteBehind } from '../tar/file-writer.js';
 import {
   blobPath,
   BUNDLE_MEDIA_TYPE,
@@ -34,8 +32,10 @@ import { CREATOR } from '../version.js';
 import { BUNDLE_SIGNATURE, type Signer } from '../sign/signature.js';
 import { Leftover } from './leftover.js';
 
-/** Bytes a layer's diffID check may fall behind its copy before the copy waits. */
-const CHECK_BACKLOG = 16 << 20;
+/** Layers whose diffID check may wait behind the copy (their bytes wait on disk, in the bundle) before it waits. */
+const MAX_CHECKS = 64;
+/** Bytes of a kept blob that may wait in memory for the write before it (see WriteBehind). */
+const WRITE_BEHIND = 4 << 20;
 
 export interface BundleWriterOptions {
   compression: Compression;
@@ -70,6 +70,7 @@ export class BundleWriter {
   /** diffID checks of kept layers still running (see addBlob). */
   private readonly checks = new Set<Promise<void>>();
   private checkFailure: unknown;
+  private layerChecks: LayerChecks | undefined;
 
   /** A killed run's temp file for the same bundle, whose finished blobs may be taken (see reuseLeftovers). */
   private readonly leftover: Leftover | undefined;
@@ -206,44 +207,43 @@ export class BundleWriter {
 
   /**
    * addBlob stores a compressed layer byte for byte (its digest is kept) and checks that it decompresses to the
-   * diffID its image claims. The check runs beside the copy, not in its way: gunzip works on zlib's threads
-   * while the next bytes arrive, a bounded queue between them. commit() waits for every check, so a layer that
-   * lies still fails the bundle. The blob must not be stored yet (ask hasBlob).
+   * diffID its image claims. The check is not in the copy's way: it runs on a worker thread (see LayerChecks),
+   * reading the layer back from the bundle file as the copy writes it, so the copy never waits for it and nothing
+   * waits in memory. commit() waits for every check, so a layer that lies still fails the bundle. The blob must not
+   * be stored yet (ask hasBlob).
    */
   async addBlob(blob: { mediaType: string; digest: Digest; size: number; diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<StoredLayer> {
     const compression = compressionOf(blob.mediaType);
     if (!compression) throw new Error(`BundleWriter.addBlob: ${blob.mediaType} is not a layer media type`);
     if (this.blobs.has(blob.digest)) throw new Error(`BundleWriter.addBlob: ${blob.digest} is already stored`);
-    // At most two layers are checked behind the copy, so memory stays bounded whatever the image.
-    while (this.checks.size >= 2) await Promise.race(this.checks);
+    while (this.checks.size >= MAX_CHECKS) await Promise.race(this.checks);
     if (this.checkFailure !== undefined) throw this.checkFailure;
     const layer: StoredLayer = { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, diffId: blob.diffId, uncompressedSize: 0 };
-    const queue = new ByteQueue(CHECK_BACKLOG);
-    const check = (async (): Promise<void> => {
-      const raw = new Sha256Counter();
-      // Nothing decompressed is kept: the limit only stops a bomb from burning CPU for ever.
-      for await (const chunk of decompress(queue, compression, Number.MAX_SAFE_INTEGER, { transient: true })) raw.update(chunk);
-      const got = raw.digest();
-      if ((got as string) !== blob.diffId) throw new LayerMismatchError(blob.digest, blob.diffId, got);
-      layer.uncompressedSize = raw.bytes;
-    })();
-    check.catch((err: unknown) => queue.fail(err));
     const entry = this.tar.beginEntry();
+    this.layerChecks ??= new LayerChecks();
+    const check = this.layerChecks.start({ path: this.tar.tempPath, offset: entry.offset, compression });
+    this.layerChecks.copying(true);
+    const out = new WriteBehind(entry, WRITE_BEHIND, (n) => check.grew(n));
     try {
-      for await (const chunk of body) {
-        await entry.write(chunk);
-        await queue.push(chunk);
-      }
-      queue.end();
+      for await (const chunk of body) await out.push(chunk);
+      await out.drain();
+      check.end(out.written);
+      await entry.finish(blobPath(blob.digest));
     } catch (err) {
+      await out.settle();
       entry.discard();
-      queue.fail(err);
+      check.cancel();
       throw err;
+    } finally {
+      this.layerChecks.copying(false);
     }
-    await entry.finish(blobPath(blob.digest));
     // A check that fails after its copy is done is kept as the writer's failure, for the next addBlob or commit.
-    const tracked: Promise<void> = check.then(
-      () => void this.checks.delete(tracked),
+    const tracked: Promise<void> = check.result.then(
+      (r) => {
+        this.checks.delete(tracked);
+        if (r.diffId !== blob.diffId) this.checkFailure ??= new LayerMismatchError(blob.digest, blob.diffId, r.diffId);
+        layer.uncompressedSize = r.bytes;
+      },
       (err: unknown) => {
         this.checks.delete(tracked);
         this.checkFailure ??= err;
@@ -369,6 +369,7 @@ export class BundleWriter {
   /** commit writes the indexes after every blob they name, then renames the temp file into place. */
   async commit(): Promise<BundleIndex> {
     await Promise.all(this.checks);
+    await this.layerChecks?.close();
     if (this.checkFailure !== undefined) throw this.checkFailure;
     const index: BundleIndex = {
       mediaType: BUNDLE_MEDIA_TYPE,
@@ -392,6 +393,7 @@ export class BundleWriter {
   }
 
   async abort(): Promise<void> {
+    await this.layerChecks?.close();
     await this.leftover?.close().catch(() => undefined);
     await this.tar.abort();
   }

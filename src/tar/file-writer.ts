@@ -67,6 +67,7 @@ export class TarFileWriter {
       this.open = false;
     };
     return {
+      offset: headerPos + BLOCK,
       write: async (chunk: Buffer): Promise<void> => {
         let off = 0;
         while (off < chunk.length) {
@@ -74,6 +75,19 @@ export class TarFileWriter {
           off += bytesWritten;
         }
         size += chunk.length;
+      },
+      writev: async (chunks: readonly Buffer[]): Promise<void> => {
+        let rest = chunks;
+        while (rest.length > 0) {
+          const { bytesWritten } = await fh.writev(rest as Buffer[], headerPos + BLOCK + size).catch(this.located);
+          if (bytesWritten === 0) throw new Error(`${this.path}: a write wrote nothing`);
+          size += bytesWritten;
+          // A short write (more buffers than one call takes): go on with what is left.
+          let k = bytesWritten;
+          let i = 0;
+          while (i < rest.length && k >= rest[i]!.length) k -= rest[i++]!.length;
+          rest = i < rest.length ? [rest[i]!.subarray(k), ...rest.slice(i + 1)] : [];
+        }
       },
       finish: async (name: string): Promise<void> => {
         if (this.names.has(name)) throw new Error(`duplicate tar entry ${name}`);
@@ -121,7 +135,11 @@ export class TarFileWriter {
 }
 
 export interface TarEntryWriter {
+  /** Where the entry's content starts in the file (it is written there as it comes, before the header). */
+  readonly offset: number;
   write(chunk: Buffer): Promise<void>;
+  /** writev writes several chunks in one call; like write, one call at a time. */
+  writev(chunks: readonly Buffer[]): Promise<void>;
   /** finish names the entry and writes its header; name must be new. */
   finish(name: string): Promise<void>;
   /** discard drops what was written, e.g. a layer found to be a repeat. */
@@ -149,5 +167,71 @@ function alive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * WriteBehind writes an entry's chunks while the next ones arrive: push returns at once unless `limit` bytes are
+ * already waiting, and whatever gathered during one write goes out in the next (one writev), so a stream of small
+ * chunks costs a few large writes instead of a round trip each. The chunks must not be reused.
+ */
+export class WriteBehind {
+  private queue: Buffer[] = [];
+  private queued = 0;
+  private inflight: Promise<void> | undefined;
+  private failed: { err: unknown } | undefined;
+  /** Bytes on disk so far. */
+  written = 0;
+
+  constructor(
+    private readonly entry: TarEntryWriter,
+    private readonly limit: number,
+    private readonly onWritten: (written: number) => void = () => undefined,
+  ) {}
+
+  async push(chunk: Buffer): Promise<void> {
+    this.rethrow();
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    this.kick();
+    while (this.queued >= this.limit && this.inflight) await this.inflight;
+    this.rethrow();
+  }
+
+  /** drain waits until everything pushed is written. */
+  async drain(): Promise<void> {
+    while (this.inflight) await this.inflight;
+    this.rethrow();
+  }
+
+  private rethrow(): void {
+    if (this.failed) throw this.failed.err;
+  }
+
+  /** settle waits for the write in flight, if any, and never throws: after it, the entry may be discarded. */
+  async settle(): Promise<void> {
+    this.queue = [];
+    this.queued = 0;
+    while (this.inflight) await this.inflight;
+  }
+
+  private kick(): void {
+    if (this.inflight || this.failed || this.queue.length === 0) return;
+    const bufs = this.queue;
+    const n = this.queued;
+    this.queue = [];
+    this.queued = 0;
+    this.inflight = this.entry.writev(bufs).then(
+      () => {
+        this.written += n;
+        this.inflight = undefined;
+        this.onWritten(this.written);
+        this.kick();
+      },
+      (err: unknown) => {
+        this.failed = { err };
+        this.inflight = undefined;
+      },
+    );
   }
 }

@@ -1,5 +1,5 @@
 // decompress: a layer's stored bytes back to its tar, bounded by the size the index declares (bomb-proof).
-import { createGunzip } from 'node:zlib';
+import { constants as zlibConstants, createGunzip, type Gunzip } from 'node:zlib';
 import zstd from 'zstd-napi/binding.js';
 import type { Compression } from '../image/media-types.js';
 import { piped } from './piped.js';
@@ -76,4 +76,126 @@ async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) 
     }
   }
   if (!sawInput || last !== 0) throw new DecompressError('zstd data ends in the middle of a frame (truncated)');
+}
+
+/**
+ * A decompressor that works on the calling thread, into one reused buffer: for the checks and loads that run on
+ * threads of their own. (zlib's streams run each step on the shared thread pool, where they queue in front of file
+ * I/O, and allocate a fresh buffer for every output chunk.) Its generators yield the output piece by piece, each
+ * valid until the next is asked for, so however much one input expands to, no more than a piece is held.
+ */
+export interface SyncDecompressor {
+  write(input: Buffer): Generator<Buffer, void, undefined>;
+  /** end says the input is complete; it throws DecompressError if the compressed stream is not. */
+  end(): Generator<Buffer, void, undefined>;
+  close(): void;
+}
+
+const OUT = 256 << 10;
+
+/** syncDecompressor returns undefined for gzip when this Node's zlib offers no synchronous stream (then use decompress). */
+export function syncDecompressor(compression: Compression): SyncDecompressor | undefined {
+  if (compression === 'none') return new SyncNone();
+  if (compression === 'zstd') return new SyncZstd();
+  return SyncGunzip.create();
+}
+
+class SyncNone implements SyncDecompressor {
+  *write(input: Buffer): Generator<Buffer, void, undefined> {
+    if (input.length > 0) yield input;
+  }
+
+  *end(): Generator<Buffer, void, undefined> {}
+
+  close(): void {}
+}
+
+class SyncZstd implements SyncDecompressor {
+  private readonly dctx = new zstd.DCtx();
+  private readonly out = Buffer.allocUnsafe(OUT);
+  private last = 0;
+  private sawInput = false;
+
+  constructor() {
+    this.dctx.setParameter(zstd.DParameter.windowLogMax, 27);
+  }
+
+  *write(input: Buffer): Generator<Buffer, void, undefined> {
+    if (input.length > 0) this.sawInput = true;
+    let rest = input;
+    for (;;) {
+      let produced: number, consumed: number;
+      try {
+        [this.last, produced, consumed] = this.dctx.decompressStream(this.out, rest);
+      } catch (err) {
+        throw new DecompressError(`zstd data is corrupt: ${(err as Error).message}`);
+      }
+      rest = rest.subarray(consumed);
+      if (produced > 0) yield this.out.subarray(0, produced);
+      // A full buffer may leave more to flush without new input, unless the frame just ended (see decompress).
+      if (rest.length === 0 && (produced < this.out.length || this.last === 0)) return;
+    }
+  }
+
+  *end(): Generator<Buffer, void, undefined> {
+    if (!this.sawInput || this.last !== 0) throw new DecompressError('zstd data ends in the middle of a frame (truncated)');
+  }
+
+  close(): void {}
+}
+
+/** The synchronous side of a zlib stream, as zlib's own *Sync functions drive it: writeSync on its handle. */
+interface ZlibHandle {
+  writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void;
+}
+
+class SyncGunzip implements SyncDecompressor {
+  private readonly out = Buffer.allocUnsafe(OUT);
+
+  private constructor(
+    private readonly stream: Gunzip,
+    private readonly handle: ZlibHandle,
+    private readonly state: Uint32Array,
+  ) {}
+
+  static create(): SyncGunzip | undefined {
+    const stream = createGunzip();
+    const inner = stream as unknown as { _handle?: Partial<ZlibHandle>; _writeState?: unknown };
+    if (typeof inner._handle?.writeSync !== 'function' || !(inner._writeState instanceof Uint32Array)) {
+      stream.close();
+      return undefined;
+    }
+    // zlib reports corrupt data by destroying the stream with the error (an 'error' event follows; errored has it now).
+    stream.on('error', () => undefined);
+    return new SyncGunzip(stream, inner._handle as ZlibHandle, inner._writeState);
+  }
+
+  write(input: Buffer): Generator<Buffer, void, undefined> {
+    return this.run(zlibConstants.Z_NO_FLUSH, input);
+  }
+
+  end(): Generator<Buffer, void, undefined> {
+    return this.run(zlibConstants.Z_FINISH, Buffer.alloc(0));
+  }
+
+  private *run(flush: number, input: Buffer): Generator<Buffer, void, undefined> {
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      if (this.stream.destroyed) throw new DecompressError(`gzip data is corrupt: ${this.stream.errored?.message ?? 'the stream was closed'}`);
+      this.handle.writeSync(flush, input, inOff, inLen, this.out, 0, this.out.length);
+      if (this.stream.errored) throw new DecompressError(`gzip data is corrupt: ${this.stream.errored.message}`);
+      const availOut = this.state[0]!;
+      const availIn = this.state[1]!;
+      inOff += inLen - availIn;
+      inLen = availIn;
+      if (availOut < this.out.length) yield this.out.subarray(0, this.out.length - availOut);
+      // A full output buffer means zlib may have more to give from the same input.
+      if (availOut !== 0) return;
+    }
+  }
+
+  close(): void {
+    this.stream.close();
+  }
 }
