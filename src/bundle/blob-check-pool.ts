@@ -2,9 +2,10 @@
 // cores finish together.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { checkBlob, followLayer, LayerTail, type BlobCheck, type LayerFollow } from './blob-check.js';
-import type { FollowAnswer, FollowMessage } from './blob-check-worker.js';
+import { checkBlob, followLayer, LayerTail, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
+import type { FollowAnswer, FollowMessage, InflateAnswer, InflateFailure, InflateMessage } from './blob-check-worker.js';
 import { DecompressError } from '../transfer/decompress.js';
+import { DigestMismatchError } from '../transfer/hash.js';
 import { workerScript } from '../transfer/worker-url.js';
 
 const script = workerScript(import.meta.url, 'blob-check-worker');
@@ -193,3 +194,74 @@ export class LayerChecks {
   }
 }
 
+/** Chunks a worker may decompress ahead of the thread that sends them (1 MiB each). */
+const INFLATE_WINDOW = 4;
+
+/** The worker loads decompress on: one, shared, holding the process open only while a blob streams. */
+let inflater: { worker: Worker; active: number; listeners: Map<number, (m: InflateAnswer | { crashed: unknown }) => void> } | undefined;
+let nextInflate = 1;
+
+function inflaterWorker(): NonNullable<typeof inflater> {
+  if (inflater) return inflater;
+  const worker = new Worker(script!);
+  const it = { worker, active: 0, listeners: new Map<number, (m: InflateAnswer | { crashed: unknown }) => void>() };
+  worker.on('message', (m: InflateAnswer) => it.listeners.get(m.id)?.(m));
+  worker.on('error', (crashed) => {
+    if (inflater === it) inflater = undefined;
+    for (const l of it.listeners.values()) l({ crashed });
+  });
+  worker.unref();
+  inflater = it;
+  return it;
+}
+
+function inflateError(f: InflateFailure): Error {
+  if (f.kind === 'digest') return new DigestMismatchError(f.what, f.expected, f.actual);
+  return f.kind === 'decompress' ? new DecompressError(f.message) : new Error(f.message);
+}
+
+/**
+ * inflatedOnWorker streams a stored blob of a bundle decompressed: read, checked against its digest and size, and
+ * decompressed within its limit on a worker (inflateBlob), a few chunks ahead, so the thread that sends the bytes on
+ * only sends them. It throws as the same steps in this thread would. undefined when there are no workers (ferry run
+ * from its TypeScript): the caller then does it in this thread.
+ */
+export function inflatedOnWorker(job: InflateJob): AsyncIterable<Buffer> | undefined {
+  if (!script) return undefined;
+  return (async function* (): AsyncGenerator<Buffer> {
+    const it = inflaterWorker();
+    const id = nextInflate++;
+    const queue: Buffer[] = [];
+    let end: { done: true } | { failed: Error } | undefined;
+    let wake: (() => void) | undefined;
+    it.listeners.set(id, (m) => {
+      if ('chunk' in m) queue.push(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+      else if ('done' in m) end = { done: true };
+      else end = { failed: 'failed' in m ? inflateError(m.failed) : (m.crashed as Error) };
+      const w = wake;
+      wake = undefined;
+      w?.();
+    });
+    if (it.active++ === 0) it.worker.ref();
+    try {
+      it.worker.postMessage({ type: 'inflate', id, window: INFLATE_WINDOW, ...job } satisfies InflateMessage);
+      for (;;) {
+        const chunk = queue.shift();
+        if (chunk) {
+          yield chunk;
+          it.worker.postMessage({ type: 'credit', id } satisfies InflateMessage);
+          continue;
+        }
+        if (end) {
+          if ('failed' in end) throw end.failed;
+          return;
+        }
+        await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      if (!end) it.worker.postMessage({ type: 'stop', id } satisfies InflateMessage);
+      it.listeners.delete(id);
+      if (--it.active === 0) it.worker.unref();
+    }
+  })();
+}

@@ -1,9 +1,11 @@
 // Worker thread entry for ferry's blob checks, one at a time per worker, so blobs are checked on every core at once.
 // verify sends whole blobs (checkBlob); a pack sends the layers it copies (followLayer), each read from the bundle
-// file as the copy writes it, the worker told how far the copy has come.
+// file as the copy writes it, the worker told how far the copy has come. A load has blobs read, checked and
+// decompressed here (inflateBlob), their chunks moved to the thread that sends them, a few ahead of it.
 import { parentPort } from 'node:worker_threads';
-import { checkBlob, followLayer, LayerTail, type BlobCheck, type LayerFollow } from './blob-check.js';
+import { checkBlob, followLayer, inflateBlob, LayerTail, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
 import { DecompressError } from '../transfer/decompress.js';
+import { DigestMismatchError } from '../transfer/hash.js';
 
 export type FollowMessage =
   | ({ type: 'follow'; id: number } & LayerFollow)
@@ -12,9 +14,60 @@ export type FollowMessage =
 
 export type FollowAnswer = { id: number; diffId: string; bytes: number } | { id: number; error: string; corrupt: boolean };
 
-const tails = new Map<number, LayerTail>();
+export type InflateMessage = ({ type: 'inflate'; id: number; window: number } & InflateJob) | { type: 'credit' | 'stop'; id: number };
 
-parentPort!.on('message', (m: (BlobCheck & { id: number; type?: undefined }) | FollowMessage) => {
+/** What a failed inflate says, so the other side throws the same error. */
+export type InflateFailure =
+  | { kind: 'digest'; what: string; expected: string; actual: string }
+  | { kind: 'decompress'; message: string }
+  | { kind: 'other'; message: string };
+
+export type InflateAnswer = { id: number; chunk: Uint8Array } | { id: number; done: true } | { id: number; failed: InflateFailure };
+
+const tails = new Map<number, LayerTail>();
+const inflating = new Map<number, { credit(): void; stop(): void }>();
+
+function inflate(m: { id: number; window: number } & InflateJob): void {
+  let inFlight = 0;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  inflating.set(m.id, {
+    credit: () => {
+      inFlight--;
+      poke();
+    },
+    stop: () => {
+      stopped = true;
+      poke();
+    },
+  });
+  const emit = async (chunk: Buffer): Promise<void> => {
+    while (inFlight >= m.window && !stopped) await new Promise<void>((r) => (wake = r));
+    if (stopped) throw new Error('stopped');
+    inFlight++;
+    parentPort!.postMessage({ id: m.id, chunk } satisfies InflateAnswer, [chunk.buffer as ArrayBuffer]);
+  };
+  inflateBlob(m, emit)
+    .then(
+      () => parentPort!.postMessage({ id: m.id, done: true } satisfies InflateAnswer),
+      (err: unknown) => {
+        if (stopped) return;
+        const failed: InflateFailure =
+          err instanceof DigestMismatchError
+            ? { kind: 'digest', what: err.what, expected: err.expected, actual: err.actual }
+            : { kind: err instanceof DecompressError ? 'decompress' : 'other', message: String((err as Error)?.message ?? err) };
+        parentPort!.postMessage({ id: m.id, failed } satisfies InflateAnswer);
+      },
+    )
+    .finally(() => inflating.delete(m.id));
+}
+
+parentPort!.on('message', (m: (BlobCheck & { id: number; type?: undefined }) | FollowMessage | InflateMessage) => {
   switch (m.type) {
     case undefined:
       checkBlob(m).then(
@@ -41,6 +94,15 @@ parentPort!.on('message', (m: (BlobCheck & { id: number; type?: undefined }) | F
       return;
     case 'cancel':
       tails.get(m.id)?.fail(new Error('cancelled'));
+      return;
+    case 'inflate':
+      inflate(m);
+      return;
+    case 'credit':
+      inflating.get(m.id)?.credit();
+      return;
+    case 'stop':
+      inflating.get(m.id)?.stop();
       return;
   }
 });

@@ -180,3 +180,93 @@ async function gunzipInto(read: (buf: Buffer) => Promise<number>, h: Sha256Count
   await fed;
 }
 
+/** A stored blob of a bundle to stream decompressed (ferry load): where it is, what it must be, how big it may get. */
+export interface InflateJob {
+  path: string;
+  offset: number;
+  /** Bytes the entry holds; the blob is checked against size and digest. */
+  length: number;
+  digest: string;
+  size: number;
+  /** The entry's name, for messages. */
+  what: string;
+  compression: Compression;
+  /** Most bytes it may decompress to (bomb-proof, see decompress). */
+  limit: number;
+}
+
+/** Chunks inflateBlob hands out, and reads of the stored blob. */
+const INFLATE_CHUNK = 1 << 20;
+const INFLATE_READ = 512 << 10;
+
+/**
+ * inflateBlob reads a stored blob, checks it against its digest and size and decompresses it within its limit, as
+ * the load's own stream does (verified, decompress), handing out its bytes in fresh chunks of their own, so a worker
+ * can move them to the thread that sends them without a copy. It throws as they throw. Nothing else is allocated
+ * per chunk: one read buffer and the decompressor's own are reused.
+ */
+export async function inflateBlob(job: InflateJob, emit: (chunk: Buffer) => Promise<void>): Promise<void> {
+  const inflater = syncDecompressor(job.compression);
+  if (!inflater) return inflateBlobStreamed(job, emit);
+  const fh = await open(job.path, 'r');
+  try {
+    const stored = new Sha256Counter();
+    const buf = Buffer.allocUnsafe(INFLATE_READ);
+    let total = 0;
+    let staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
+    let held = 0;
+    const take = async (pieces: Iterable<Buffer>): Promise<void> => {
+      for (let piece of pieces) {
+        total += piece.length;
+        if (total > job.limit) throw new DecompressError(`decompresses to more than its declared ${job.limit} bytes`);
+        while (piece.length > 0) {
+          const n = piece.copy(staging, held);
+          held += n;
+          piece = piece.subarray(n);
+          if (held === staging.length) {
+            await emit(staging);
+            staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
+            held = 0;
+          }
+        }
+      }
+    };
+    for (let pos = 0; pos < job.length; ) {
+      const n = readSync(fh.fd, buf, 0, Math.min(buf.length, job.length - pos), job.offset + pos);
+      if (n === 0) throw new Error(`${job.path}: ends at ${job.offset + pos}, inside ${job.what}`);
+      pos += n;
+      stored.update(buf.subarray(0, n));
+      if (stored.bytes > job.size) throw new DigestMismatchError(`${job.what} is larger than its recorded size`, `${job.size} bytes`, `more than ${job.size}`);
+      await take(inflater.write(buf.subarray(0, n)));
+    }
+    if (stored.bytes !== job.size) throw new DigestMismatchError(`${job.what} is shorter than its recorded size`, `${job.size} bytes`, `${stored.bytes} bytes`);
+    const d = stored.digest();
+    if (d !== job.digest) throw new DigestMismatchError(`${job.what} digest`, job.digest, d);
+    await take(inflater.end());
+    if (held > 0) await emit(staging.subarray(0, held));
+  } finally {
+    inflater.close();
+    await fh.close();
+  }
+}
+
+/** inflateBlobStreamed is inflateBlob through zlib's stream, when this Node offers no synchronous one. */
+async function inflateBlobStreamed(job: InflateJob, emit: (chunk: Buffer) => Promise<void>): Promise<void> {
+  const raw = job.length === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + job.length - 1, highWaterMark: INFLATE_CHUNK });
+  const out = decompress(verified(raw, { digest: job.digest, size: job.size, what: job.what }), job.compression, job.limit);
+  let staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
+  let held = 0;
+  for await (let chunk of out) {
+    while (chunk.length > 0) {
+      const n = chunk.copy(staging, held);
+      held += n;
+      chunk = chunk.subarray(n);
+      if (held === staging.length) {
+        await emit(staging);
+        staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
+        held = 0;
+      }
+    }
+  }
+  if (held > 0) await emit(staging.subarray(0, held));
+}

@@ -1,16 +1,26 @@
 // DockerDaemonSink: images into the Docker daemon at DOCKER_HOST through its load endpoint. It streams a
 // docker-save archive with only the layers whose chain the daemon lacks, checks the answer, then tags.
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import type { DockerEngineClient } from '../engine/client.js';
 import { heldChains, inspectImage, tagImage } from '../engine/images.js';
 import { chainIds, hex, type ChainId } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
 import type { Platform } from '../image/platform.js';
 import { parseReference, repository } from '../image/reference.js';
+import { BLOCK, encodeHeader } from '../tar/header.js';
 import { FerryError } from '../ui/errors.js';
 import type { ImageSink, ImageToLoad, LoadedImage } from './sink.js';
+
+const ZEROS = Buffer.alloc(BLOCK);
+/** The end of a tar: two zero blocks. */
+const END = Buffer.alloc(2 * BLOCK);
+
+/** file is one small tar entry: header, content, padding. */
+function* file(name: string, bytes: Buffer): Generator<Buffer> {
+  yield encodeHeader(name, bytes.length);
+  yield bytes;
+  if (bytes.length % BLOCK) yield ZEROS.subarray(0, BLOCK - (bytes.length % BLOCK));
+}
 
 export class DockerDaemonSink implements ImageSink {
   private readonly engine: DockerEngineClient;
@@ -54,9 +64,11 @@ export class DockerDaemonSink implements ImageSink {
     }
   }
 
-  /** stream sends one docker-save archive; the daemon unpacks it whole before it registers anything. */
+  /**
+   * stream sends one docker-save archive; the daemon unpacks it whole before it registers anything. The archive is
+   * framed here (headers, the layers' own chunks, padding), each chunk handed to the request as it comes.
+   */
   private async stream(images: readonly ImageToLoad[], held: ReadonlySet<ChainId>, events: { layer?(diffId: string): void }, signal?: AbortSignal): Promise<LoadedImage[]> {
-    const pack = tar.pack();
     const sent = new Set<string>();
     const plan: { img: ImageToLoad; send: boolean[] }[] = images.map((img) => {
       const chains = chainIds(img.layers.map((l) => l.diffId));
@@ -72,64 +84,60 @@ export class DockerDaemonSink implements ImageSink {
       RepoTags: null,
       Layers: img.layers.map((l) => `${hex(l.diffId)}/layer.tar`),
     }));
-    // stop ends a feed stuck on backpressure when the daemon has stopped reading (the request failed first).
-    const stop = new AbortController();
-    const feed = async (): Promise<void> => {
-      const add = async (name: string, bytes: Buffer): Promise<void> => {
-        await new Promise<void>((res, rej) => pack.entry({ name, size: bytes.length, mtime: new Date(0) }, bytes, (err) => (err ? rej(err) : res())));
-      };
-      await add('manifest.json', Buffer.from(JSON.stringify(manifest)));
-      for (const { img, send } of plan) {
-        await add(`${hex(img.imageId)}.json`, img.config);
-        for (const [i, l] of img.layers.entries()) {
-          if (!send[i]) continue;
-          const w = pack.entry({ name: `${hex(l.diffId)}/layer.tar`, size: l.uncompressedSize, mtime: new Date(0) });
-          // The entry errors when the pack is destroyed; that is reported through the pack, not here.
-          let broken: unknown;
-          w.on('error', (err: unknown) => void (broken = err));
-          for await (const chunk of l.open()) {
-            signal?.throwIfAborted();
-            if (broken) throw broken;
-            if (!w.write(chunk)) await once(w, 'drain', { signal: stop.signal });
+    // Why the archive stopped, when it was the archive (a layer that failed its checks) and not the daemon.
+    let feedError: { err: unknown } | undefined;
+    let fedNow: () => void = () => undefined;
+    const fed = new Promise<void>((r) => (fedNow = r));
+    const archive = async function* (): AsyncGenerator<Buffer> {
+      try {
+        yield* file('manifest.json', Buffer.from(JSON.stringify(manifest)));
+        for (const { img, send } of plan) {
+          yield* file(`${hex(img.imageId)}.json`, img.config);
+          for (const [i, l] of img.layers.entries()) {
+            if (!send[i]) continue;
+            const name = `${hex(l.diffId)}/layer.tar`;
+            yield encodeHeader(name, l.uncompressedSize);
+            let n = 0;
+            for await (const chunk of l.open()) {
+              signal?.throwIfAborted();
+              n += chunk.length;
+              if (n > l.uncompressedSize) throw new Error(`${name}: more than the ${l.uncompressedSize} bytes its header says`);
+              yield chunk;
+            }
+            if (n !== l.uncompressedSize) throw new Error(`${name}: ${n} bytes, not the ${l.uncompressedSize} its header says`);
+            if (n % BLOCK) yield ZEROS.subarray(0, BLOCK - (n % BLOCK));
+            events.layer?.(l.diffId);
           }
-          const finished = once(w, 'finish', { signal: stop.signal });
-          w.end(undefined);
-          await finished;
-          events.layer?.(l.diffId);
         }
+        yield END;
+      } catch (err) {
+        // A failed archive breaks the request, so the daemon's unpack fails before it registers anything.
+        feedError = { err };
+        throw err;
+      } finally {
+        fedNow();
       }
-      pack.finalize();
     };
-    const request = this.engine.request({
-      method: 'POST',
-      path: '/images/load',
-      query: { quiet: '1' },
-      headers: { 'content-type': 'application/x-tar' },
-      body: Readable.from(pack as unknown as AsyncIterable<Buffer>, { objectMode: false }),
-      long: true,
-      ...(signal ? { signal } : {}),
-    });
-    // A failed feed breaks the stream, so the daemon's unpack fails before it registers anything.
-    const fed = feed().then(
-      () => undefined,
-      (err: unknown) => {
-        pack.destroy(err instanceof Error ? err : new Error(String(err)));
-        return err;
-      },
-    );
     let res;
     try {
-      res = await request;
+      res = await this.engine.request({
+        method: 'POST',
+        path: '/images/load',
+        query: { quiet: '1' },
+        headers: { 'content-type': 'application/x-tar' },
+        body: Readable.from(archive(), { objectMode: false, highWaterMark: 1 << 20 }),
+        long: true,
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
-      stop.abort();
-      pack.destroy();
-      const feedError = await fed;
-      throw feedError && (feedError as Error).name !== 'AbortError' ? feedError : err;
+      if (feedError) throw feedError.err;
+      throw err;
     }
-    const feedError = await fed;
+    // The daemon may answer before it has read everything: what was sent must have been sent whole.
+    await fed;
     if (feedError) {
       res.body.destroy();
-      throw feedError;
+      throw feedError.err;
     }
     const text = await res.body.text();
     if (res.statusCode >= 300) {

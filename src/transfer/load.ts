@@ -6,6 +6,7 @@ import type { BundleReader } from '../bundle/reader.js';
 import { checkReferences } from '../bundle/verify.js';
 import { lookup } from '../bundle/lookup.js';
 import { pooled } from '../bundle/pool.js';
+import { inflatedOnWorker } from '../bundle/blob-check-pool.js';
 import { chainIds, sha256Of } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
@@ -56,7 +57,7 @@ export async function loadBundles(bundles: readonly BundleReader[], sink: ImageS
   const prepared: { bundle: BundleReader; chosen: BundleImage[]; images: ImageToLoad[]; skipped: LoadedBundle['skipped'] }[] = [];
   for (const [k, bundle] of views.entries()) {
     const images: ImageToLoad[] = [];
-    for (const { image, refs } of choices[k]!) images.push(await toLoad(bundle, image, refs, opts.retag ?? []));
+    for (const { image, refs } of choices[k]!) images.push(await toLoad(bundle, image, refs, opts.retag ?? [], [bundles[k]!, ...bundles]));
     prepared.push({ bundle, chosen: choices[k]!.map((c) => c.image), images, skipped: [] });
   }
 
@@ -131,7 +132,11 @@ function chooseAcross(bundles: readonly BundleReader[], names: readonly string[]
   return out;
 }
 
-async function toLoad(bundle: BundleReader, img: BundleImage, refs: readonly string[], retag: readonly RetagRule[]): Promise<ImageToLoad> {
+/** Layers smaller than this are decompressed in this thread: a worker's round trips would cost more than they save. */
+const ON_WORKER = 1 << 20;
+
+/** toLoad reads an image's config and says how to stream its layers; readers holds every bundle, this one first. */
+async function toLoad(bundle: BundleReader, img: BundleImage, refs: readonly string[], retag: readonly RetagRule[], readers: readonly BundleReader[]): Promise<ImageToLoad> {
   const config = await bundle.readBytes(blobPath(img.config.digest), 16 << 20);
   if (sha256Of(config) !== img.imageId) throw bundleError(bundle.path, blobPath(img.config.digest), 'content does not match its digest; nothing was loaded');
   return {
@@ -147,10 +152,20 @@ async function toLoad(bundle: BundleReader, img: BundleImage, refs: readonly str
         open: () => {
           if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(bundle.path, blobPath(l.digest), 'layer is not in this bundle');
           const entry = blobPath(blob.digest);
-          const stored = verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry });
           // The stored bytes are checked here; the diffID of what they decompress to is checked by the daemon itself
           // (it hashes every layer it receives against the config), so hashing it here too would only cost time.
-          const raw = sized(decompress(stored, compression, blob.uncompressedSize), blob.uncompressedSize, `${entry} (uncompressed)`);
+          // Big layers are read, checked and decompressed on a worker, so this thread only sends them on.
+          const holder = blob.size >= ON_WORKER ? readers.find((r) => r.blob(blob.digest)) : undefined;
+          const at = holder?.entries.get(entry);
+          const inflated =
+            at && holder
+              ? inflatedOnWorker({ path: holder.path, offset: at.offset, length: at.size, digest: blob.digest, size: blob.size, what: entry, compression, limit: blob.uncompressedSize })
+              : undefined;
+          const raw = sized(
+            inflated ?? decompress(verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), compression, blob.uncompressedSize),
+            blob.uncompressedSize,
+            `${entry} (uncompressed)`,
+          );
           return failingAs(raw, bundle.path, entry, 'the load was stopped: nothing was loaded or tagged');
         },
       };
