@@ -2,7 +2,7 @@
 // registry lacks is mounted or uploaded, then configs, manifests and indexes, each after everything it names.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -179,6 +179,8 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
   const prepared = new Map<Digest, Promise<PushableImage>>();
   const newDigestOf = new Map<Digest, Digest>();
 
+  // gzip keeps a core busy: one conversion per core at a time.
+  const converting = limiter(availableParallelism());
   const storedBlob = (digest: Digest, size: number): BlobToPush => {
     const entry = blobPath(digest);
     return {
@@ -205,7 +207,9 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
           cb(null, chunk);
         },
       });
-      p = pipeline(Readable.from(failingAs(raw, bundle.path, entry, STOPPED)), createGzip(), hashing, createWriteStream(path), { signal: signal ?? new AbortController().signal }).then(() => ({ digest: h.digest(), size: h.bytes, path }));
+      p = converting(() =>
+        pipeline(Readable.from(failingAs(raw, bundle.path, entry, STOPPED)), createGzip(), hashing, createWriteStream(path), { signal: signal ?? new AbortController().signal }).then(() => ({ digest: h.digest(), size: h.bytes, path })),
+      );
       converted.set(digest, p);
     }
     return p;
@@ -226,6 +230,12 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
         const gzipType = img.manifest.mediaType === DOCKER_MANIFEST ? DOCKER_LAYER_GZIP : OCI_LAYER_GZIP;
         const blobs: BlobToPush[] = [];
         const storedAs = new Map<string, { digest: Digest; size: number; mediaType: string }>();
+        // Every layer's conversion starts now (a few run at once, see toGzip); the blobs keep the layers' order.
+        const gzipped = img.layers.map((l) => {
+          const b = bundle.blob(l.digest);
+          return b && compressionOf(b.mediaType) === 'zstd' ? toGzip(b.digest) : undefined;
+        });
+        gzipped.forEach((g) => g?.catch(() => undefined));
         for (const [i, l] of img.layers.entries()) {
           const b = bundle.blob(l.digest);
           if (!b) continue;
@@ -233,7 +243,7 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
             blobs.push(storedBlob(b.digest, b.size));
             continue;
           }
-          const g = await toGzip(b.digest);
+          const g = await gzipped[i]!;
           m.layers[i] = { ...m.layers[i]!, mediaType: gzipType, digest: g.digest, size: g.size };
           storedAs.set(l.diffId, { digest: g.digest, size: g.size, mediaType: gzipType });
           blobs.push({ digest: g.digest, size: g.size, open: (offset) => createReadStream(g.path, { start: offset, highWaterMark: 1 << 20 }) });
@@ -251,9 +261,31 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
 
   try {
     await checkRelied(bundle, plan, sink, signal);
-    for (const repo of plan.repos) {
-      for (const { image, tags } of repo.images) {
+    // The first failure stops the rest (nothing new starts) and is what the push fails with.
+    let failure: { err: unknown } | undefined;
+    const lanes = new BlobLanes(BLOB_LANES, (err) => void (failure ??= { err }));
+    const failing = (err: unknown): never => {
+      failure ??= { err };
+      lanes.stop();
+      throw err;
+    };
+    const going = (): void => {
+      if (failure) throw new Error('the push stopped after a failure');
+    };
+    const pushBlob = (repo: string, b: BlobToPush, counted: boolean) => async (): Promise<void> => {
+      const outcome = await sink.pushBlob(repo, b, signal);
+      result.blobs[outcome]++;
+      if (outcome === 'uploaded') result.bytesUploaded += b.size;
+      if (counted) events.blob?.({ digest: b.digest, size: b.size, outcome, repo });
+    };
+    // Every image's blobs go into shared lanes as soon as it is prepared, so one image's big layer does not hold
+    // back the next image's; each image's manifests follow its own blobs, each repository's indexes its images.
+    // Results are listed in the plan's order, whatever order they finish in.
+    const pushed = plan.repos.map((repo) => Array.from({ length: repo.images.length + repo.indexes.length }, (): PushedImage[] => []));
+    const repoJobs = plan.repos.map(async (repo, r) => {
+      const imageJobs = repo.images.map(async ({ image, tags }, k) => {
         const p = await prepare(image);
+        going();
         for (const l of image.layers) {
           if (bundle.blob(l.digest)) continue;
           // Relied on: found before anything was pushed; mounted here if it lives in another repository.
@@ -261,31 +293,26 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
           if (!outcome) throw new FerryError('MISSING_LAYERS', `registry ${sink.registry} no longer has ${l.digest}, which ${repo.repo} relies on`, { hint: 'push the bundle that carried it, then push this one again' });
           result.blobs[outcome]++;
         }
-        await eachLimited(p.blobs, 4, async (b) => {
-          const outcome = await sink.pushBlob(repo.repo, b, signal);
-          result.blobs[outcome]++;
-          if (outcome === 'uploaded') result.bytesUploaded += b.size;
-          events.blob?.({ digest: b.digest, size: b.size, outcome, repo: repo.repo });
-        });
+        await settledAll(p.blobs.map((b) => lanes.run(b.digest, b.size, pushBlob(repo.repo, b, true))));
+        going();
+        const out = pushed[r]![k]!;
         for (const ref of tags.length ? tags : [p.digest]) {
           const digest = await sink.pushManifest(repo.repo, ref, p.bytes, p.mediaType, signal);
           const name = `${sink.registry}/${repo.repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref}`;
           events.manifest?.({ name, digest });
           events.image?.({ image, name, digest, storedAs: p.storedAs });
-          result.images.push({ name, digest, mediaType: p.mediaType, platform: `${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''}` });
+          out.push({ name, digest, mediaType: p.mediaType, platform: `${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''}` });
         }
-      }
-      for (const { index, tags } of repo.indexes) {
+      }).map((job) => job.catch(failing));
+      await settledAll(imageJobs);
+      for (const [j, { index, tags }] of repo.indexes.entries()) {
+        going();
         // Artifacts (attestations) the index lists go first, as opaque blobs and a manifest by digest.
         for (const a of index.artifacts ?? []) {
           const body = await bundle.readBytes(blobPath(a), MAX_MANIFEST_BYTES);
           const m = JSON.parse(body.toString('utf8')) as OciManifest;
           const blobs = [m.config, ...(m.layers ?? [])].map((b) => storedBlob(b.digest as Digest, b.size));
-          await eachLimited(blobs, 4, async (b) => {
-            const outcome = await sink.pushBlob(repo.repo, b, signal);
-            result.blobs[outcome]++;
-            if (outcome === 'uploaded') result.bytesUploaded += b.size;
-          });
+          await settledAll(blobs.map((b) => lanes.run(b.digest, b.size, pushBlob(repo.repo, b, false))));
           await sink.pushManifest(repo.repo, a, body, bundle.blob(a)!.mediaType, signal);
         }
         let bytes = await bundle.readBytes(blobPath(index.digest), MAX_MANIFEST_BYTES);
@@ -302,14 +329,19 @@ export async function executePush(bundle: BundleReader, plan: PushPlan, sink: Re
           }
           bytes = Buffer.from(JSON.stringify(body));
         }
+        const out = pushed[r]![repo.images.length + j]!;
         for (const tag of tags) {
           const digest = await sink.pushManifest(repo.repo, tag, bytes, index.mediaType, signal);
           const name = `${sink.registry}/${repo.repo}:${tag}`;
           events.manifest?.({ name, digest });
-          result.images.push({ name, digest, mediaType: index.mediaType });
+          out.push({ name, digest, mediaType: index.mediaType });
         }
       }
-    }
+    }).map((job) => job.catch(failing));
+    await Promise.allSettled(repoJobs);
+    lanes.stop();
+    if (failure) throw failure.err;
+    for (const lists of pushed) for (const list of lists) result.images.push(...list);
   } finally {
     await Promise.allSettled(converted.values());
     await rm(work, { recursive: true, force: true });
@@ -373,10 +405,87 @@ async function checkRelied(bundle: BundleReader, plan: PushPlan, sink: RegistryS
   });
 }
 
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(lanes);
+/** Blob uploads at once, across all images of a push. */
+const BLOB_LANES = 4;
+
+/**
+ * BlobLanes runs a push's blob transfers a few at a time, the biggest waiting one first (so the long ones start
+ * early and the lanes end together). Transfers of the same blob run one after another in the order they were
+ * asked for: the first uploads it, the next ones find it there or mount it, as they would one image at a time.
+ * After the first failure no new transfer starts.
+ */
+class BlobLanes {
+  private readonly waiting: { size: number; seq: number; start: () => void }[] = [];
+  private readonly last = new Map<string, Promise<unknown>>();
+  private running = 0;
+  private seq = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly limit: number,
+    private readonly onFailure: (err: unknown) => void,
+  ) {}
+
+  run(digest: string, size: number, fn: () => Promise<void>): Promise<void> {
+    const before = this.last.get(digest) ?? Promise.resolve();
+    const done = before.then(
+      () => this.slot(size, fn),
+      () => this.slot(size, fn),
+    );
+    this.last.set(digest, done.catch(() => undefined));
+    return done;
+  }
+
+  /** stop: nothing more starts (what waits fails); transfers under way finish. */
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.waiting.splice(0)) w.start();
+  }
+
+  private async slot(size: number, fn: () => Promise<void>): Promise<void> {
+    if (this.running >= this.limit) {
+      await new Promise<void>((start) => {
+        this.waiting.push({ size, seq: this.seq++, start });
+        this.waiting.sort((a, b) => b.size - a.size || a.seq - b.seq);
+      });
+    } else this.running++;
+    try {
+      if (this.stopped) throw new Error('the push stopped after a failure');
+      try {
+        await fn();
+      } catch (err) {
+        this.onFailure(err);
+        this.stop();
+        throw err;
+      }
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next.start();
+      else this.running--;
+    }
+  }
+}
+
+/** limiter runs at most n of the functions given to it at once. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (running >= n) await new Promise<void>((r) => waiting.push(r));
+    else running++;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}
+
+/** settledAll waits for every promise, then throws the first failure (so nothing is left running behind an error). */
+async function settledAll(ps: readonly Promise<unknown>[]): Promise<void> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
