@@ -5,14 +5,13 @@ import { appendFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:
 import { join } from 'node:path';
 import type { Dockerd } from '../test/helpers/dockerd.js';
 import { build } from '../test/helpers/dockerd.js';
-import { FERRY_BIN } from '../test/helpers/ferry.js';
 import { dockerCli } from '../test/helpers/tools.js';
 import type { Base } from './base.js';
 import { appDockerfile, appFiles, IMAGES, type Corpus, type ImageSpec } from './corpus.js';
 import { startTracked } from './daemon.js';
 import { bash, exec } from './exec.js';
 import { alternate, measure, median, type Measured } from './measure.js';
-import { ferryEnv, type PackRun } from './pack.js';
+import { FERRY, ferryEnv, type PackRun } from './pack.js';
 import { unpack, type PackageLayer } from './packages.js';
 import { shapeOf, syntheticSite, type Inventory, type SiteShape } from './synthetic-site.js';
 
@@ -83,7 +82,7 @@ export interface PlanningFigures {
 }
 
 const say = (s: string): boolean => process.stderr.write(`bench: incremental: ${s}\n`);
-const ferryArgs = (args: readonly string[]): string[] => [FERRY_BIN, ...args];
+const ferryArgs = (args: readonly string[]): string[] => [FERRY, ...args];
 
 async function ferryRun(args: readonly string[], host?: string): Promise<string> {
   return (await exec(process.execPath, ferryArgs(args), { env: ferryEnv(host) })).stdout;

@@ -2,11 +2,10 @@
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dockerd } from '../test/helpers/dockerd.js';
-import { FERRY_BIN } from '../test/helpers/ferry.js';
 import { dockerCli } from '../test/helpers/tools.js';
 import { startTracked } from './daemon.js';
 import { alternate, measure, vmHwmMb } from './measure.js';
-import { ferryEnv } from './pack.js';
+import { FERRY, ferryEnv } from './pack.js';
 
 export interface LoadRun {
   seconds: number;
@@ -54,7 +53,7 @@ export async function compareLoad(src: Dockerd, images: readonly string[], bundl
         process.stderr.write(`bench: load run ${i}: docker load -i  ${b.seconds.toFixed(2)} s\n`);
       },
       async (i) => {
-        const f = await loadInto(`bench-ferry-load-${i}`, process.execPath, () => [FERRY_BIN, 'load', bundle], (d) => ferryEnv(d.host));
+        const f = await loadInto(`bench-ferry-load-${i}`, process.execPath, () => [FERRY, 'load', bundle], (d) => ferryEnv(d.host));
         out.ferry.push(f);
         process.stderr.write(`bench: load run ${i}: ferry load      ${f.seconds.toFixed(2)} s, peak RSS ${f.peakRssMb.toFixed(0)} MB\n`);
       },

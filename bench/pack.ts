@@ -26,6 +26,9 @@ export interface PackFigures {
   packed: { images: number; layers: number; bytes: number; uncompressedBytes: number };
 }
 
+/** The ferry launcher the bench runs: bin/ferry, or BENCH_FERRY_BIN (another build, to compare two with the same corpus). */
+export const FERRY = process.env.BENCH_FERRY_BIN || FERRY_BIN;
+
 export function ferryEnv(dockerHost?: string): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.FORCE_COLOR;
@@ -64,7 +67,7 @@ export async function comparePack(src: Dockerd, images: readonly string[], work:
     },
     async (i) => {
       await rm(bundle, { force: true });
-      const f = await measure(process.execPath, [FERRY_BIN, 'pack', ...images, '-o', bundle, '--json'], { env: ferryEnv(src.host) });
+      const f = await measure(process.execPath, [FERRY, 'pack', ...images, '-o', bundle, '--json'], { env: ferryEnv(src.host) });
       out.ferry.push(await run(f, bundle));
       const j = JSON.parse(f.stdout) as { images: unknown[]; layers: number; bytes: number; uncompressedBytes: number };
       out.packed = { images: j.images.length, layers: j.layers, bytes: j.bytes, uncompressedBytes: j.uncompressedBytes };

@@ -5,12 +5,11 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dockerd } from '../test/helpers/dockerd.js';
-import { FERRY_BIN } from '../test/helpers/ferry.js';
 import { startRegistry, type Registry } from '../test/helpers/registry.js';
 import { defer } from './cleanup.js';
 import { exec } from './exec.js';
 import { alternate, measure, type Measured } from './measure.js';
-import { ferryEnv } from './pack.js';
+import { FERRY, ferryEnv } from './pack.js';
 
 export interface CopyRun {
   seconds: number;
@@ -113,7 +112,7 @@ export async function compareRegistry(src: Dockerd, images: readonly string[], w
       },
       async (i) => {
         await rm(bundle, { force: true });
-        const m = await measure(process.execPath, [FERRY_BIN, 'pack', ...images.map((img) => `docker://${r1.host}/${img}`), '-o', bundle, '--json'], { env: ferryEnv() });
+        const m = await measure(process.execPath, [FERRY, 'pack', ...images.map((img) => `docker://${r1.host}/${img}`), '-o', bundle, '--json'], { env: ferryEnv() });
         registryToArchive.ferry.push(run(m, (await stat(bundle)).size));
         say(`registry run ${i}: ferry pack docker://…              ${m.seconds.toFixed(2)} s, peak RSS ${m.peakRssMb.toFixed(0)} MB`);
       },
@@ -142,7 +141,7 @@ export async function compareRegistry(src: Dockerd, images: readonly string[], w
         say(`registry run ${i}: skopeo copy docker:// → docker://  ${m.seconds.toFixed(2)} s`);
       },
       async (i) => {
-        const m = await intoFresh(`ferry-R2-${i}`, (r2) => measure(process.execPath, [FERRY_BIN, 'push', bundle, '--to', r2.host, '--json'], { env: ferryEnv() }));
+        const m = await intoFresh(`ferry-R2-${i}`, (r2) => measure(process.execPath, [FERRY, 'push', bundle, '--to', r2.host, '--json'], { env: ferryEnv() }));
         registryToRegistry.ferry.push(run(m));
         registryToRegistry.ferryBlobs.push((JSON.parse(m.stdout) as { blobs: Record<string, number> }).blobs);
         say(`registry run ${i}: ferry push --to R2               ${m.seconds.toFixed(2)} s, peak RSS ${m.peakRssMb.toFixed(0)} MB`);

@@ -14,7 +14,7 @@ import { compareLoad } from './load.js';
 import { exec } from './exec.js';
 import { debianMirror } from './mirror.js';
 import { ensurePackageLayers } from './packages.js';
-import { comparePack } from './pack.js';
+import { comparePack, FERRY } from './pack.js';
 import { compareRegistry } from './registry.js';
 import { incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
 import { compareVerify } from './verify.js';
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   );
   // Which ferry was measured: the commit and any uncommitted changes to its sources.
   const git = async (args: string[]): Promise<string> => (await exec('git', ['-C', ROOT, ...args]).catch(() => ({ stdout: '' }))).stdout.trim();
-  const ferry = { commit: await git(['rev-parse', 'HEAD']), uncommitted: (await git(['status', '--porcelain', '--', 'src'])).split('\n').filter(Boolean) };
+  const ferry = { commit: await git(['rev-parse', 'HEAD']), uncommitted: (await git(['status', '--porcelain', '--', 'src'])).split('\n').filter(Boolean), bin: FERRY };
   const results = {
     ferry,
     date: new Date().toISOString(),

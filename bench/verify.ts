@@ -1,10 +1,9 @@
 // compareVerify: `ferry verify` vs `zstd -dc BLOB | sha256sum` (and plain sha256sum) over the bundle's layer blobs.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FERRY_BIN } from '../test/helpers/ferry.js';
 import { exec } from './exec.js';
 import { alternate, measure, type Measured } from './measure.js';
-import { ferryEnv } from './pack.js';
+import { FERRY, ferryEnv } from './pack.js';
 
 export interface VerifyRun {
   seconds: number;
@@ -44,7 +43,7 @@ export async function compareVerify(bundle: string, work: string, runs: number):
     await alternate(
       runs,
       async (i) => {
-        const f = await measure(process.execPath, [FERRY_BIN, 'verify', bundle, '--json'], { env: ferryEnv() });
+        const f = await measure(process.execPath, [FERRY, 'verify', bundle, '--json'], { env: ferryEnv() });
         if ((JSON.parse(f.stdout) as { ok?: boolean }).ok !== true) throw new Error(`ferry verify did not report ok: ${f.stdout}`);
         out.ferry.push(run(f));
         process.stderr.write(`bench: verify run ${i}: ferry verify          ${f.seconds.toFixed(2)} s, peak RSS ${f.peakRssMb.toFixed(0)} MB\n`);
