@@ -18,23 +18,76 @@ export interface BlobCheck {
   blob: BundleBlob;
 }
 
+/** Reads of a blob being checked, and bytes checked between two looks at the event loop. */
+const CHECK_READ = 512 << 10;
+const CHECK_SLICE = 8 << 20;
+
 export async function checkBlob(job: BlobCheck): Promise<string[]> {
+  const { blob: b, entry } = job;
+  const compression = b.diffId ? compressionOf(b.mediaType) : undefined;
+  if (b.diffId && !compression) return [`unknown layer media type ${b.mediaType}`];
+  // One reused read buffer and a decompressor that writes into its own: nothing allocated per chunk.
+  const inflater = compression && syncDecompressor(compression);
+  if (compression && !inflater) return checkBlobStreamed(job);
+  const faults: string[] = [];
+  const fh = await open(job.path, 'r');
+  try {
+    const stored = new Sha256Counter();
+    const raw = new Sha256Counter();
+    const limit = b.uncompressedSize ?? 0;
+    const take = (pieces: Iterable<Buffer>): void => {
+      for (const p of pieces) {
+        if (raw.bytes + p.length > limit) throw new DecompressError(`decompresses to more than its declared ${limit} bytes`);
+        raw.update(p);
+      }
+    };
+    const buf = Buffer.allocUnsafe(CHECK_READ);
+    let slice = 0;
+    for (let pos = 0; pos < job.length; ) {
+      const n = readSync(fh.fd, buf, 0, Math.min(buf.length, job.length - pos), job.offset + pos);
+      if (n === 0) break;
+      pos += n;
+      stored.update(buf.subarray(0, n));
+      if (stored.bytes > b.size) throw new DigestMismatchError(`${entry} is larger than its recorded size`, `${b.size} bytes`, `more than ${b.size}`);
+      if (inflater) take(inflater.write(buf.subarray(0, n)));
+      slice += n;
+      if (slice >= CHECK_SLICE) {
+        slice = 0;
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
+    if (stored.bytes !== b.size) throw new DigestMismatchError(`${entry} is shorter than its recorded size`, `${b.size} bytes`, `${stored.bytes} bytes`);
+    const d = stored.digest();
+    if (d !== b.digest) throw new DigestMismatchError(`${entry} digest`, b.digest, d);
+    if (inflater) {
+      take(inflater.end());
+      if (raw.bytes !== b.uncompressedSize) faults.push(`decompresses to ${raw.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
+      const got = raw.digest() as string;
+      if (got !== b.diffId) faults.push(`diffID after decompression is ${got}, ferry.json says ${b.diffId}`);
+    }
+  } catch (err) {
+    if (err instanceof DigestMismatchError) faults.push(err.message.replace(`${entry} `, ''));
+    else if (err instanceof DecompressError) faults.push(err.message);
+    else throw err;
+  } finally {
+    inflater?.close();
+    await fh.close();
+  }
+  return faults;
+}
+
+/** checkBlobStreamed is checkBlob through zlib's stream, when this Node offers no synchronous one. */
+async function checkBlobStreamed(job: BlobCheck): Promise<string[]> {
   const { blob: b, entry } = job;
   const faults: string[] = [];
   const raw = job.length === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + job.length - 1, highWaterMark: 256 << 10 });
   const stored = verified(raw, { digest: b.digest, size: b.size, what: entry });
   try {
-    if (b.diffId) {
-      const compression = compressionOf(b.mediaType);
-      if (!compression) return [`unknown layer media type ${b.mediaType}`];
-      const h = new Sha256Counter();
-      for await (const chunk of decompress(stored, compression, b.uncompressedSize ?? 0, { transient: true })) h.update(chunk);
-      if (h.bytes !== b.uncompressedSize) faults.push(`decompresses to ${h.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
-      const d = h.digest() as string;
-      if (d !== b.diffId) faults.push(`diffID after decompression is ${d}, ferry.json says ${b.diffId}`);
-    } else {
-      for await (const _ of stored);
-    }
+    const h = new Sha256Counter();
+    for await (const chunk of decompress(stored, compressionOf(b.mediaType)!, b.uncompressedSize ?? 0, { transient: true })) h.update(chunk);
+    if (h.bytes !== b.uncompressedSize) faults.push(`decompresses to ${h.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
+    const d = h.digest() as string;
+    if (d !== b.diffId) faults.push(`diffID after decompression is ${d}, ferry.json says ${b.diffId}`);
   } catch (err) {
     if (err instanceof DigestMismatchError) faults.push(err.message.replace(`${entry} `, ''));
     else if (err instanceof DecompressError) faults.push(err.message);
