@@ -4,14 +4,29 @@ import { hideBin } from 'yargs/helpers';
 import { EXIT, FerryError, toFerryError } from '../ui/errors.js';
 import { printError } from '../ui/output.js';
 import { VERSION } from '../version.js';
-import { packCommand } from './pack.js';
-import { inspectCommand } from './inspect.js';
-import { verifyCommand } from './verify.js';
-import { loadCommand } from './load.js';
-import { pushCommand } from './push.js';
-import { inventoryCommand } from './inventory.js';
-import { siteCommand } from './site.js';
-import { keyCommand } from './key.js';
+import type { CommandModule } from 'yargs';
+
+/**
+ * The commands, each imported only when it runs: a command's modules (undici, the catalog, YAML, the registry
+ * client…) take a good part of a second to load, time every `ferry load` would otherwise pay before its first byte.
+ */
+const COMMANDS: Record<string, (signal: AbortSignal) => Promise<CommandModule<object, never>>> = {
+  pack: async (signal) => (await import('./pack.js')).packCommand(signal) as CommandModule<object, never>,
+  inspect: async () => (await import('./inspect.js')).inspectCommand() as CommandModule<object, never>,
+  verify: async (signal) => (await import('./verify.js')).verifyCommand(signal) as CommandModule<object, never>,
+  load: async (signal) => (await import('./load.js')).loadCommand(signal) as CommandModule<object, never>,
+  push: async (signal) => (await import('./push.js')).pushCommand(signal) as CommandModule<object, never>,
+  inventory: async (signal) => (await import('./inventory.js')).inventoryCommand(signal) as CommandModule<object, never>,
+  site: async () => (await import('./site.js')).siteCommand() as CommandModule<object, never>,
+  key: async () => (await import('./key.js')).keyCommand() as CommandModule<object, never>,
+};
+
+/** The commands to wire: the one named (global options are flags, so it is the first word), else all (for help). */
+async function commandsFor(argv: readonly string[], signal: AbortSignal): Promise<CommandModule<object, never>[]> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const names = first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+  return Promise.all(names.map((n) => COMMANDS[n]!(signal)));
+}
 
 export async function main(argv: string[]): Promise<void> {
   const controller = new AbortController();
@@ -23,19 +38,14 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', onSignal);
   const json = argv.includes('--json');
   try {
-    await yargs(argv.length ? argv : ['--help'])
+    const commands = await commandsFor(argv, controller.signal);
+    let cli = yargs(argv.length ? argv : ['--help'])
       .scriptName('ferry')
       .usage('$0 <command> [options]\n\nMove container images across air gaps in bundles.')
       .option('json', { type: 'boolean', describe: 'print one machine-readable result on stdout', global: true })
-      .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress on stderr', global: true })
-      .command(packCommand(controller.signal))
-      .command(inspectCommand())
-      .command(verifyCommand(controller.signal))
-      .command(loadCommand(controller.signal))
-      .command(pushCommand(controller.signal))
-      .command(inventoryCommand(controller.signal))
-      .command(siteCommand())
-      .command(keyCommand())
+      .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress on stderr', global: true });
+    for (const c of commands) cli = cli.command(c);
+    await cli
       .demandCommand(1, 'name a command: pack, inspect, verify, load, push, inventory, site or key')
       .strict()
       .version(VERSION)
