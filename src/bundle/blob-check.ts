@@ -268,10 +268,21 @@ export async function inflateBlob(job: InflateJob, emit: (chunk: Buffer) => Prom
     let total = 0;
     let staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
     let held = 0;
+    // The decompressor writes straight into the chunk being filled: no copy on the way out.
+    const space = (): Buffer => staging.subarray(held);
     const take = async (pieces: Iterable<Buffer>): Promise<void> => {
       for (let piece of pieces) {
         total += piece.length;
         if (total > job.limit) throw new DecompressError(`decompresses to more than its declared ${job.limit} bytes`);
+        if (piece.buffer === staging.buffer && piece.byteOffset === staging.byteOffset + held) {
+          held += piece.length;
+          piece = piece.subarray(piece.length);
+          if (held === staging.length) {
+            await emit(staging);
+            staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
+            held = 0;
+          }
+        }
         while (piece.length > 0) {
           const n = piece.copy(staging, held);
           held += n;
@@ -290,12 +301,12 @@ export async function inflateBlob(job: InflateJob, emit: (chunk: Buffer) => Prom
       pos += n;
       stored.update(buf.subarray(0, n));
       if (stored.bytes > job.size) throw new DigestMismatchError(`${job.what} is larger than its recorded size`, `${job.size} bytes`, `more than ${job.size}`);
-      await take(inflater.write(buf.subarray(0, n)));
+      await take(inflater.write(buf.subarray(0, n), space));
     }
     if (stored.bytes !== job.size) throw new DigestMismatchError(`${job.what} is shorter than its recorded size`, `${job.size} bytes`, `${stored.bytes} bytes`);
     const d = stored.digest();
     if (d !== job.digest) throw new DigestMismatchError(`${job.what} digest`, job.digest, d);
-    await take(inflater.end());
+    await take(inflater.end(space));
     if (held > 0) await emit(staging.subarray(0, held));
   } finally {
     inflater.close();

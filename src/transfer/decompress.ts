@@ -85,9 +85,13 @@ async function* zstdDecompress(src: AsyncIterable<Buffer>, bounded: (b: Buffer) 
  * valid until the next is asked for, so however much one input expands to, no more than a piece is held.
  */
 export interface SyncDecompressor {
-  write(input: Buffer): Generator<Buffer, void, undefined>;
+  /**
+   * write decompresses input. With `space`, each piece is written into the buffer space() returns at that moment
+   * (a caller filling chunks of its own saves a copy); a piece may still come from elsewhere (uncompressed input).
+   */
+  write(input: Buffer, space?: () => Buffer): Generator<Buffer, void, undefined>;
   /** end says the input is complete; it throws DecompressError if the compressed stream is not. */
-  end(): Generator<Buffer, void, undefined>;
+  end(space?: () => Buffer): Generator<Buffer, void, undefined>;
   close(): void;
 }
 
@@ -120,20 +124,21 @@ class SyncZstd implements SyncDecompressor {
     this.dctx.setParameter(zstd.DParameter.windowLogMax, 27);
   }
 
-  *write(input: Buffer): Generator<Buffer, void, undefined> {
+  *write(input: Buffer, space?: () => Buffer): Generator<Buffer, void, undefined> {
     if (input.length > 0) this.sawInput = true;
     let rest = input;
     for (;;) {
+      const out = space?.() ?? this.out;
       let produced: number, consumed: number;
       try {
-        [this.last, produced, consumed] = this.dctx.decompressStream(this.out, rest);
+        [this.last, produced, consumed] = this.dctx.decompressStream(out, rest);
       } catch (err) {
         throw new DecompressError(`zstd data is corrupt: ${(err as Error).message}`);
       }
       rest = rest.subarray(consumed);
-      if (produced > 0) yield this.out.subarray(0, produced);
+      if (produced > 0) yield out.subarray(0, produced);
       // A full buffer may leave more to flush without new input, unless the frame just ended (see decompress).
-      if (rest.length === 0 && (produced < this.out.length || this.last === 0)) return;
+      if (rest.length === 0 && (produced < out.length || this.last === 0)) return;
     }
   }
 
@@ -170,26 +175,27 @@ class SyncGunzip implements SyncDecompressor {
     return new SyncGunzip(stream, inner._handle as ZlibHandle, inner._writeState);
   }
 
-  write(input: Buffer): Generator<Buffer, void, undefined> {
-    return this.run(zlibConstants.Z_NO_FLUSH, input);
+  write(input: Buffer, space?: () => Buffer): Generator<Buffer, void, undefined> {
+    return this.run(zlibConstants.Z_NO_FLUSH, input, space);
   }
 
-  end(): Generator<Buffer, void, undefined> {
-    return this.run(zlibConstants.Z_FINISH, Buffer.alloc(0));
+  end(space?: () => Buffer): Generator<Buffer, void, undefined> {
+    return this.run(zlibConstants.Z_FINISH, Buffer.alloc(0), space);
   }
 
-  private *run(flush: number, input: Buffer): Generator<Buffer, void, undefined> {
+  private *run(flush: number, input: Buffer, space?: () => Buffer): Generator<Buffer, void, undefined> {
     let inOff = 0;
     let inLen = input.length;
     for (;;) {
       if (this.stream.destroyed) throw new DecompressError(`gzip data is corrupt: ${this.stream.errored?.message ?? 'the stream was closed'}`);
-      this.handle.writeSync(flush, input, inOff, inLen, this.out, 0, this.out.length);
+      const out = space?.() ?? this.out;
+      this.handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
       if (this.stream.errored) throw new DecompressError(`gzip data is corrupt: ${this.stream.errored.message}`);
       const availOut = this.state[0]!;
       const availIn = this.state[1]!;
       inOff += inLen - availIn;
       inLen = availIn;
-      if (availOut < this.out.length) yield this.out.subarray(0, this.out.length - availOut);
+      if (availOut < out.length) yield out.subarray(0, out.length - availOut);
       // A full output buffer means zlib may have more to give from the same input.
       if (availOut !== 0) return;
     }
