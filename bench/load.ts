@@ -34,10 +34,10 @@ export async function compareLoad(src: Dockerd, images: readonly string[], bundl
   const out: LoadFigures = { baseline: [], ferry: [], plainTarBytes: (await stat(plain)).size };
   const stops: (() => Promise<void>)[] = [];
 
-  const loadInto = async (name: string, cmd: string, args: (d: Dockerd) => string[], env?: (d: Dockerd) => NodeJS.ProcessEnv): Promise<LoadRun> => {
+  const loadInto = async (name: string, input: string, cmd: string, args: (d: Dockerd) => string[], env?: (d: Dockerd) => NodeJS.ProcessEnv): Promise<LoadRun> => {
     const { d, stop } = await startTracked(name);
     stops.push(stop);
-    const m = await measure(cmd, args(d), env ? { env: env(d) } : {});
+    const m = await measure(cmd, args(d), { inputs: [input], ...(env ? { env: env(d) } : {}) });
     const dockerdPeakRssMb = await vmHwmMb(d.pid);
     const got = await imageIds(d, images);
     if (got.join() !== want.join()) throw new Error(`${name}: after the load the images are ${got.join(', ')}, expected ${want.join(', ')}`);
@@ -48,12 +48,12 @@ export async function compareLoad(src: Dockerd, images: readonly string[], bundl
     await alternate(
       runs,
       async (i) => {
-        const b = await loadInto(`bench-docker-load-${i}`, dockerCli()!, (d) => ['-H', d.host, 'load', '-q', '-i', plain]);
+        const b = await loadInto(`bench-docker-load-${i}`, plain, dockerCli()!, (d) => ['-H', d.host, 'load', '-q', '-i', plain]);
         out.baseline.push(b);
         process.stderr.write(`bench: load run ${i}: docker load -i  ${b.seconds.toFixed(2)} s\n`);
       },
       async (i) => {
-        const f = await loadInto(`bench-ferry-load-${i}`, process.execPath, () => [FERRY, 'load', bundle], (d) => ferryEnv(d.host));
+        const f = await loadInto(`bench-ferry-load-${i}`, bundle, process.execPath, () => [FERRY, 'load', bundle], (d) => ferryEnv(d.host));
         out.ferry.push(f);
         process.stderr.write(`bench: load run ${i}: ferry load      ${f.seconds.toFixed(2)} s, peak RSS ${f.peakRssMb.toFixed(0)} MB\n`);
       },

@@ -1,5 +1,5 @@
-// measure: one command's wall-clock time, CPU time and peak RSS (GNU time), after a `sync`; plus run statistics.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+// measure: one command's wall-clock time, CPU time and peak RSS (GNU time), from a fresh page cache; plus run statistics.
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, type ExecOptions } from './exec.js';
@@ -16,8 +16,35 @@ export interface Measured {
   stderr: string;
 }
 
-export async function measure(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<Measured> {
+/**
+ * freshCache starts a timed run from the same memory state each time: dirty pages written, the page cache dropped
+ * (when we may: root), then the run's input files read back in, so neither side pays for reading its input from
+ * disk nor for what runs before it left in memory. (On this kind of VM a docker load took 25 s with a full page
+ * cache and 9 s after a drop: without this, which run came after which decided the ratio.)
+ */
+export async function freshCache(inputs: readonly string[] = []): Promise<boolean> {
   await exec('sync', []);
+  const dropped = await writeFile('/proc/sys/vm/drop_caches', '3\n').then(
+    () => true,
+    () => false,
+  );
+  for (const f of inputs) {
+    const fh = await open(f, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(8 << 20);
+      while ((await fh.read(buf, 0, buf.length, null)).bytesRead > 0);
+    } finally {
+      await fh.close();
+    }
+  }
+  return dropped;
+}
+
+/** Whether the last measure could drop the page cache (reported with the results). */
+export let cacheDropped = false;
+
+export async function measure(cmd: string, args: readonly string[], opts: ExecOptions & { inputs?: readonly string[] } = {}): Promise<Measured> {
+  cacheDropped = await freshCache(opts.inputs);
   const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-time-'));
   const out = join(dir, 'rss');
   try {

@@ -43,10 +43,17 @@ async function dirBytes(dir: string): Promise<number> {
   return n;
 }
 
+/** filesUnder lists every file below dir (a registry's storage), to read in before a timed run. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name));
+  return out;
+}
+
 /** skopeoLoop times one bash loop that runs `skopeo copy … SRC DST` per image; $i is the image's index (for file names). */
-function skopeoLoop(flags: readonly string[], src: string, dst: string, images: readonly string[]): Promise<Measured> {
+function skopeoLoop(flags: readonly string[], src: string, dst: string, images: readonly string[], inputs: readonly string[]): Promise<Measured> {
   const script = `set -euo pipefail; i=0; for img in "\${@:2}"; do i=$((i+1)); skopeo ${[...SKOPEO, ...flags].join(' ')} "${src}" "${dst}"; done`;
-  return measure('bash', ['-c', script, 'bash', 'unused', ...images]);
+  return measure('bash', ['-c', script, 'bash', 'unused', ...images], { inputs });
 }
 
 /** manifestDigest is the sha256 of the manifest a registry serves for an image (skopeo inspect --raw). */
@@ -86,6 +93,7 @@ export async function compareRegistry(src: Dockerd, images: readonly string[], w
       'docker-daemon:$img',
       `oci-archive:${dir}/$i.tar`,
       images,
+      [],
     );
     daemonToArchive.skopeo.push(run(m, await dirBytes(dir)));
     say(`registry run ${i}: skopeo copy docker-daemon: → oci-archive: (zstd)  ${m.seconds.toFixed(2)} s`);
@@ -93,6 +101,7 @@ export async function compareRegistry(src: Dockerd, images: readonly string[], w
 
   // 2. R1, seeded once from the daemon: Docker v2 schema 2 manifests with gzip layers, as docker push makes them.
   const { reg: r1, stop: stopR1 } = await tracked('R1');
+  const r1Data = join(r1.dir, 'data');
   try {
     const t0 = Date.now();
     for (const img of images) await exec('skopeo', [...SKOPEO, `--src-daemon-host=${src.host}`, '--dest-tls-verify=false', `docker-daemon:${img}`, `docker://${r1.host}/${img}`]);
@@ -106,13 +115,13 @@ export async function compareRegistry(src: Dockerd, images: readonly string[], w
       runs,
       async (i) => {
         await fresh();
-        const m = await skopeoLoop(['--src-tls-verify=false'], `docker://${r1.host}/$img`, `oci-archive:${dir}/$i.tar`, images);
+        const m = await skopeoLoop(['--src-tls-verify=false'], `docker://${r1.host}/$img`, `oci-archive:${dir}/$i.tar`, images, await filesUnder(r1Data));
         registryToArchive.skopeo.push(run(m, await dirBytes(dir)));
         say(`registry run ${i}: skopeo copy docker:// → oci-archive:  ${m.seconds.toFixed(2)} s`);
       },
       async (i) => {
         await rm(bundle, { force: true });
-        const m = await measure(process.execPath, [FERRY, 'pack', ...images.map((img) => `docker://${r1.host}/${img}`), '-o', bundle, '--json'], { env: ferryEnv() });
+        const m = await measure(process.execPath, [FERRY, 'pack', ...images.map((img) => `docker://${r1.host}/${img}`), '-o', bundle, '--json'], { env: ferryEnv(), inputs: await filesUnder(r1Data) });
         registryToArchive.ferry.push(run(m, (await stat(bundle)).size));
         say(`registry run ${i}: ferry pack docker://…              ${m.seconds.toFixed(2)} s, peak RSS ${m.peakRssMb.toFixed(0)} MB`);
       },
@@ -134,14 +143,15 @@ export async function compareRegistry(src: Dockerd, images: readonly string[], w
     await alternate(
       runs,
       async (i) => {
+        const r1Files = await filesUnder(r1Data);
         const m = await intoFresh(`skopeo-R2-${i}`, (r2) =>
-          skopeoLoop(['--src-tls-verify=false', '--dest-tls-verify=false'], `docker://${r1.host}/$img`, `docker://${r2.host}/$img`, images),
+          skopeoLoop(['--src-tls-verify=false', '--dest-tls-verify=false'], `docker://${r1.host}/$img`, `docker://${r2.host}/$img`, images, r1Files),
         );
         registryToRegistry.skopeo.push(run(m));
         say(`registry run ${i}: skopeo copy docker:// → docker://  ${m.seconds.toFixed(2)} s`);
       },
       async (i) => {
-        const m = await intoFresh(`ferry-R2-${i}`, (r2) => measure(process.execPath, [FERRY, 'push', bundle, '--to', r2.host, '--json'], { env: ferryEnv() }));
+        const m = await intoFresh(`ferry-R2-${i}`, (r2) => measure(process.execPath, [FERRY, 'push', bundle, '--to', r2.host, '--json'], { env: ferryEnv(), inputs: [bundle] }));
         registryToRegistry.ferry.push(run(m));
         registryToRegistry.ferryBlobs.push((JSON.parse(m.stdout) as { blobs: Record<string, number> }).blobs);
         say(`registry run ${i}: ferry push --to R2               ${m.seconds.toFixed(2)} s, peak RSS ${m.peakRssMb.toFixed(0)} MB`);

@@ -12,6 +12,7 @@ import { startTracked } from './daemon.js';
 import { compareIncremental } from './incremental.js';
 import { compareLoad } from './load.js';
 import { exec } from './exec.js';
+import { cacheDropped } from './measure.js';
 import { debianMirror } from './mirror.js';
 import { ensurePackageLayers } from './packages.js';
 import { comparePack, FERRY } from './pack.js';
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
       `Registry R1 seeded once by skopeo from the daemon (v2s2, gzip; ${registry.seedSeconds.toFixed(1)} s, untimed); every push run into a fresh empty R2, ` +
       `whose manifest digests were checked equal to R1's after each run of either side\n` +
       `${incrementalNote(incremental)}\n` +
+      `${cacheDropped ? 'Each timed run started from a dropped page cache (sync; drop_caches) with its input files read back in' : 'The page cache could not be dropped between runs (not root): figures depend on what ran before'}\n` +
       `1-minute load average before the bench: ${loadBefore.toFixed(1)} on ${availableParallelism()} CPUs` +
       `${loadBefore >= 1 ? ' (other work was running: figures are noisy)' : ''}\n`,
   );
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: availableParallelism(), memoryBytes: totalmem(), kernel: release(), node: process.version, loadAverage: { before: loadBefore, after: loadAfter } },
     statistic: 'median of the runs; ferry peak RSS limits use the highest run',
+    pageCacheDroppedBeforeRuns: cacheDropped,
     runsPerSide: RUNS,
     corpus,
     rows: rs,

@@ -43,17 +43,17 @@ export async function compareVerify(bundle: string, work: string, runs: number):
     await alternate(
       runs,
       async (i) => {
-        const f = await measure(process.execPath, [FERRY, 'verify', bundle, '--json'], { env: ferryEnv() });
+        const f = await measure(process.execPath, [FERRY, 'verify', bundle, '--json'], { env: ferryEnv(), inputs: [bundle] });
         if ((JSON.parse(f.stdout) as { ok?: boolean }).ok !== true) throw new Error(`ferry verify did not report ok: ${f.stdout}`);
         out.ferry.push(run(f));
         process.stderr.write(`bench: verify run ${i}: ferry verify          ${f.seconds.toFixed(2)} s, peak RSS ${f.peakRssMb.toFixed(0)} MB\n`);
       },
       async (i) => {
-        const p = await measure('bash', ['-c', 'set -o pipefail; for f in "$@"; do zstd -dcq "$f" | sha256sum; done', 'bash', ...files]);
+        const p = await measure('bash', ['-c', 'set -o pipefail; for f in "$@"; do zstd -dcq "$f" | sha256sum; done', 'bash', ...files], { inputs: files });
         if (hashes(p.stdout).join() !== layers.map((b) => b.diffId).join()) throw new Error('zstd -dc | sha256sum gave other diffIDs than ferry.json');
         out.pipeline.push(run(p));
         process.stderr.write(`bench: verify run ${i}: zstd -dc | sha256sum  ${p.seconds.toFixed(2)} s\n`);
-        const s = await measure('sha256sum', files);
+        const s = await measure('sha256sum', files, { inputs: files });
         if (hashes(s.stdout).join() !== layers.map((b) => b.digest).join()) throw new Error('sha256sum gave other digests than ferry.json');
         out.sha256sum.push(run(s));
       },
