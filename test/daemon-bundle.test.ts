@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { buildTestImages, startDockerd, type Dockerd, type TestImages } from './helpers/dockerd.js';
+import { startEngineProxy } from './helpers/engine-proxy.js';
 import { ferry, json } from './helpers/ferry.js';
 import { missing } from './helpers/tools.js';
 import { listTar, readTarEntry } from './helpers/tar.js';
@@ -146,6 +147,33 @@ describe('bundles through Docker daemons', { skip }, () => {
         await fresh.stop();
       }
       assert.ok((await stat(out)).size > 0);
+    }
+  });
+
+  it('images that branch off a shared base load as several requests: the base first, then the branches side by side', async () => {
+    const branches = join(work, 'branches.ferry.tar');
+    const packed = await ferry(['pack', 'ferry-test/base:1', 'ferry-test/tool:2', 'ferry-test/app:1', imgs.untagged, '-o', branches], { dockerHost: src.host });
+    assert.equal(packed.code, 0, packed.stderr);
+    const fresh = await startDockerd('branches');
+    // Through a proxy that sees each load request: when it began and ended.
+    const proxy = await startEngineProxy(fresh.host, work);
+    try {
+      const run = await ferry(['load', branches, '--json'], { dockerHost: proxy.host });
+      assert.equal(run.code, 0, run.stderr);
+      for (const [ref, id] of [['ferry-test/base:1', imgs.base], ['ferry-test/tool:2', imgs.tool], ['ferry-test/app:1', imgs.app], [imgs.untagged, imgs.untagged]]) {
+        assert.equal((await fresh.docker(['image', 'inspect', '--format', '{{.Id}}', ref!])).trim(), id, ref);
+      }
+      const out = json<{ images: { layersSent: number }[] }>(run);
+      assert.equal(out.images.reduce((n, i) => n + i.layersSent, 0), 5, 'each layer sent once');
+      // base alone; then tool (one layer on the base) beside app and the image built on it (one chain, one request).
+      const [first, ...rest] = [...proxy.loads].sort((a, b) => a.start - b.start);
+      assert.equal(proxy.loads.length, 3, 'three load requests');
+      assert.ok(proxy.loads.every((l) => l.status === 200));
+      assert.ok(rest.every((l) => l.start >= first!.end!), 'the request with the base ended before the others began');
+      assert.ok(rest[1]!.start < rest[0]!.end! && rest[0]!.start < rest[1]!.end!, 'the two branches were loaded side by side');
+    } finally {
+      await proxy.close();
+      await fresh.stop();
     }
   });
 });
