@@ -6,7 +6,9 @@ import { chainIds, type ChainId, type DiffId } from '../src/image/digest.js';
 import { planLoadRequests, type ImageChains, type LoadStep } from '../src/sinks/load-requests.js';
 
 const d = (s: string): DiffId => `sha256:${createHash('sha256').update(s).digest('hex')}` as DiffId;
-const image = (layers: string[], size = (l: string) => (l.length > 1 ? Number(l.slice(1)) : 10)): ImageChains => ({
+const MiB = 1 << 20;
+/** An image of named layers; a name's number is its size in MiB (`b121`: 121 MiB), 1 MiB without one. */
+const image = (layers: string[], size = (l: string) => (l.length > 1 ? Number(l.slice(1)) : 1) * MiB): ImageChains => ({
   chains: chainIds(layers.map(d)),
   sizes: layers.map(size),
 });
@@ -26,13 +28,31 @@ describe('splitting a load into side-by-side requests', () => {
       image(['b121', 'p51', 'f194', 'c3']), // 5 app 1.1
     ];
     const steps = planLoadRequests(images, new Set());
-    // The python branch stays one request: splitting it further would only add requests one after another.
-    assert.deepEqual(shape(steps), [{ run: [0], then: [[1], [3, 4, 5], [2]] }]);
-    assert.equal(steps[0]!.bytes, 121);
+    // In the python branch, python goes first and both apps upload meanwhile (194 MiB to share); the apps stay
+    // one request, as 3 MiB would not pay for another.
+    assert.deepEqual(shape(steps), [{ run: [0], then: [[1], { run: [3], then: [[4, 5]] }, [2]] }]);
+    assert.equal(steps[0]!.bytes, 121 * MiB);
     assert.deepEqual(
-      steps[0]!.then.map((s) => s.bytes),
-      [383, 51 + 194 + 3 + 3, 228],
+      steps[0]!.then.map((s) => s.bytes / MiB),
+      [383, 51, 228],
     );
+    assert.equal(steps[0]!.then[1]!.then[0]!.bytes, (194 + 3 + 3) * MiB);
+  });
+
+  it('a chain of small images stays one request; big ones are split so the next uploads while one registers', () => {
+    const small = [image(['a']), image(['a', 'b']), image(['a', 'b', 'c'])];
+    assert.deepEqual(shape(planLoadRequests(small, new Set())), [[0, 1, 2]]);
+    const big = [image(['a40']), image(['a40', 'b50']), image(['a40', 'b50', 'c60'])];
+    assert.deepEqual(shape(planLoadRequests(big, new Set())), [{ run: [0], then: [{ run: [1], then: [[2]] }] }]);
+  });
+
+  it('a thousand independent images share a few requests per lane, balanced by size', () => {
+    const images = Array.from({ length: 1000 }, (_, i) => image([`x${i}.${1 + (i % 7)}`], () => (1 + (i % 7)) * MiB));
+    const steps = planLoadRequests(images, new Set(), 2);
+    assert.equal(steps.length, 8);
+    assert.deepEqual(steps.flatMap((s) => s.images).sort((a, b) => a - b), images.map((_, i) => i));
+    const sizes = steps.map((s) => s.bytes);
+    assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 7 * MiB, `balanced: ${sizes.map((n) => n / MiB).join(', ')}`);
   });
 
   it('without an image of the shared base alone, the smallest image that carries it goes first', () => {
@@ -44,11 +64,6 @@ describe('splitting a load into side-by-side requests', () => {
     const images = [image(['b100', 'x300']), image(['b100', 'y50']), image(['q7'])];
     const held = new Set<ChainId>([image(['b100']).chains[0]!]);
     assert.deepEqual(shape(planLoadRequests(images, held)), [[0], [1], [2]]);
-  });
-
-  it('a single chain of images stays one request', () => {
-    const images = [image(['a']), image(['a', 'b']), image(['a', 'b', 'c'])];
-    assert.deepEqual(shape(planLoadRequests(images, new Set())), [[0, 1, 2]]);
   });
 
   it('splits again deeper down when parallel branches open there', () => {
@@ -75,7 +90,7 @@ describe('splitting a load into side-by-side requests', () => {
         const own = from.slice(0, from.length ? 1 + rand(from.length) : 0);
         for (let k = 0, m = rand(3) + (own.length ? 0 : 1); k < m; k++) own.push(`L${round}.${i}.${k}`);
         names.push(own);
-        images.push(image(own, () => 1 + rand(100)));
+        images.push(image(own, () => (1 + rand(100)) * MiB));
       }
       const held = new Set<ChainId>(images.filter(() => rand(5) === 0).map((img) => img.chains[0]!));
       const steps = planLoadRequests(images, held);

@@ -69,14 +69,17 @@ export class DockerDaemonSink implements ImageSink {
   }
 
   /**
-   * streamAll sends the images as planLoadRequests splits them: requests that can run side by side do, up to
-   * SIDE_BY_SIDE at once, each started once the one it builds on has finished. The first failure stops the rest.
+   * streamAll sends the images as planLoadRequests splits them, up to SIDE_BY_SIDE requests at once. A request that
+   * builds on another starts as soon as that one has started: its layers stream into the daemon (which unpacks the
+   * upload to a temporary directory first) while the other's are being registered, and it holds back the end of
+   * its archive, the daemon's cue to register, until the other has finished. The first failure stops the rest.
    */
   private async streamAll(images: readonly ImageToLoad[], held: ReadonlySet<ChainId>, events: { layer?(diffId: string): void }, signal?: AbortSignal): Promise<LoadedImage[]> {
     const chains = images.map((img) => chainIds(img.layers.map((l) => l.diffId)));
     const steps = planLoadRequests(
       images.map((img, i) => ({ chains: chains[i]!, sizes: img.layers.map((l) => l.uncompressedSize) })),
       held,
+      SIDE_BY_SIDE,
     );
     const stop = new AbortController();
     const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
@@ -84,24 +87,30 @@ export class DockerDaemonSink implements ImageSink {
     let failure: { err: unknown } | undefined;
     let running = 0;
     const waiting: (() => void)[] = [];
-    const run = async (step: LoadStep, heldNow: ReadonlySet<ChainId>): Promise<void> => {
+    const run = async (step: LoadStep, heldNow: ReadonlySet<ChainId>, before?: Promise<void>): Promise<void> => {
       if (running < SIDE_BY_SIDE) running++;
       else await new Promise<void>((r) => waiting.push(r));
+      let finished!: { resolve(): void; reject(err: unknown): void };
+      const done = new Promise<void>((resolve, reject) => (finished = { resolve, reject }));
+      done.catch(() => undefined);
+      const after = new Set(heldNow);
+      for (const i of step.images) for (const c of chains[i]!) after.add(c);
+      // Queued now, behind this one: a slot goes to them only as requests end, so this one never waits for them.
+      const next = step.then.map((s) => run(s, after, done));
       try {
-        if (failure) return;
-        out.push(...(await this.stream(step.images.map((i) => images[i]!), heldNow, events, stopped)));
+        if (failure) throw failure.err;
+        out.push(...(await this.stream(step.images.map((i) => images[i]!), heldNow, events, stopped, before)));
+        finished.resolve();
       } catch (err) {
         failure ??= { err };
         stop.abort();
-        return;
+        finished.reject(err);
       } finally {
-        const next = waiting.shift();
-        if (next) next();
+        const wake = waiting.shift();
+        if (wake) wake();
         else running--;
       }
-      const after = new Set(heldNow);
-      for (const i of step.images) for (const c of chains[i]!) after.add(c);
-      await Promise.all(step.then.map((s) => run(s, after)));
+      await Promise.all(next);
     };
     await Promise.all(steps.map((s) => run(s, held)));
     if (failure) throw failure.err;
@@ -112,7 +121,14 @@ export class DockerDaemonSink implements ImageSink {
    * stream sends one docker-save archive; the daemon unpacks it whole before it registers anything. The archive is
    * framed here (headers, the layers' own chunks, padding), each chunk handed to the request as it comes.
    */
-  private async stream(images: readonly ImageToLoad[], held: ReadonlySet<ChainId>, events: { layer?(diffId: string): void }, signal?: AbortSignal): Promise<LoadedImage[]> {
+  private async stream(
+    images: readonly ImageToLoad[],
+    held: ReadonlySet<ChainId>,
+    events: { layer?(diffId: string): void },
+    signal?: AbortSignal,
+    /** The archive's end waits for this: until then the daemon holds the upload and registers nothing. */
+    before?: Promise<void>,
+  ): Promise<LoadedImage[]> {
     const sent = new Set<string>();
     const plan: { img: ImageToLoad; send: boolean[] }[] = images.map((img) => {
       const chains = chainIds(img.layers.map((l) => l.diffId));
@@ -153,6 +169,7 @@ export class DockerDaemonSink implements ImageSink {
             events.layer?.(l.diffId);
           }
         }
+        if (before) await untilAborted(before, signal);
         yield END;
       } catch (err) {
         // A failed archive breaks the request, so the daemon's unpack fails before it registers anything.
@@ -213,4 +230,24 @@ export class DockerDaemonSink implements ImageSink {
       layersPresent: send.filter((s) => !s).length,
     }));
   }
+}
+
+/** untilAborted waits for p, or throws the signal's reason once it is aborted. */
+function untilAborted(p: Promise<void>, signal?: AbortSignal): Promise<void> {
+  if (!signal) return p;
+  signal.throwIfAborted();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 
 export interface LoadRequestSeen {
   start: number;
+  /** When the last byte of the upload came through. */
+  uploaded?: number;
   end?: number;
   status?: number;
 }
@@ -21,7 +23,7 @@ export async function startEngineProxy(upstreamHost: string, dir: string): Promi
   const socket = join(dir, 'engine-proxy.sock');
   const loads: LoadRequestSeen[] = [];
   const server = createServer((req, res) => {
-    const seen = req.method === 'POST' && /^(\/v[\d.]+)?\/images\/load\b/.test(req.url ?? '') ? { start: performance.now() } : undefined;
+    const seen: LoadRequestSeen | undefined = req.method === 'POST' && /^(\/v[\d.]+)?\/images\/load\b/.test(req.url ?? '') ? { start: performance.now() } : undefined;
     if (seen) loads.push(seen);
     const up = request({ socketPath: upstream, method: req.method, path: req.url, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
@@ -32,6 +34,9 @@ export async function startEngineProxy(upstreamHost: string, dir: string): Promi
     });
     up.on('error', (err) => res.destroy(err));
     req.on('error', (err) => up.destroy(err));
+    req.on('end', () => {
+      if (seen) seen.uploaded = performance.now();
+    });
     req.pipe(up);
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socket, resolve));
