@@ -95,7 +95,8 @@ export class DockerDaemonSink implements ImageSink {
       done.catch(() => undefined);
       const after = new Set(heldNow);
       for (const i of step.images) for (const c of chains[i]!) after.add(c);
-      // Queued now, behind this one: a slot goes to them only as requests end, so this one never waits for them.
+      // The ones that build on this one start now, as slots allow, and upload while it registers; it holds its slot
+      // already, so it never waits for them.
       const next = step.then.map((s) => run(s, after, done));
       try {
         if (failure) throw failure.err;
