@@ -24,11 +24,23 @@ export interface WalkOptions {
   gnuLongNames?: boolean;
 }
 
+const WINDOW = 64 << 10;
+
 /** walkTarFile reads every header from the start of fh to the end-of-archive marker, which must be there. */
 export async function walkTarFile(fh: FileHandle, opts: WalkOptions): Promise<void> {
   const { fail, visit, kind } = opts;
   const { size: fileSize } = await fh.stat();
-  const block = Buffer.alloc(BLOCK);
+  // Headers are read through a window: an archive of many small entries costs a read per window, not per header.
+  const win = Buffer.alloc(WINDOW);
+  let winPos = 0;
+  let winLen = 0;
+  const at = async (offset: number, length: number): Promise<Buffer | undefined> => {
+    if (offset < winPos || offset + length > winPos + winLen) {
+      winPos = offset;
+      winLen = (await fh.read(win, 0, Math.max(length, Math.min(WINDOW, fileSize - offset)), offset)).bytesRead;
+    }
+    return offset + length <= winPos + winLen ? win.subarray(offset - winPos, offset - winPos + length) : undefined;
+  };
   let pos = 0;
   let paxPath: string | undefined;
   let paxSize: number | undefined;
@@ -38,8 +50,8 @@ export async function walkTarFile(fh: FileHandle, opts: WalkOptions): Promise<vo
   let last: string | undefined;
   if (fileSize === 0) throw fail(undefined, `is empty (not a ${kind}, or nothing was copied)`);
   while (pos + BLOCK <= fileSize) {
-    const { bytesRead } = await fh.read(block, 0, BLOCK, pos);
-    if (bytesRead < BLOCK) break;
+    const block = await at(pos, BLOCK);
+    if (!block) break;
     if (isZeroBlock(block)) {
       ended = true;
       break;
@@ -56,8 +68,8 @@ export async function walkTarFile(fh: FileHandle, opts: WalkOptions): Promise<vo
     const next = contentAt + Math.ceil(size / BLOCK) * BLOCK;
     if (h.type === 'pax' || (opts.gnuLongNames && h.type === 'gnu-longname')) {
       if (h.size > 1 << 20) throw fail(h.name, `${h.type === 'pax' ? 'pax' : 'long-name'} header larger than 1 MiB`);
-      const buf = Buffer.alloc(h.size);
-      await fh.read(buf, 0, h.size, contentAt);
+      const buf = h.size <= WINDOW ? Buffer.from((await at(contentAt, h.size)) ?? Buffer.alloc(0)) : Buffer.alloc(h.size);
+      if (h.size > WINDOW) await fh.read(buf, 0, h.size, contentAt);
       if (h.type === 'gnu-longname') {
         longName = buf.toString('utf8').replace(/\0+$/, '');
         pos = next;
