@@ -7,8 +7,8 @@ import { VERSION } from '../version.js';
 import type { CommandModule } from 'yargs';
 
 /**
- * The commands, each imported only when it runs: a command's modules (undici, the catalog, YAML, the registry
- * client…) take a good part of a second to load, time every `ferry load` would otherwise pay before its first byte.
+ * The commands, each imported only when it runs: the others' modules (the catalog, YAML, the registry client…)
+ * are a good part of ferry's start-up time, which every `ferry load` would otherwise pay before its first byte.
  */
 const COMMANDS: Record<string, (signal: AbortSignal) => Promise<CommandModule<object, never>>> = {
   pack: async (signal) => (await import('./pack.js')).packCommand(signal) as CommandModule<object, never>,
