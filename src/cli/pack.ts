@@ -71,7 +71,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('platform', { type: 'string', array: true, describe: 'os/arch[/variant] to take from multi-platform images (several: a,b or repeat); default: this host\'s' })
           .option('all-platforms', { type: 'boolean', describe: 'keep every platform of a multi-platform image, and its index byte for byte' })
           .option('recompress', { type: 'boolean', describe: 'recompress pulled layers with --compression: smaller, but manifest and index digests change' })
-          .option('concurrent-saves', { type: 'number', default: 2, hidden: true })
+          .option('concurrent-saves', { type: 'number', default: 3, hidden: true })
           .option('have', { type: 'string', array: true, describe: 'what the target already holds: an inventory, a receipt or an earlier bundle (repeatable); the bundle leaves those layers out' })
           .option('since', { type: 'string', array: true, describe: 'an earlier bundle the target has applied (as --have BUNDLE)' })
           .option('site', { type: 'string', describe: 'plan against a catalogued site (its last inventory, receipts, and the bundles made for it since), and record this bundle for it' })

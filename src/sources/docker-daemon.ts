@@ -12,7 +12,11 @@ import type { ExportedImage, ImageSource, LayerSink, Resolved, ResolveOptions, S
 const IMAGE_ID = /^(sha256:)?[a-f0-9]{12,64}$/;
 
 export interface DockerDaemonSourceOptions {
-  /** How many `docker save` requests run at once (default 2; 1 for a single stream). */
+  /**
+   * How many `docker save` requests run at once (default 3; 1 for a single stream). The daemon writes a whole
+   * export to disk before its first byte, on about one core: three let it prepare the next groups while ferry
+   * compresses one (measured on two cores: 3 saves 0.86–0.96× `docker save | zstd -T2`, 2 saves 0.96×, 1 save 1.15×).
+   */
   concurrentSaves?: number;
 }
 
@@ -23,7 +27,7 @@ export class DockerDaemonSource implements ImageSource {
 
   constructor(engine: DockerEngineClient, opts: DockerDaemonSourceOptions = {}) {
     this.engine = engine;
-    this.concurrentSaves = Math.max(1, opts.concurrentSaves ?? 2);
+    this.concurrentSaves = Math.max(1, opts.concurrentSaves ?? 3);
   }
 
   /** resolve inspects each name; images named several ways collapse into one with every tag asked for. */
