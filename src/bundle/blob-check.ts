@@ -1,7 +1,7 @@
 // checkBlob: one blob of a bundle read from its byte range, checked against its digest and size and, for a
 // layer, its diffID and uncompressed size after decompression. Returns the faults; throws only on I/O errors.
 import { createReadStream, readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { compressionOf, type Compression } from '../image/media-types.js';
 import { chunksOf } from '../transfer/chunks.js';
@@ -18,9 +18,9 @@ export interface BlobCheck {
   blob: BundleBlob;
 }
 
-/** Reads of a blob being checked, and bytes checked between two looks at the event loop. */
-const CHECK_READ = 512 << 10;
-const CHECK_SLICE = 8 << 20;
+/** Reads of a stored blob, and bytes read between two looks at the event loop. */
+const STORED_READ = 512 << 10;
+const STORED_SLICE = 8 << 20;
 
 export async function checkBlob(job: BlobCheck): Promise<string[]> {
   const { blob: b, entry } = job;
@@ -32,7 +32,6 @@ export async function checkBlob(job: BlobCheck): Promise<string[]> {
   const faults: string[] = [];
   const fh = await open(job.path, 'r');
   try {
-    const stored = new Sha256Counter();
     const raw = new Sha256Counter();
     const limit = b.uncompressedSize ?? 0;
     const take = (pieces: Iterable<Buffer>): void => {
@@ -41,24 +40,9 @@ export async function checkBlob(job: BlobCheck): Promise<string[]> {
         raw.update(p);
       }
     };
-    const buf = Buffer.allocUnsafe(CHECK_READ);
-    let slice = 0;
-    for (let pos = 0; pos < job.length; ) {
-      const n = readSync(fh.fd, buf, 0, Math.min(buf.length, job.length - pos), job.offset + pos);
-      if (n === 0) break;
-      pos += n;
-      stored.update(buf.subarray(0, n));
-      if (stored.bytes > b.size) throw new DigestMismatchError(`${entry} is larger than its recorded size`, `${b.size} bytes`, `more than ${b.size}`);
-      if (inflater) take(inflater.write(buf.subarray(0, n)));
-      slice += n;
-      if (slice >= CHECK_SLICE) {
-        slice = 0;
-        await new Promise<void>((r) => setImmediate(r));
-      }
-    }
-    if (stored.bytes !== b.size) throw new DigestMismatchError(`${entry} is shorter than its recorded size`, `${b.size} bytes`, `${stored.bytes} bytes`);
-    const d = stored.digest();
-    if (d !== b.digest) throw new DigestMismatchError(`${entry} digest`, b.digest, d);
+    await readStored(fh, job, { digest: b.digest, size: b.size, what: entry }, (bytes) => {
+      if (inflater) take(inflater.write(bytes));
+    });
     if (inflater) {
       take(inflater.end());
       if (raw.bytes !== b.uncompressedSize) faults.push(`decompresses to ${raw.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
@@ -248,9 +232,8 @@ export interface InflateJob {
   limit: number;
 }
 
-/** Chunks inflateBlob hands out, and reads of the stored blob. */
+/** Chunks inflateBlob hands out. */
 const INFLATE_CHUNK = 1 << 20;
-const INFLATE_READ = 512 << 10;
 
 /**
  * inflateBlob reads a stored blob, checks it against its digest and size and decompresses it within its limit, as
@@ -263,74 +246,100 @@ export async function inflateBlob(job: InflateJob, emit: (chunk: Buffer) => Prom
   if (!inflater) return inflateBlobStreamed(job, emit);
   const fh = await open(job.path, 'r');
   try {
-    const stored = new Sha256Counter();
-    const buf = Buffer.allocUnsafe(INFLATE_READ);
+    const out = new Chunker(emit);
     let total = 0;
-    let staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
-    let held = 0;
-    // The decompressor writes straight into the chunk being filled: no copy on the way out.
-    const space = (): Buffer => staging.subarray(held);
     const take = async (pieces: Iterable<Buffer>): Promise<void> => {
-      for (let piece of pieces) {
+      for (const piece of pieces) {
         total += piece.length;
         if (total > job.limit) throw new DecompressError(`decompresses to more than its declared ${job.limit} bytes`);
-        if (piece.buffer === staging.buffer && piece.byteOffset === staging.byteOffset + held) {
-          held += piece.length;
-          piece = piece.subarray(piece.length);
-          if (held === staging.length) {
-            await emit(staging);
-            staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
-            held = 0;
-          }
-        }
-        while (piece.length > 0) {
-          const n = piece.copy(staging, held);
-          held += n;
-          piece = piece.subarray(n);
-          if (held === staging.length) {
-            await emit(staging);
-            staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
-            held = 0;
-          }
-        }
+        await out.add(piece);
       }
     };
-    for (let pos = 0; pos < job.length; ) {
-      const n = readSync(fh.fd, buf, 0, Math.min(buf.length, job.length - pos), job.offset + pos);
-      if (n === 0) throw new Error(`${job.path}: ends at ${job.offset + pos}, inside ${job.what}`);
-      pos += n;
-      stored.update(buf.subarray(0, n));
-      if (stored.bytes > job.size) throw new DigestMismatchError(`${job.what} is larger than its recorded size`, `${job.size} bytes`, `more than ${job.size}`);
-      await take(inflater.write(buf.subarray(0, n), space));
-    }
-    if (stored.bytes !== job.size) throw new DigestMismatchError(`${job.what} is shorter than its recorded size`, `${job.size} bytes`, `${stored.bytes} bytes`);
-    const d = stored.digest();
-    if (d !== job.digest) throw new DigestMismatchError(`${job.what} digest`, job.digest, d);
-    await take(inflater.end(space));
-    if (held > 0) await emit(staging.subarray(0, held));
+    // The decompressor writes straight into the chunk being filled: no copy on the way out.
+    await readStored(fh, job, job, (bytes) => take(inflater.write(bytes, out.space)));
+    await take(inflater.end(out.space));
+    await out.flush();
   } finally {
     inflater.close();
     await fh.close();
   }
 }
 
+/**
+ * Chunker gathers bytes into fresh chunks of INFLATE_CHUNK and hands each out once full (a worker moves them to
+ * another thread, so none is reused). Bytes written into `space()` are taken without a copy.
+ */
+class Chunker {
+  private chunk = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
+  private held = 0;
+
+  constructor(private readonly emit: (chunk: Buffer) => Promise<void>) {}
+
+  /** space is the unfilled rest of the chunk being gathered. */
+  readonly space = (): Buffer => this.chunk.subarray(this.held);
+
+  async add(piece: Buffer): Promise<void> {
+    if (piece.buffer === this.chunk.buffer && piece.byteOffset === this.chunk.byteOffset + this.held) {
+      this.held += piece.length;
+      return this.handOutIfFull();
+    }
+    while (piece.length > 0) {
+      const n = piece.copy(this.chunk, this.held);
+      this.held += n;
+      piece = piece.subarray(n);
+      await this.handOutIfFull();
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.held > 0) await this.emit(this.chunk.subarray(0, this.held));
+  }
+
+  private async handOutIfFull(): Promise<void> {
+    if (this.held < this.chunk.length) return;
+    const full = this.chunk;
+    this.chunk = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
+    this.held = 0;
+    await this.emit(full);
+  }
+}
+
 /** inflateBlobStreamed is inflateBlob through zlib's stream, when this Node offers no synchronous one. */
 async function inflateBlobStreamed(job: InflateJob, emit: (chunk: Buffer) => Promise<void>): Promise<void> {
   const raw = job.length === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + job.length - 1, highWaterMark: INFLATE_CHUNK });
-  const out = decompress(verified(raw, { digest: job.digest, size: job.size, what: job.what }), job.compression, job.limit);
-  let staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
-  let held = 0;
-  for await (let chunk of out) {
-    while (chunk.length > 0) {
-      const n = chunk.copy(staging, held);
-      held += n;
-      chunk = chunk.subarray(n);
-      if (held === staging.length) {
-        await emit(staging);
-        staging = Buffer.allocUnsafeSlow(INFLATE_CHUNK);
-        held = 0;
-      }
+  const out = new Chunker(emit);
+  for await (const chunk of decompress(verified(raw, { digest: job.digest, size: job.size, what: job.what }), job.compression, job.limit)) await out.add(chunk);
+  await out.flush();
+}
+
+/**
+ * readStored reads a stored blob's byte range through one reused buffer, hashing it and holding it to its recorded
+ * size and digest (DigestMismatchError otherwise); each piece read goes to `piece`, valid until that returns. It
+ * looks at the event loop between slices, so a check on this thread leaves room for the rest.
+ */
+async function readStored(
+  fh: FileHandle,
+  at: { offset: number; length: number },
+  want: { digest: string; size: number; what: string },
+  piece: (bytes: Buffer) => void | Promise<void>,
+): Promise<void> {
+  const stored = new Sha256Counter();
+  const buf = Buffer.allocUnsafe(STORED_READ);
+  let slice = 0;
+  for (let pos = 0; pos < at.length; ) {
+    const n = readSync(fh.fd, buf, 0, Math.min(buf.length, at.length - pos), at.offset + pos);
+    if (n === 0) break;
+    pos += n;
+    stored.update(buf.subarray(0, n));
+    if (stored.bytes > want.size) throw new DigestMismatchError(`${want.what} is larger than its recorded size`, `${want.size} bytes`, `more than ${want.size}`);
+    await piece(buf.subarray(0, n));
+    slice += n;
+    if (slice >= STORED_SLICE) {
+      slice = 0;
+      await new Promise<void>((r) => setImmediate(r));
     }
   }
-  if (held > 0) await emit(staging.subarray(0, held));
+  if (stored.bytes !== want.size) throw new DigestMismatchError(`${want.what} is shorter than its recorded size`, `${want.size} bytes`, `${stored.bytes} bytes`);
+  const d = stored.digest();
+  if (d !== want.digest) throw new DigestMismatchError(`${want.what} digest`, want.digest, d);
 }
