@@ -1,7 +1,9 @@
-// DockerEngineClient: the Docker Engine API over DOCKER_HOST (unix socket or tcp), through undici.
+// DockerEngineClient: the Docker Engine API over DOCKER_HOST (unix socket or tcp), through undici; a save stream
+// through recycledGet.
 import { Pool } from 'undici';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../ui/errors.js';
+import { recycledGet, type RecycledResponse, type SocketTarget } from './recycled-get.js';
 
 export interface EngineResponse {
   statusCode: number;
@@ -28,25 +30,25 @@ export class DockerEngineClient {
   readonly host: string;
   // A pool, not one connection: long requests (two `docker save` streams) must run side by side.
   private readonly client: Pool;
+  private readonly target: SocketTarget;
 
   constructor(host: string = resolveDockerHost()) {
     this.host = host;
     if (host.startsWith('unix://')) {
-      this.client = new Pool('http://docker', { socketPath: host.slice('unix://'.length), headersTimeout: 0, bodyTimeout: 0, connections: 8 });
+      this.target = { path: host.slice('unix://'.length) };
+      this.client = new Pool('http://docker', { socketPath: this.target.path, headersTimeout: 0, bodyTimeout: 0, connections: 8 });
     } else if (host.startsWith('tcp://') || host.startsWith('http://')) {
-      this.client = new Pool(`http://${host.replace(/^(tcp|http):\/\//, '')}`, { headersTimeout: 0, bodyTimeout: 0, connections: 8 });
+      const url = parseUrl(`http://${host.replace(/^(tcp|http):\/\//, '')}`);
+      if (!url) throw new FerryError('USAGE', `DOCKER_HOST "${host}" is not a host and port`, { hint: 'use unix:///path/to/docker.sock or tcp://host:port' });
+      this.target = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 2375) };
+      this.client = new Pool(url.origin, { headersTimeout: 0, bodyTimeout: 0, connections: 8 });
     } else {
       throw new FerryError('USAGE', `unsupported DOCKER_HOST "${host}"`, { hint: 'use unix:///path/to/docker.sock or tcp://host:port' });
     }
   }
 
   async request(req: EngineRequest): Promise<EngineResponse> {
-    const qs = new URLSearchParams();
-    for (const [k, v] of Object.entries(req.query ?? {})) {
-      if (v === undefined) continue;
-      for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one);
-    }
-    const path = qs.size > 0 ? `${req.path}?${qs}` : req.path;
+    const path = withQuery(req);
     try {
       const res = await this.client.request({
         method: req.method,
@@ -57,6 +59,18 @@ export class DockerEngineClient {
         ...(req.long ? {} : { headersTimeout: 120_000, bodyTimeout: 120_000 }),
       });
       return { statusCode: res.statusCode, body: res.body as unknown as EngineResponse['body'] };
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+  }
+
+  /**
+   * streamGet is a long GET (a `docker save`) on a connection of its own, read through one reused buffer: its body's
+   * chunks are overwritten as the next is asked for (see recycledGet).
+   */
+  async streamGet(req: Pick<EngineRequest, 'path' | 'query' | 'signal'>): Promise<RecycledResponse> {
+    try {
+      return await recycledGet(this.target, withQuery(req), req.signal ? { signal: req.signal } : {});
     } catch (err) {
       throw this.unreachable(err);
     }
@@ -76,7 +90,7 @@ export class DockerEngineClient {
     if (res.statusCode !== 200) throw new FerryError('DAEMON_UNREACHABLE', `Docker daemon at ${this.host} answered ${res.statusCode} to a ping`);
   }
 
-  async httpError(res: EngineResponse, req: EngineRequest): Promise<FerryError> {
+  async httpError(res: { statusCode: number; body: { text(): Promise<string> } }, req: Pick<EngineRequest, 'method' | 'path'>): Promise<FerryError> {
     let message = '';
     try {
       const text = await res.body.text();
@@ -104,5 +118,22 @@ export class DockerEngineClient {
 
   async close(): Promise<void> {
     await this.client.close();
+  }
+}
+
+function withQuery(req: Pick<EngineRequest, 'path' | 'query'>): string {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(req.query ?? {})) {
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one);
+  }
+  return qs.size > 0 ? `${req.path}?${qs}` : req.path;
+}
+
+function parseUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
   }
 }

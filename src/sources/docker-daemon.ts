@@ -1,11 +1,11 @@
 // DockerDaemonSource: images from the Docker daemon at DOCKER_HOST, exported with concurrent `docker save`
 // streams so that the daemon prepares one group while ferry compresses another.
 import { DockerEngineClient } from '../engine/client.js';
+import { HttpFramingError } from '../engine/http-response-framer.js';
 import { diffIdsOf, inspectImage, type EngineImage } from '../engine/images.js';
 import { hex, type DiffId } from '../image/digest.js';
 import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
-import { chunksOf } from '../transfer/chunks.js';
 import { hashOnly, readSaveStream, SaveFormatError } from './docker-save-stream.js';
 import type { ExportedImage, ImageSource, LayerSink, Resolved, ResolveOptions, SourceImage } from './source.js';
 
@@ -68,12 +68,9 @@ export class DockerDaemonSource implements ImageSource {
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort);
-    const pending = groups.map((g) =>
-      this.engine.request({ method: 'GET', path: '/images/get', query: { names: g.map((i) => i.id) }, long: true, signal: controller.signal }),
-    );
-    // A body still waiting its turn when the export is stopped errors with no reader: that is expected, not a crash
-    // (the one being read reports its error through the read).
-    pending.forEach((p) => p.then((r) => void r.body.on('error', () => undefined), () => undefined));
+    const pending = groups.map((g) => this.engine.streamGet({ path: '/images/get', query: { names: g.map((i) => i.id) }, signal: controller.signal }));
+    // A save still waiting its turn when the export stops fails with no one awaiting it: expected, not a crash.
+    pending.forEach((p) => p.catch(() => undefined));
     const seenKeys = new Map<string, DiffId>();
     const expected = new Set(images.flatMap((i) => i.diffIds.map((d) => hex(d))));
     const out: ExportedImage[] = [];
@@ -83,7 +80,7 @@ export class DockerDaemonSource implements ImageSource {
         if (res.statusCode >= 300) throw await this.engine.httpError(res, { method: 'GET', path: '/images/get' });
         let contents;
         try {
-          contents = await readSaveStream(chunksOf(res.body), {
+          contents = await readSaveStream(res.body, {
             isLayerBlob: (h) => expected.has(h),
             layer: async (key, size, body) => {
               // The same layer path in two saves of one daemon is the same layer: check it, don't store it twice.
@@ -99,7 +96,7 @@ export class DockerDaemonSource implements ImageSource {
             },
           });
         } catch (err) {
-          if (err instanceof SaveFormatError) throw new FerryError('DAEMON_ERROR', `unexpected docker save output from ${this.engine.host}: ${err.message}`);
+          if (err instanceof SaveFormatError || err instanceof HttpFramingError) throw new FerryError('DAEMON_ERROR', `unexpected docker save output from ${this.engine.host}: ${err.message}`);
           throw this.engine.unreachable(err);
         }
         for (const img of group) out.push(matchExport(img, contents));
@@ -107,7 +104,7 @@ export class DockerDaemonSource implements ImageSource {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       controller.abort();
-      for (const p of pending) p.then((r) => r.body.destroy(), () => undefined);
+      for (const p of pending) p.then((r) => r.destroy(), () => undefined);
     }
     return out;
   }

@@ -55,7 +55,8 @@ export async function readSaveStream(stream: AsyncIterable<Buffer>, hooks: SaveS
         layers.set(name, await hooks.layer(name, h.size, body));
       } else if (h.type === 'file' && h.size <= MAX_JSON && (name === 'manifest.json' || /^[a-f0-9]{64}\.json$/.test(name) || blobHex !== undefined)) {
         const chunks: Buffer[] = [];
-        for await (const c of body) chunks.push(c);
+        // Copied: the stream may reuse a chunk's memory for the next.
+        for await (const c of body) chunks.push(Buffer.from(c));
         const bytes = Buffer.concat(chunks);
         if (name === 'manifest.json') entries = parseManifest(bytes);
         else {

@@ -74,7 +74,10 @@ export interface LayerSink {
   has(diffId: DiffId): boolean;
   /** wantsBlob says whether a stored blob should be handed over: not when it (or, if recompressing, its layer) is stored. */
   wantsBlob(blob: BlobDescriptor & { diffId: DiffId }): boolean;
-  /** put consumes a layer tar and returns its diffID. */
+  /**
+   * put consumes a layer tar and returns its diffID. A chunk of body may be overwritten once the next is asked for
+   * (a daemon's save is read through one reused buffer): what put keeps, it copies.
+   */
   put(body: AsyncIterable<Buffer>, info: { size: number }): Promise<DiffId>;
   /** putBlob stores a compressed layer byte for byte; diffId is what the image config claims, and is checked. */
   putBlob(blob: BlobDescriptor & { diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<void>;

@@ -27,21 +27,26 @@ class ByteReader {
     return true;
   }
 
-  /** exact returns n bytes, or undefined at a clean end of stream before the first byte. */
+  /**
+   * exact returns n bytes, or undefined at a clean end of stream before the first byte. Bytes that span chunks are
+   * copied as they come: a source may reuse a chunk's memory once the next is asked for.
+   */
   async exact(n: number): Promise<Buffer | undefined> {
-    const parts: Buffer[] = [];
+    if (!(await this.fill())) return undefined;
+    if (this.buf.length >= n) {
+      const whole = this.buf.subarray(0, n);
+      this.buf = this.buf.subarray(n);
+      return whole;
+    }
+    const out = Buffer.allocUnsafe(n);
     let got = 0;
     while (got < n) {
-      if (!(await this.fill())) {
-        if (got === 0) return undefined;
-        throw new TarFormatError('the stream ends in the middle of a tar block');
-      }
-      const part = this.buf.subarray(0, n - got);
-      this.buf = this.buf.subarray(part.length);
-      parts.push(part);
-      got += part.length;
+      if (!(await this.fill())) throw new TarFormatError('the stream ends in the middle of a tar block');
+      const k = this.buf.copy(out, got, 0, n - got);
+      this.buf = this.buf.subarray(k);
+      got += k;
     }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return out;
   }
 
   /** take yields the next n bytes as they come, without copying. */

@@ -56,7 +56,11 @@ export class LayerCompressor {
     try {
       if (this.opts.compression === 'zstd') await this.zstdInto(tap(), emit);
       else if (this.opts.compression === 'gzip') {
-        for await (const chunk of piped(tap(), createGzip({ level: this.opts.level ?? 6 }))) await emit(chunk as Buffer);
+        // zlib holds its input past the next read, and a source may reuse a chunk's memory (see LayerSink.put).
+        const copies = async function* (): AsyncGenerator<Buffer> {
+          for await (const chunk of tap()) yield Buffer.from(chunk);
+        };
+        for await (const chunk of piped(copies(), createGzip({ level: this.opts.level ?? 6 }))) await emit(chunk as Buffer);
       } else for await (const chunk of tap()) await emit(chunk);
     } finally {
       this.busy = false;

@@ -1,0 +1,151 @@
+// recycledGet: one GET on a connection of its own whose response is read into one reused buffer. Node gives every
+// socket read (64 KiB) a new buffer; over a gigabyte of `docker save`, allocating and collecting them took ~1.5 s
+// of CPU (measured: 0.3 s this way), CPU the compressor needs. So body chunks here are views of that one buffer.
+import { connect } from 'node:net';
+import { HttpResponseFramer, type ResponseHead } from './http-response-framer.js';
+
+export type SocketTarget = { path: string } | { host: string; port: number };
+
+export interface RecycledBody extends AsyncIterable<Buffer> {
+  /** text reads a short body (an error's message) whole, up to limit bytes. */
+  text(limit?: number): Promise<string>;
+}
+
+export interface RecycledResponse extends ResponseHead {
+  /**
+   * The body, to be read once. Each chunk is a view of the connection's one buffer, overwritten when the next
+   * chunk is asked for: a reader that keeps bytes must copy them.
+   */
+  body: RecycledBody;
+  /** destroy ends the connection; a body not read to its end must be destroyed. */
+  destroy(): void;
+}
+
+export interface RecycledGetOptions {
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** The reused read buffer's size (default 1 MiB; a read takes what the socket holds, up to this). */
+  bufferSize?: number;
+}
+
+export function recycledGet(target: SocketTarget, path: string, opts: RecycledGetOptions = {}): Promise<RecycledResponse> {
+  const { signal } = opts;
+  signal?.throwIfAborted();
+  return new Promise((resolveHead, rejectHead) => {
+    const buf = Buffer.allocUnsafe(opts.bufferSize ?? 1 << 20);
+    const framer = new HttpResponseFramer();
+    // Views of buf from the last read, not yet handed out: no read happens while any is left.
+    const queue: Buffer[] = [];
+    let failed: { err: unknown } | undefined;
+    let ended = false;
+    let paused = false;
+    let headSent = false;
+    let wake: (() => void) | undefined;
+    const notify = (): void => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const fail = (err: unknown): void => {
+      if (failed || ended) return;
+      failed = { err };
+      if (!headSent) rejectHead(err);
+      notify();
+      socket.destroy();
+    };
+    const onAbort = (): void => fail(signal!.reason);
+    const finish = (): void => {
+      signal?.removeEventListener('abort', onAbort);
+    };
+
+    const socket = connect({
+      ...target,
+      onread: {
+        buffer: buf,
+        callback: (n: number): boolean => {
+          try {
+            framer.feed(buf.subarray(0, n), (view) => queue.push(view));
+          } catch (err) {
+            fail(err);
+            return false;
+          }
+          if (!headSent && framer.head) {
+            headSent = true;
+            resolveHead(response(framer.head));
+          }
+          if (framer.done && !ended) {
+            ended = true;
+            finish();
+            // The response is whole; the connection (Connection: close) has nothing more for us. Destroying it
+            // leaves buf, and the views still queued, as they are.
+            socket.destroy();
+          }
+          if (queue.length === 0) return true;
+          notify();
+          paused = !ended;
+          return false;
+        },
+      },
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.on('connect', () => {
+      const extra = Object.entries(opts.headers ?? {})
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: ferry\r\n${extra}Connection: close\r\n\r\n`);
+    });
+    socket.on('error', fail);
+    socket.on('close', () => {
+      finish();
+      if (ended || failed) return;
+      try {
+        framer.end();
+        ended = true;
+        notify();
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+    function response(head: ResponseHead): RecycledResponse {
+      let taken = false;
+      async function* chunks(): AsyncGenerator<Buffer> {
+        if (taken) throw new Error('a recycled response body can be read once');
+        taken = true;
+        try {
+          for (;;) {
+            const v = queue.shift();
+            if (v) {
+              yield v;
+              continue;
+            }
+            if (failed) throw failed.err;
+            if (ended) return;
+            // Every view of the last read has been handed out and the reader has asked for more: read on.
+            if (paused) {
+              paused = false;
+              socket.resume();
+            }
+            await new Promise<void>((resolve) => (wake = resolve));
+          }
+        } finally {
+          socket.destroy();
+        }
+      }
+      const body: RecycledBody = {
+        [Symbol.asyncIterator]: chunks,
+        text: async (limit = 1 << 20) => {
+          const parts: Buffer[] = [];
+          let size = 0;
+          for await (const c of chunks()) {
+            size += c.length;
+            if (size > limit) break;
+            parts.push(Buffer.from(c));
+          }
+          return Buffer.concat(parts).toString('utf8');
+        },
+      };
+      return { ...head, body, destroy: () => socket.destroy() };
+    }
+  });
+}
