@@ -75,8 +75,6 @@ export class BundleWriter {
   /** A killed run's temp file for the same bundle, whose finished blobs may be taken (see reuseLeftovers). */
   private readonly leftover: Leftover | undefined;
   private reusedCount = 0;
-  /** Layers taken from a killed run, which a source may hand over again (see layersOfSize). */
-  private readonly adopted = new Set<DiffId>();
 
   private constructor(tar: TarFileWriter, opts: BundleWriterOptions, leftover: Leftover | undefined) {
     this.tar = tar;
@@ -133,16 +131,20 @@ export class BundleWriter {
         const stored = await this.addBlob(l, left.stream(l.digest));
         // Known now, not only once the check beside the copy ends: put() matches layers by it (layersOfSize).
         stored.uncompressedSize = l.uncompressedSize;
-        this.adopted.add(d);
         this.reusedCount++;
       }
     }
     return this.reusedCount - before;
   }
 
-  /** layersOfSize lists layers taken from a killed run with this uncompressed size: a layer passing may be one. */
+  /**
+   * layersOfSize lists the layers held with this uncompressed size (stored, taken from a killed run, or named to
+   * stay behind): a layer passing by with that size is likely one of them, and is better hashed than compressed.
+   */
   layersOfSize(size: number): DiffId[] {
-    return [...this.adopted].filter((d) => this.layers.get(d)?.uncompressedSize === size);
+    const held = [...this.layers.values()].filter((l) => l.uncompressedSize === size).map((l) => l.diffId);
+    const behind = [...this.reliedLayers.values()].filter((l) => l !== undefined && l.uncompressedSize === size).map((l) => l!.diffId);
+    return [...held, ...behind];
   }
 
   get path(): string {

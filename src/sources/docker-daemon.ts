@@ -63,8 +63,8 @@ export class DockerDaemonSource implements ImageSource {
 
   async export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]> {
     const groups = groupForSaves(images, this.concurrentSaves);
-    // Ask for every group at once: the daemon writes each export to disk before the first byte,
-    // so later groups get ready while earlier ones are compressed.
+    // Ask for every group at once and read each as soon as it is ready: the daemon writes a whole export to disk
+    // before its first byte, so the others get ready while one is compressed.
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort);
@@ -73,10 +73,13 @@ export class DockerDaemonSource implements ImageSource {
     pending.forEach((p) => p.catch(() => undefined));
     const seenKeys = new Map<string, DiffId>();
     const expected = new Set(images.flatMap((i) => i.diffIds.map((d) => hex(d))));
-    const out: ExportedImage[] = [];
+    const exported: ExportedImage[][] = [];
+    const waiting = new Map(pending.map((p, gi) => [gi, p.then((res) => ({ gi, res }))]));
     try {
-      for (const [gi, group] of groups.entries()) {
-        const res = await pending[gi]!;
+      while (waiting.size > 0) {
+        const { gi, res } = await Promise.race(waiting.values());
+        waiting.delete(gi);
+        const group = groups[gi]!;
         if (res.statusCode >= 300) throw await this.engine.httpError(res, { method: 'GET', path: '/images/get' });
         let contents;
         try {
@@ -99,14 +102,14 @@ export class DockerDaemonSource implements ImageSource {
           if (err instanceof SaveFormatError || err instanceof HttpFramingError) throw new FerryError('DAEMON_ERROR', `unexpected docker save output from ${this.engine.host}: ${err.message}`);
           throw this.engine.unreachable(err);
         }
-        for (const img of group) out.push(matchExport(img, contents));
+        exported[gi] = group.map((img) => matchExport(img, contents));
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
       controller.abort();
       for (const p of pending) p.then((r) => r.destroy(), () => undefined);
     }
-    return out;
+    return exported.flat();
   }
 
   async close(): Promise<void> {

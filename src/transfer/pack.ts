@@ -72,6 +72,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
           report(held, true);
           return d;
         }
+        if (writer.leavesOut(d)) return d;
         const l = await writer.addLayer(spool.read());
         if (!l.relied) report(l, l.repeat);
         return l.diffId;
@@ -83,8 +84,8 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
       has: (d) => writer.layer(d) !== undefined || writer.leavesOut(d),
       wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined && !writer.leavesOut(b.diffId) : !writer.hasBlob(b.digest) && !writer.leavesOutBlob(b.digest)),
       put: async (body, info) => {
-        // A layer of the same size as one already held (taken from a killed run) is hashed first, parked in a
-        // spool: if it is that layer, it is not compressed again.
+        // A layer of the same size as one already held (stored from another save, taken from a killed run, or to
+        // stay behind) is hashed first, parked in a spool: if it is that layer, it is not compressed again.
         if (writer.layersOfSize(info.size).length) return putMaybeHeld(body);
         const l = await writer.addLayer(body);
         if (!l.relied) report(l, l.repeat);
