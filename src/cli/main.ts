@@ -38,8 +38,10 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', onSignal);
   const json = argv.includes('--json');
   try {
-    const commands = await commandsFor(argv, controller.signal);
-    let cli = yargs(argv.length ? argv : ['--help'])
+    // Bare `ferry` prints the help, as bare `docker` does.
+    const args = argv.length > 0 ? argv : ['--help'];
+    const commands = await commandsFor(args, controller.signal);
+    let cli = yargs(args)
       .scriptName('ferry')
       .usage('$0 <command> [options]\n\nMove container images across air gaps in bundles.')
       .option('json', { type: 'boolean', describe: 'print one machine-readable result on stdout', global: true })
@@ -55,7 +57,7 @@ export async function main(argv: string[]): Promise<void> {
         if (err) throw err;
         throw new FerryError('USAGE', msg, { hint: 'see `ferry --help` or `ferry <command> --help`' });
       })
-      .parseAsync(hideBin(['node', 'ferry', ...argv]));
+      .parseAsync(hideBin(['node', 'ferry', ...args]));
   } catch (err) {
     // Whatever broke first after a signal, the user's answer is "interrupted".
     const fe = controller.signal.aborted ? toFerryError(controller.signal.reason) : toFerryError(err);
