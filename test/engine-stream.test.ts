@@ -15,23 +15,12 @@ import { LayerCompressor } from '../src/transfer/compress.js';
 import { decompress } from '../src/transfer/decompress.js';
 import type { Compression } from '../src/image/media-types.js';
 import { paxRecords, tarBytes, type RawEntry } from './helpers/crafted-tar.js';
+import { seededRandom } from './helpers/seeded.js';
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-/** A seeded PRNG (mulberry32), so a failing split can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function noise(n: number, seed: number): Buffer {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
   return b;
@@ -81,7 +70,7 @@ describe('HTTP response framing', () => {
         const got = frame(bytes, [cut]);
         assert.ok(got.body.equals(body) && got.done, `cut at ${cut}`);
       }
-      const r = rng(7);
+      const r = seededRandom(7);
       for (let i = 0; i < 300; i++) {
         const cuts = Array.from({ length: 1 + ((r() * 40) | 0) }, () => (r() * bytes.length) | 0).sort((a, b) => a - b);
         const got = frame(bytes, cuts);
@@ -157,7 +146,7 @@ describe('recycledGet against real HTTP servers', () => {
       if (url.searchParams.has('length')) res.setHeader('Content-Length', n);
       res.writeHead(200, { 'Content-Type': 'application/x-tar' });
       // Writes of uneven sizes, respecting backpressure, as a daemon streaming a save does.
-      const r = rng(n);
+      const r = seededRandom(n);
       let at = 0;
       const more = (): void => {
         while (at < cut) {
@@ -261,7 +250,7 @@ describe('recycledGet against real HTTP servers', () => {
  */
 async function* recycling(src: Buffer, seed: number, max = 5000): AsyncGenerator<Buffer> {
   const shared = Buffer.alloc(max);
-  const r = rng(seed);
+  const r = seededRandom(seed);
   let at = 0;
   while (at < src.length) {
     const n = Math.min(1 + ((r() * max) | 0), src.length - at);

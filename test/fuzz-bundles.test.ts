@@ -18,6 +18,7 @@ import { ferry } from './helpers/ferry.js';
 import { missing } from './helpers/tools.js';
 import { BLOCK, HEADER_FIELDS, layout, setField, ustarHeader, type EntryLayout } from './helpers/crafted-tar.js';
 import { daemonState, ferryMeasured, listTree, type DaemonState, type MeasuredRun } from './helpers/outcome.js';
+import { seededRandom } from './helpers/seeded.js';
 
 const skip = missing(['dockerd', 'docker', 'busybox'], { root: true });
 
@@ -28,18 +29,6 @@ const LOAD_EVERY = process.env.FERRY_FUZZ_COUNT ? 1 : 3;
 const ONLY = process.env.FERRY_FUZZ_ONLY !== undefined ? Number(process.env.FERRY_FUZZ_ONLY) : undefined;
 const BOUND = { ms: 60_000, rssMiB: 250 };
 
-/** mulberry32: a small seeded generator, the same numbers on every machine. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Rand {
   int(n: number): number;
   pick<T>(xs: readonly T[]): T;
@@ -47,7 +36,7 @@ interface Rand {
 }
 
 function rand(seed: number): Rand {
-  const next = random(seed);
+  const next = seededRandom(seed);
   return {
     int: (n) => Math.floor(next() * n),
     pick: (xs) => xs[Math.floor(next() * xs.length)]!,
