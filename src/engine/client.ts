@@ -28,7 +28,7 @@ export function resolveDockerHost(env: NodeJS.ProcessEnv = process.env): string 
 
 export class DockerEngineClient {
   readonly host: string;
-  // A pool, not one connection: long requests (two `docker save` streams) must run side by side.
+  // A pool, not one connection: long requests (loads split into several) must run side by side.
   private readonly client: Pool;
   private readonly target: SocketTarget;
 
@@ -40,7 +40,9 @@ export class DockerEngineClient {
     } else if (host.startsWith('tcp://') || host.startsWith('http://')) {
       const url = parseUrl(`http://${host.replace(/^(tcp|http):\/\//, '')}`);
       if (!url) throw new FerryError('USAGE', `DOCKER_HOST "${host}" is not a host and port`, { hint: 'use unix:///path/to/docker.sock or tcp://host:port' });
-      this.target = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 2375) };
+      // Docker's port for plain tcp when none is given.
+      if (!url.port) url.port = '2375';
+      this.target = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port) };
       this.client = new Pool(url.origin, { headersTimeout: 0, bodyTimeout: 0, connections: 8 });
     } else {
       throw new FerryError('USAGE', `unsupported DOCKER_HOST "${host}"`, { hint: 'use unix:///path/to/docker.sock or tcp://host:port' });
