@@ -3,9 +3,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpFramingError, HttpResponseFramer } from '../src/engine/http-response-framer.js';
@@ -15,6 +15,7 @@ import { LayerCompressor } from '../src/transfer/compress.js';
 import { decompress } from '../src/transfer/decompress.js';
 import type { Compression } from '../src/image/media-types.js';
 import { paxRecords, tarBytes, type RawEntry } from './helpers/crafted-tar.js';
+import { ferry } from './helpers/ferry.js';
 import { seededRandom } from './helpers/seeded.js';
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -303,4 +304,39 @@ describe('readers downstream of a reused buffer copy what they keep', () => {
       }
     });
   }
+});
+
+describe('a daemon whose save answer is not HTTP as it should be', () => {
+  it('ferry pack says which daemon sent a malformed response and what was wrong, exits 1, and leaves no file', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'ferry-bad-daemon-'));
+    const layer = sha(Buffer.from('layer'));
+    // Enough of the Engine API for pack to resolve an image, then a save whose chunked framing is broken.
+    const server = createNetServer((s) => {
+      s.once('data', (req) => {
+        const path = req.toString('latin1').split(' ')[1] ?? '';
+        const reply = (status: string, body: string): void =>
+          void s.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        if (path.startsWith('/images/get')) s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nnot-a-size\r\n');
+        else if (path.includes('/json')) reply('200 OK', JSON.stringify({ Id: sha(Buffer.from('config')), RepoTags: ['app:1'], RepoDigests: [], Os: 'linux', Architecture: 'amd64', Size: 5, RootFS: { Type: 'layers', Layers: [layer] } }));
+        else reply('200 OK', 'OK');
+      });
+    });
+    const sock = join(work, 'docker.sock');
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const out = join(work, 'out');
+      await mkdir(out);
+      const run = await ferry(['pack', 'app:1', '-o', join(out, 'b.ferry.tar')], { dockerHost: `unix://${sock}` });
+      assert.equal(run.code, 1, run.stderr);
+      // Which message depends on whether the bad bytes came with the response head or after it.
+      assert.match(run.stderr, /(answered GET \/images\/get with a malformed response|unexpected docker save output from)/);
+      assert.ok(run.stderr.includes(`unix://${sock}`), run.stderr);
+      assert.match(run.stderr, /"not-a-size" is not a chunk size/);
+      assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+      assert.deepEqual(await readdir(out), []);
+    } finally {
+      server.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
 });

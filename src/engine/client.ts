@@ -3,6 +3,7 @@
 import { Pool } from 'undici';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../ui/errors.js';
+import { HttpFramingError } from './http-response-framer.js';
 import { recycledGet, type RecycledResponse, type SocketTarget } from './recycled-get.js';
 
 export interface EngineResponse {
@@ -74,6 +75,7 @@ export class DockerEngineClient {
     try {
       return await recycledGet(this.target, withQuery(req), req.signal ? { signal: req.signal } : {});
     } catch (err) {
+      if (err instanceof HttpFramingError) throw new FerryError('DAEMON_ERROR', `Docker daemon at ${this.host} answered GET ${req.path} with a malformed response: ${err.message}`);
       throw this.unreachable(err);
     }
   }

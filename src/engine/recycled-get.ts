@@ -22,7 +22,6 @@ export interface RecycledResponse extends ResponseHead {
 }
 
 export interface RecycledGetOptions {
-  headers?: Record<string, string>;
   signal?: AbortSignal;
   /** The reused read buffer's size (default 1 MiB; a read takes what the socket holds, up to this). */
   bufferSize?: number;
@@ -88,12 +87,7 @@ export function recycledGet(target: SocketTarget, path: string, opts: RecycledGe
       },
     });
     signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('connect', () => {
-      const extra = Object.entries(opts.headers ?? {})
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('');
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: ferry\r\n${extra}Connection: close\r\n\r\n`);
-    });
+    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: ferry\r\nConnection: close\r\n\r\n`));
     socket.on('error', fail);
     socket.on('close', () => {
       finish();
