@@ -14,8 +14,9 @@ const IMAGE_ID = /^(sha256:)?[a-f0-9]{12,64}$/;
 export interface DockerDaemonSourceOptions {
   /**
    * How many `docker save` requests run at once (default 3; 1 for a single stream). The daemon writes a whole
-   * export to disk before its first byte, on about one core: three let it prepare the next groups while ferry
-   * compresses one (measured on two cores: 3 saves 0.86–0.96× `docker save | zstd -T2`, 2 saves 0.96×, 1 save 1.15×).
+   * export to disk before its first byte, on about one core: several let it prepare the next groups while ferry
+   * compresses one (measured on two cores, medians of 4: 3 saves 0.85× `docker save | zstd -T2`, 2 saves 0.83×,
+   * within noise of each other; 1 save 1.08×).
    */
   concurrentSaves?: number;
 }
