@@ -313,9 +313,8 @@ async function inflateBlobStreamed(job: InflateJob, emit: (chunk: Buffer) => Pro
 }
 
 /**
- * readStored reads a stored blob's byte range through one reused buffer, hashing it and holding it to its recorded
- * size and digest (DigestMismatchError otherwise); each piece read goes to `piece`, valid until that returns. It
- * looks at the event loop between slices, so a check on this thread leaves room for the rest.
+ * readStored reads a stored blob's byte range, held to its recorded size and digest as it passes (see verified);
+ * each piece read goes to `piece`, valid until that returns.
  */
 async function readStored(
   fh: FileHandle,
@@ -323,23 +322,25 @@ async function readStored(
   want: { digest: string; size: number; what: string },
   piece: (bytes: Buffer) => void | Promise<void>,
 ): Promise<void> {
-  const stored = new Sha256Counter();
+  for await (const bytes of verified(storedRange(fh, at), want)) await piece(bytes);
+}
+
+/**
+ * storedRange yields a byte range of the bundle through one reused buffer (each piece valid until the next is asked
+ * for), looking at the event loop between slices so a check on this thread leaves room for the rest.
+ */
+async function* storedRange(fh: FileHandle, at: { offset: number; length: number }): AsyncGenerator<Buffer> {
   const buf = Buffer.allocUnsafe(STORED_READ);
   let slice = 0;
   for (let pos = 0; pos < at.length; ) {
     const n = readSync(fh.fd, buf, 0, Math.min(buf.length, at.length - pos), at.offset + pos);
-    if (n === 0) break;
+    if (n === 0) return;
     pos += n;
-    stored.update(buf.subarray(0, n));
-    if (stored.bytes > want.size) throw new DigestMismatchError(`${want.what} is larger than its recorded size`, `${want.size} bytes`, `more than ${want.size}`);
-    await piece(buf.subarray(0, n));
+    yield buf.subarray(0, n);
     slice += n;
     if (slice >= STORED_SLICE) {
       slice = 0;
       await new Promise<void>((r) => setImmediate(r));
     }
   }
-  if (stored.bytes !== want.size) throw new DigestMismatchError(`${want.what} is shorter than its recorded size`, `${want.size} bytes`, `${stored.bytes} bytes`);
-  const d = stored.digest();
-  if (d !== want.digest) throw new DigestMismatchError(`${want.what} digest`, want.digest, d);
 }

@@ -53,9 +53,6 @@ export function recycledGet(target: SocketTarget, path: string, opts: RecycledGe
       socket.destroy();
     };
     const onAbort = (): void => fail(signal!.reason);
-    const finish = (): void => {
-      signal?.removeEventListener('abort', onAbort);
-    };
 
     const socket = connect({
       ...target,
@@ -74,7 +71,6 @@ export function recycledGet(target: SocketTarget, path: string, opts: RecycledGe
           }
           if (framer.done && !ended) {
             ended = true;
-            finish();
             // The response is whole; the connection (Connection: close) has nothing more for us. Destroying it
             // leaves buf, and the views still queued, as they are.
             socket.destroy();
@@ -89,8 +85,9 @@ export function recycledGet(target: SocketTarget, path: string, opts: RecycledGe
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: ferry\r\nConnection: close\r\n\r\n`));
     socket.on('error', fail);
+    // Every way out (the response whole, a failure, an abort, the reader gone) ends in a destroy, so here.
     socket.on('close', () => {
-      finish();
+      signal?.removeEventListener('abort', onAbort);
       if (ended || failed) return;
       try {
         framer.end();

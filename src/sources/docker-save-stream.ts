@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import { readTar, TarFormatError } from '../tar/stream-reader.js';
 import { sha256Of, type DiffId } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
-import { Sha256Counter } from '../transfer/hash.js';
+import { collect, Sha256Counter } from '../transfer/hash.js';
 
 /** What a docker-save archive holds besides layer bytes. */
 export interface SaveContents {
@@ -54,10 +54,7 @@ export async function readSaveStream(stream: AsyncIterable<Buffer>, hooks: SaveS
       } else if (h.type === 'file' && (isLegacyLayer || (blobHex !== undefined && hooks.isLayerBlob(blobHex)))) {
         layers.set(name, await hooks.layer(name, h.size, body));
       } else if (h.type === 'file' && h.size <= MAX_JSON && (name === 'manifest.json' || /^[a-f0-9]{64}\.json$/.test(name) || blobHex !== undefined)) {
-        const chunks: Buffer[] = [];
-        // Copied: the stream may reuse a chunk's memory for the next.
-        for await (const c of body) chunks.push(Buffer.from(c));
-        const bytes = Buffer.concat(chunks);
+        const bytes = await collect(body, MAX_JSON);
         if (name === 'manifest.json') entries = parseManifest(bytes);
         else {
           const want = blobHex ?? name.slice(0, 64);

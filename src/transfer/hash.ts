@@ -43,14 +43,17 @@ export async function* verified(src: AsyncIterable<Buffer>, expect: { digest: st
   if (d !== expect.digest) throw new DigestMismatchError(`${expect.what} digest`, expect.digest, d);
 }
 
-/** collect gathers a small stream (a config, a manifest) into one buffer, refusing more than limit bytes. */
+/**
+ * collect gathers a small stream (a config, a manifest) into one buffer, refusing more than limit bytes. Each chunk
+ * is copied as it comes: a source may reuse a chunk's memory for the next.
+ */
 export async function collect(src: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const c of src) {
     n += c.length;
     if (n > limit) throw new RangeError(`more than ${limit} bytes where a small JSON document was expected`);
-    parts.push(c);
+    parts.push(Buffer.from(c));
   }
   return Buffer.concat(parts, n);
 }
