@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chainIds, type ChainId, type DiffId } from '../src/image/digest.js';
-import { planLoadRequests, type ImageChains, type LoadStep } from '../src/sinks/load-requests.js';
+import { planLoadRequests, type ImageChains, type LoadStep } from '../src/targets/load-requests.js';
 
 const d = (s: string): DiffId => `sha256:${createHash('sha256').update(s).digest('hex')}` as DiffId;
 const MiB = 1 << 20;

@@ -12,7 +12,7 @@ import { retryAfterMs } from '../src/registry/retry.js';
 import { registryTimeoutMs } from '../src/registry/http.js';
 import { sha256Of, type Digest } from '../src/image/digest.js';
 import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST } from '../src/image/media-types.js';
-import { DigestMismatchError } from '../src/transfer/hash.js';
+import { DigestMismatchError } from '../src/stream/hash.js';
 import { FerryError } from '../src/ui/errors.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';

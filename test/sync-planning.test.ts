@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { type DiffId, type Digest } from '../src/image/digest.js';
 import { planIncremental } from '../src/sync/plan.js';
 import { TargetState } from '../src/sync/target-state.js';
-import { HoldingsBuilder } from '../src/sync/holdings.js';
+import { HoldingsBuilder } from '../src/image/holdings.js';
 import { documentBytes, INVENTORY_MEDIA_TYPE, parseReport, type Inventory } from '../src/sync/documents.js';
 import { addHave } from '../src/sync/have.js';
 import { Catalog } from '../src/catalog/catalog.js';

@@ -4,9 +4,9 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { checkBlob, followLayer, LayerTail, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
 import type { FollowAnswer, FollowMessage, InflateAnswer, InflateFailure, InflateMessage } from './blob-check-worker.js';
-import { DecompressError } from '../transfer/decompress.js';
-import { DigestMismatchError } from '../transfer/hash.js';
-import { workerScript } from '../transfer/worker-url.js';
+import { DecompressError } from '../stream/decompress.js';
+import { DigestMismatchError } from '../stream/hash.js';
+import { workerScript } from '../stream/worker-url.js';
 
 const script = workerScript(import.meta.url, 'blob-check-worker');
 

@@ -4,8 +4,8 @@
 // decompressed here (inflateBlob), their chunks moved to the thread that sends them, a few ahead of it.
 import { parentPort } from 'node:worker_threads';
 import { checkBlob, followLayer, inflateBlob, LayerTail, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
-import { DecompressError } from '../transfer/decompress.js';
-import { DigestMismatchError } from '../transfer/hash.js';
+import { DecompressError } from '../stream/decompress.js';
+import { DigestMismatchError } from '../stream/hash.js';
 
 export type FollowMessage =
   | ({ type: 'follow'; id: number } & LayerFollow)

@@ -4,9 +4,9 @@ import { createReadStream, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { compressionOf, type Compression } from '../image/media-types.js';
-import { chunksOf } from '../transfer/chunks.js';
-import { decompress, DecompressError, syncDecompressor } from '../transfer/decompress.js';
-import { DigestMismatchError, Sha256Counter, verified } from '../transfer/hash.js';
+import { chunksOf } from '../stream/chunks.js';
+import { decompress, DecompressError, syncDecompressor } from '../stream/decompress.js';
+import { DigestMismatchError, Sha256Counter, verified } from '../stream/hash.js';
 import type { BundleBlob } from './format.js';
 
 export interface BlobCheck {

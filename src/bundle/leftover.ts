@@ -5,8 +5,8 @@ import type { DiffId, Digest } from '../image/digest.js';
 import { layerMediaType, type Compression } from '../image/media-types.js';
 import { staleTemps } from '../tar/file-writer.js';
 import { walkTarFile } from '../tar/offset-walk.js';
-import { decompress } from '../transfer/decompress.js';
-import { Sha256Counter, verified } from '../transfer/hash.js';
+import { decompress } from '../stream/decompress.js';
+import { Sha256Counter, verified } from '../stream/hash.js';
 
 const BLOB = /^blobs\/sha256\/([a-f0-9]{64})$/;
 

@@ -5,8 +5,8 @@ import type { Digest } from '../image/digest.js';
 import { partPath, type BundleBlob } from './format.js';
 import type { BundleReader } from './reader.js';
 import { compressionOf } from '../image/media-types.js';
-import { decompress } from '../transfer/decompress.js';
-import { Sha256Counter, verified } from '../transfer/hash.js';
+import { decompress } from '../stream/decompress.js';
+import { Sha256Counter, verified } from '../stream/hash.js';
 
 const BLOB = /^blobs\/sha256\/([a-f0-9]{64})$/;
 

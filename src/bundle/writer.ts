@@ -7,10 +7,10 @@ import type { Compression } from '../image/media-types.js';
 import { compressionOf, layerMediaType, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST } from '../image/media-types.js';
 import type { OciManifest } from '../image/model.js';
 import { hostPlatform, platformMatches, type Platform } from '../image/platform.js';
-import type { KeptImageManifest, KeptManifest } from '../sources/source.js';
+import type { KeptImageManifest, KeptManifest } from '../image/descriptor.js';
 import { LayerChecks } from './blob-check-pool.js';
 
-import { LayerCompressor } from '../transfer/compress.js';
+import { LayerCompressor } from '../stream/compress.js';
 import { TarFileWriter, WriteBehind } from '../tar/file-writer.js';
 import {
   blobPath,

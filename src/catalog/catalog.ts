@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FerryError } from '../ui/errors.js';
-import type { Holdings } from '../sync/holdings.js';
+import type { Holdings } from '../image/holdings.js';
 
 export type SiteKind = 'docker-daemon' | 'registry';
 export type RecordKind = 'bundle' | 'inventory' | 'receipt';

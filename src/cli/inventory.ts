@@ -6,7 +6,7 @@ import { DockerEngineClient } from '../engine/client.js';
 import { RegistryClient } from '../registry/client.js';
 import { inventoryOfDaemon } from '../sync/daemon-inventory.js';
 import { INVENTORY_MEDIA_TYPE, writeDocument, type Inventory } from '../sync/documents.js';
-import { HoldingsBuilder, diffIdsOf } from '../sync/holdings.js';
+import { HoldingsBuilder, diffIdsOf } from '../image/holdings.js';
 import { inventoryOfRegistry } from '../sync/registry-inventory.js';
 import { siteRecords, siteState } from '../sync/site-state.js';
 import { parsePushTarget } from '../transfer/push.js';

@@ -6,7 +6,7 @@ import { openBundles } from '../bundle/volume-set.js';
 import { splitBundles } from './bundle-args.js';
 import { DockerEngineClient } from '../engine/client.js';
 import { familiarReference, parseReference } from '../image/reference.js';
-import { DockerDaemonSink } from '../sinks/docker-daemon.js';
+import { DockerDaemonSink } from '../targets/docker-daemon.js';
 import { describeDaemon } from '../sync/daemon-inventory.js';
 import { writeDocument } from '../sync/documents.js';
 import { makeReceipt } from '../sync/receipts.js';

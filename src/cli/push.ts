@@ -6,7 +6,7 @@ import { openBundles } from '../bundle/volume-set.js';
 import { pooled } from '../bundle/pool.js';
 import { splitBundles } from './bundle-args.js';
 import { RegistryClient } from '../registry/client.js';
-import { RegistrySink } from '../sinks/registry.js';
+import { RegistrySink } from '../targets/registry.js';
 import { dryRun, executePush, parsePushTarget, planPush, type PushCompression, type PushPlan, type PushResult } from '../transfer/push.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';

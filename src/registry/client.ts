@@ -1,7 +1,7 @@
 // RegistryClient: the OCI distribution API of one registry — manifests, blobs, mounts, uploads, tags — with every pulled byte checked.
 import { isSha256, sha256Of, type Digest } from '../image/digest.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../image/media-types.js';
-import { DigestMismatchError } from '../transfer/hash.js';
+import { DigestMismatchError } from '../stream/hash.js';
 import { FerryError, escapeControls } from '../ui/errors.js';
 import { repositoryScope } from './challenge.js';
 import { openBlob } from './download.js';

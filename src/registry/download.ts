@@ -1,6 +1,6 @@
 // Blob downloads: one streamed GET, resumed with a Range request after a dropped connection, checked against its digest.
 import type { Digest } from '../image/digest.js';
-import { DigestMismatchError, Sha256Counter } from '../transfer/hash.js';
+import { DigestMismatchError, Sha256Counter } from '../stream/hash.js';
 import { repositoryScope } from './challenge.js';
 import { isNetworkError, unreachable } from './errors.js';
 import { discard, header, type RegistryTransport, type Response } from './http.js';

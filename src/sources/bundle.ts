@@ -10,7 +10,7 @@ import { familiarReference, parseReference } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
 import { splitLocation } from './location.js';
 import { ManifestStoreSource, type Located, type ManifestStore } from './manifest-store.js';
-import type { BlobDescriptor, KeptManifest } from './source.js';
+import type { BlobDescriptor, KeptManifest } from '../image/descriptor.js';
 
 export const BUNDLE_TRANSPORT = 'bundle:';
 

@@ -6,7 +6,7 @@ import type { ImageConfig } from '../image/model.js';
 import type { Compression } from '../image/media-types.js';
 import type { Platform } from '../image/platform.js';
 import { familiarReference, formatReference, parseReference, ReferenceError } from '../image/reference.js';
-import { decompress, DecompressError } from '../transfer/decompress.js';
+import { decompress, DecompressError } from '../stream/decompress.js';
 import { FerryError } from '../ui/errors.js';
 import { splitLocation } from './location.js';
 import type { ExportedImage, ImageSource, LayerSink, Resolved, ResolveOptions, SourceImage } from './source.js';

@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import { readTar, TarFormatError } from '../tar/stream-reader.js';
 import { sha256Of, type DiffId } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
-import { collect, Sha256Counter } from '../transfer/hash.js';
+import { collect, Sha256Counter } from '../stream/hash.js';
 
 /** What a docker-save archive holds besides layer bytes. */
 export interface SaveContents {

@@ -5,8 +5,9 @@ import { compressionOf, isImageManifestType, isIndexType, MAX_MANIFEST_BYTES, OC
 import type { ImageConfig } from '../image/model.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../image/platform.js';
 import { FerryError } from '../ui/errors.js';
-import { collect, verified } from '../transfer/hash.js';
-import type { BlobDescriptor, ExportedImage, ImageSource, KeptImageManifest, KeptManifest, LayerSink, Resolved, ResolveOptions, SourceImage, SourceIndex } from './source.js';
+import { collect, verified } from '../stream/hash.js';
+import type { BlobDescriptor, KeptImageManifest, KeptManifest } from '../image/descriptor.js';
+import type { ExportedImage, ImageSource, LayerSink, Resolved, ResolveOptions, SourceImage, SourceIndex } from './source.js';
 
 /** A place that stores manifests and blobs by digest. Transports implement only this. */
 export interface ManifestStore {

@@ -6,7 +6,7 @@ import { formatReference, parseReference } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
 import { splitLocation } from './location.js';
 import { ManifestStoreSource, type Located, type ManifestStore } from './manifest-store.js';
-import type { BlobDescriptor, KeptManifest } from './source.js';
+import type { BlobDescriptor, KeptManifest } from '../image/descriptor.js';
 
 /** LayoutFiles is the few files of a layout, by their names inside it (oci-layout, index.json, blobs/sha256/HEX). */
 export interface LayoutFiles {

@@ -4,7 +4,7 @@ import { RegistryClient, type RegistryOptions } from '../registry/client.js';
 import { formatReference, parseReference, ReferenceError, repository } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
 import { ManifestStoreSource, type Located, type ManifestStore } from './manifest-store.js';
-import type { BlobDescriptor, KeptManifest } from './source.js';
+import type { BlobDescriptor, KeptManifest } from '../image/descriptor.js';
 
 export const DOCKER_TRANSPORT = 'docker://';
 

@@ -1,25 +1,7 @@
 // The contract every image source meets: resolve names without reading layers, then stream the images out.
 import type { DiffId, Digest } from '../image/digest.js';
 import type { Platform } from '../image/platform.js';
-
-export interface BlobDescriptor {
-  mediaType: string;
-  digest: Digest;
-  size: number;
-}
-
-/** A manifest or index exactly as its source stores it: pushing these bytes reproduces its digest. */
-export interface KeptManifest {
-  bytes: Buffer;
-  mediaType: string;
-  digest: Digest;
-}
-
-/** An image manifest a source keeps: its config and layer blobs can travel byte for byte. */
-export interface KeptImageManifest extends KeptManifest {
-  config: BlobDescriptor;
-  layers: BlobDescriptor[];
-}
+import type { BlobDescriptor, KeptImageManifest, KeptManifest } from '../image/descriptor.js';
 
 /** SourceImage is an image as resolved: what it is called and which layers it needs, before any layer moves. */
 export interface SourceImage {

@@ -4,7 +4,7 @@ import { diffIdsOf, listImages } from '../engine/images.js';
 import type { Digest } from '../image/digest.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { INVENTORY_MEDIA_TYPE, type Inventory, type TargetInfo } from './documents.js';
-import { HoldingsBuilder } from './holdings.js';
+import { HoldingsBuilder } from '../image/holdings.js';
 
 /** describeDaemon names a daemon as reports do: its ID (stable while its data root lives) and host name. */
 export async function describeDaemon(engine: DockerEngineClient, signal?: AbortSignal): Promise<TargetInfo> {

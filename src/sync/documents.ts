@@ -7,7 +7,7 @@ import { writeAtomic } from '../files/atomic.js';
 import { checkSignature, signaturePath, writeDetached, type Signer, type Verifier } from '../sign/signature.js';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { FerryError } from '../ui/errors.js';
-import { badLayerIndex, type Holdings } from './holdings.js';
+import { badLayerIndex, type Holdings } from '../image/holdings.js';
 
 export const INVENTORY_MEDIA_TYPE = 'application/vnd.ferry.inventory.v1+json';
 export const RECEIPT_MEDIA_TYPE = 'application/vnd.ferry.receipt.v1+json';

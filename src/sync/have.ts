@@ -5,7 +5,7 @@ import type { BundleIndex } from '../bundle/format.js';
 import { BundleReader } from '../bundle/reader.js';
 import { FerryError } from '../ui/errors.js';
 import { readReport, type Report } from './documents.js';
-import { HoldingsBuilder, type Holdings } from './holdings.js';
+import { HoldingsBuilder, type Holdings } from '../image/holdings.js';
 import type { HoldingsMeaning, TargetState } from './target-state.js';
 
 /** holdingsOfBundle is what a target holds once a bundle is applied: every layer of every image, held or relied on. */

@@ -1,7 +1,7 @@
 // planIncremental: for these images and this target, which layers must travel and which the bundle relies on.
 // A layer stays behind only when every image that uses it finds it at the target.
 import { chainIds, type DiffId, type Digest } from '../image/digest.js';
-import type { BlobDescriptor } from '../sources/source.js';
+import type { BlobDescriptor } from '../image/descriptor.js';
 import type { KnownBlob, TargetState } from './target-state.js';
 
 export interface ImageToPlan {

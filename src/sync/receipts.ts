@@ -2,7 +2,7 @@
 import type { BundleImage, BundleIndex } from '../bundle/format.js';
 import type { Digest } from '../image/digest.js';
 import { RECEIPT_MEDIA_TYPE, type Receipt, type TargetInfo } from './documents.js';
-import { HoldingsBuilder, type ImageStatus } from './holdings.js';
+import { HoldingsBuilder, type ImageStatus } from '../image/holdings.js';
 
 /** An image of a bundle and what happened to it: its names at the target, and (pushes) the blobs it is stored as. */
 export interface ImageOutcome {

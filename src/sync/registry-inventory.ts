@@ -5,9 +5,9 @@ import { isSha256 } from '../image/digest.js';
 import { compressionOf, isImageManifestType, isIndexType } from '../image/media-types.js';
 import type { ImageConfig, OciIndex, OciManifest } from '../image/model.js';
 import type { RegistryClient } from '../registry/client.js';
-import { collect } from '../transfer/hash.js';
+import { collect } from '../stream/hash.js';
 import { INVENTORY_MEDIA_TYPE, type Inventory } from './documents.js';
-import { HoldingsBuilder } from './holdings.js';
+import { HoldingsBuilder } from '../image/holdings.js';
 
 const MAX_CONFIG_BYTES = 16 << 20;
 const LANES = 8;

@@ -1,7 +1,7 @@
 // TargetState: what planning believes a target holds, merged from inventories, receipts and earlier bundles.
 // A daemon reuses a layer only on top of the same layers (a chain ID); a registry holds blobs, whatever stacks them.
 import { chainIds, type ChainId, type DiffId, type Digest } from '../image/digest.js';
-import { diffIdsOf, type HeldBlob, type Holdings } from './holdings.js';
+import { diffIdsOf, type HeldBlob, type Holdings } from '../image/holdings.js';
 
 export interface KnownBlob extends HeldBlob {
   /** The bundle that carried it, when one did. */

@@ -10,11 +10,11 @@ import { inflatedOnWorker } from '../bundle/blob-check-pool.js';
 import { chainIds, sha256Of } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
-import type { ImageSink, ImageToLoad, LoadedImage } from '../sinks/sink.js';
+import type { ImageSink, ImageToLoad, LoadedImage } from '../targets/sink.js';
 import { bundleError, FerryError } from '../ui/errors.js';
-import { decompress } from './decompress.js';
+import { decompress } from '../stream/decompress.js';
 import { failingAs } from './bundle-faults.js';
-import { sized, verified } from './hash.js';
+import { sized, verified } from '../stream/hash.js';
 
 export interface LoadOptions {
   /** Names or image IDs to load; all images when empty. */

@@ -10,9 +10,9 @@ import { compressionOf, OCI_INDEX } from '../image/media-types.js';
 import type { OciIndex } from '../image/model.js';
 import type { ImageSource, LayerSink, Resolved } from '../sources/source.js';
 import { FerryError } from '../ui/errors.js';
-import { decompress } from './decompress.js';
-import { Sha256Counter } from './hash.js';
-import { Spool } from './spool.js';
+import { decompress } from '../stream/decompress.js';
+import { Sha256Counter } from '../stream/hash.js';
+import { Spool } from '../stream/spool.js';
 import type { IncrementalPlan } from '../sync/plan.js';
 
 export interface PackEvents {

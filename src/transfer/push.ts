@@ -16,11 +16,11 @@ import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, MAX_MANIFEST_BYTES, 
 import type { OciIndex, OciManifest } from '../image/model.js';
 import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
-import type { BlobOutcome, BlobToPush, RegistrySink } from '../sinks/registry.js';
+import type { BlobOutcome, BlobToPush, RegistrySink } from '../targets/registry.js';
 import { bundleError, FerryError } from '../ui/errors.js';
-import { decompress } from './decompress.js';
+import { decompress } from '../stream/decompress.js';
 import { failingAs } from './bundle-faults.js';
-import { Sha256Counter, verified } from './hash.js';
+import { Sha256Counter, verified } from '../stream/hash.js';
 
 const STOPPED = 'the push was stopped before this blob was committed';
 

@@ -1,6 +1,6 @@
 // Holdings: what a target holds, as a table of layers and the images stacked from them. Inventories, receipts and
 // the catalog share this shape: compact (an image names its layers by index) and deterministic (everything sorted).
-import type { DiffId, Digest } from '../image/digest.js';
+import type { DiffId, Digest } from './digest.js';
 
 /** A blob known to carry a layer at the target: a registry's copy, or the one a bundle shipped. */
 export interface HeldBlob {
