@@ -9,7 +9,7 @@ import { INVENTORY_MEDIA_TYPE, writeDocument, type Inventory } from '../sync/doc
 import { HoldingsBuilder, diffIdsOf } from '../image/holdings.js';
 import { inventoryOfRegistry } from '../sync/registry-inventory.js';
 import { siteRecords, siteState } from '../sync/site-state.js';
-import { parsePushTarget } from '../transfer/push.js';
+import { parsePushPlace } from '../targets/registry.js';
 import { loadSigner } from '../sign/signature.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
@@ -44,7 +44,7 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
       let inv: Inventory;
       if (args.site) inv = inventoryOfSite(args.site);
       else if (args.registry) {
-        const target = parsePushTarget(args.registry);
+        const target = parsePushPlace(args.registry);
         const client = new RegistryClient(target.registry, registryOptions(args)(target.registry));
         try {
           inv = await inventoryOfRegistry(client, target.prefix, signal);

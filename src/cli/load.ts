@@ -6,12 +6,13 @@ import { openBundles } from '../bundle/volume-set.js';
 import { splitBundles } from './bundle-args.js';
 import { DockerEngineClient } from '../engine/client.js';
 import { familiarReference, parseReference } from '../image/reference.js';
-import { DockerDaemonSink } from '../targets/docker-daemon.js';
+import { DockerDaemonTarget } from '../targets/docker-daemon.js';
 import { describeDaemon } from '../sync/daemon-inventory.js';
 import { writeDocument } from '../sync/documents.js';
 import { makeReceipt } from '../sync/receipts.js';
 import { loadSigner, loadVerifier, type Signer } from '../sign/signature.js';
-import { loadBundles, type LoadedBundle } from '../transfer/load.js';
+import { loadBundles } from '../transfer/load.js';
+import type { CopiedBundle, CopiedImage } from '../transfer/copy.js';
 import { toFerryError } from '../ui/errors.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
@@ -49,7 +50,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       // Volumes of a set are checked whole and put in order before anything else.
       const { bundles, loneVolume } = await openBundles(paths);
       const engine = new DockerEngineClient();
-      let loaded: LoadedBundle[] = [];
+      let loaded: CopiedBundle[] = [];
       try {
         // Every bundle's signature is checked before the first is loaded.
         if (verifier) for (const b of bundles) await b.checkSignature(verifier);
@@ -61,13 +62,13 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                 run: async (step) => {
                   await engine.ping();
                   let n = 0;
-                  loaded = await loadBundles(bundles, new DockerDaemonSink(engine), {
+                  ({ bundles: loaded } = await loadBundles(bundles, new DockerDaemonTarget(engine), {
                     select,
                     skipIncomplete: loneVolume,
                     retag: rules,
                     events: { layer: () => step.update(`${++n} layer(s) sent`) },
                     signal,
-                  });
+                  }));
                 },
               },
             ],
@@ -83,7 +84,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         await Promise.all(bundles.map((b) => b.close()));
         await engine.close();
       }
-      const images = loaded.flatMap((l) => l.images);
+      const images = loaded.flatMap((l) => l.images.map(loadedImage));
       if (args.json) printJson({ bundles: paths, images, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(args.receipt ? { receipt: args.receipt } : {}) });
       else if (!args.quiet) {
         for (const l of images) {
@@ -102,11 +103,16 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
   };
 }
 
-async function writeReceipt(path: string, engine: DockerEngineClient, bundles: readonly BundleReader[], loaded: readonly LoadedBundle[], failures: string[], signer?: Signer): Promise<void> {
+/** loadedImage is one image as load reports it: its ID, the tags it got, and what was sent. */
+function loadedImage(c: CopiedImage): { imageId: string; tags: string[]; status: 'loaded' | 'present'; layersSent: number; layersPresent: number } {
+  return { imageId: c.image.imageId, tags: c.names.filter((n) => !n.includes('@')), status: c.status === 'put' ? 'loaded' : 'present', layersSent: c.layersSent, layersPresent: c.layersPresent };
+}
+
+async function writeReceipt(path: string, engine: DockerEngineClient, bundles: readonly BundleReader[], loaded: readonly CopiedBundle[], failures: string[], signer?: Signer): Promise<void> {
   const target = await describeDaemon(engine);
   const outcomes = loaded.map((l) => ({
     bundle: l.bundle.index,
-    images: l.chosen.map((image, k) => ({ image, refs: l.images[k]!.tags, status: l.images[k]!.status })),
+    images: l.images.map((c) => ({ image: c.image, refs: loadedImage(c).tags, status: loadedImage(c).status })),
   }));
   await writeDocument(path, makeReceipt('load', target, bundles.map((b) => b.index), outcomes, failures), signer);
 }

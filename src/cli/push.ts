@@ -1,13 +1,12 @@
 // `ferry push`: a bundle into a registry under --to HOST[:PORT][/PREFIX], renamed by --retag rules.
 import type { CommandModule } from 'yargs';
-import type { BundleReader } from '../bundle/reader.js';
-import { lookup } from '../bundle/lookup.js';
 import { openBundles } from '../bundle/volume-set.js';
-import { pooled } from '../bundle/pool.js';
 import { splitBundles } from './bundle-args.js';
+import { formatPlatform } from '../image/platform.js';
 import { RegistryClient } from '../registry/client.js';
-import { RegistrySink } from '../targets/registry.js';
-import { dryRun, executePush, parsePushTarget, planPush, type PushCompression, type PushPlan, type PushResult } from '../transfer/push.js';
+import { parsePushPlace, RegistryTarget, type PushCompression } from '../targets/registry.js';
+import type { CopiedImage, CopyResult } from '../transfer/copy.js';
+import { dryRun, pushBundles } from '../transfer/push.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
@@ -15,7 +14,7 @@ import { registryOptions, withRegistryOptions, type RegistryArgs } from './regis
 import { writeDocument } from '../sync/documents.js';
 import { makeReceipt, type ImageOutcome } from '../sync/receipts.js';
 import { loadSigner, loadVerifier } from '../sign/signature.js';
-import { FerryError, toFerryError } from '../ui/errors.js';
+import { toFerryError } from '../ui/errors.js';
 
 interface PushArgs extends RegistryArgs {
   args: string[];
@@ -55,68 +54,51 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
       ),
     handler: async (args) => {
       const rules = retagRules(args.retag);
-      const target = parsePushTarget(args.to);
+      const place = parsePushPlace(args.to);
       const optionsFor = registryOptions(args);
       const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const { bundles: paths, images: select } = await splitBundles(args.args);
       // Volumes of a set are checked whole and put in order before anything else.
       const { bundles } = await openBundles(paths);
-      const sink = new RegistrySink(new RegistryClient(target.registry, optionsFor(target.registry)));
-      const base = { target, retag: rules, compression: args.compression, signal, carried: new Map() };
+      const target = new RegistryTarget(new RegistryClient(place.registry, optionsFor(place.registry)), place, args.compression);
+      const where = `${place.registry}${place.prefix ? `/${place.prefix}` : ''}`;
       try {
         if (verifier) for (const b of bundles) await b.checkSignature(verifier);
-        const plans: PushPlan[] = [];
-        for (const b of bundles) {
-          const names = namesIn(b, select, bundles.length);
-          // With names given, a bundle holding none of them pushes nothing (an empty selection would mean all).
-          plans.push(select.length && !names.length ? { registry: target.registry, repos: [], untagged: [] } : await planPush(b, { ...base, select: names }));
-        }
-        const absent = select.filter((n) => !bundles.some((b) => namesIn(b, [n], 2).length));
-        if (absent.length) throw new FerryError('IMAGE_NOT_FOUND', `${absent.join(', ')}: in none of the bundles given`, { hint: '`ferry inspect BUNDLE` lists what a bundle holds' });
         if (args['dry-run']) {
-          await sink.client.ping(signal);
-          const repos = [];
-          for (const [k, b] of bundles.entries()) repos.push(...(await dryRun(b, plans[k]!, sink, base)));
-          if (args.json) printJson({ bundles: paths, dryRun: true, repositories: repos, untagged: plans.flatMap((p) => p.untagged.map((i) => i.imageId)) });
+          await target.client.ping(signal);
+          const { repos, untagged } = await dryRun(bundles, target, { select, retag: rules, signal });
+          if (args.json) printJson({ bundles: paths, dryRun: true, repositories: repos, untagged: untagged.map((i) => i.imageId) });
           else {
             for (const r of repos) {
               process.stdout.write(`${r.repo}${r.tags.length ? ` (${r.tags.join(', ')})` : ''}\n`);
               for (const b of r.blobs) process.stdout.write(`  ${b.digest.slice(0, 19)} ${formatBytes(b.size).padStart(9)}  ${b.action}\n`);
             }
-            for (const i of plans.flatMap((p) => p.untagged)) process.stdout.write(`not pushed: ${i.imageId.slice(0, 19)} has no name\n`);
+            for (const i of untagged) process.stdout.write(`not pushed: ${i.imageId.slice(0, 19)} has no name\n`);
           }
           return;
         }
-        const results: PushResult[] = [];
-        const pushed = bundles.map(() => [] as ImageOutcome[]);
+        let result: CopyResult | undefined;
         const receipt = async (failures: string[]): Promise<void> => {
           if (!args.receipt) return;
-          const where = { kind: 'registry' as const, id: sink.registry, name: `${sink.registry}${target.prefix ? `/${target.prefix}` : ''}` };
-          const outcomes = bundles.map((b, k) => ({ bundle: b.index, images: pushed[k]! }));
-          await writeDocument(args.receipt, makeReceipt('push', where, bundles.map((b) => b.index), outcomes, failures), signer);
+          const at = { kind: 'registry' as const, id: target.registry, name: where };
+          const outcomes = bundles.map((b, k) => ({ bundle: b.index, images: result ? pushedImages(result, k, target) : [] }));
+          await writeDocument(args.receipt, makeReceipt('push', at, bundles.map((b) => b.index), outcomes, failures), signer);
         };
         try {
           await runSteps(
             [
               {
-                title: `Push ${paths.join(', ')} to ${target.registry}${target.prefix ? `/${target.prefix}` : ''}`,
+                title: `Push ${paths.join(', ')} to ${where}`,
                 run: async (step) => {
-                  await sink.client.ping(signal);
+                  await target.client.ping(signal);
                   let n = 0;
-                  // In order: a later bundle (volume) may rely on blobs an earlier one pushed.
-                  for (const [k, b] of bundles.entries()) {
-                    results.push(
-                      await executePush(pooled(b, bundles), plans[k]!, sink, {
-                        ...base,
-                        events: {
-                          blob: (x) => step.update(`${++n} blob(s): ${x.digest.slice(0, 19)} ${x.outcome}`),
-                          manifest: (m) => step.update(`${m.name}`),
-                          image: (i) => pushed[k]!.push({ image: i.image, refs: [i.name], status: 'pushed', manifest: i.digest, storedAs: i.storedAs }),
-                        },
-                      }),
-                    );
-                  }
+                  result = await pushBundles(bundles, target, {
+                    select,
+                    retag: rules,
+                    events: { blob: (x) => step.update(`${++n} blob(s): ${x.digest.slice(0, 19)} ${x.outcome === 'written' ? 'uploaded' : x.outcome}`) },
+                    signal,
+                  });
                 },
               },
             ],
@@ -127,36 +109,33 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
           throw err;
         }
         await receipt([]);
-        const r: PushResult = {
-          images: results.flatMap((x) => x.images),
-          blobs: { present: 0, mounted: 0, uploaded: 0 },
-          bytesUploaded: results.reduce((s, x) => s + x.bytesUploaded, 0),
-          untagged: results.flatMap((x) => x.untagged),
-        };
-        for (const x of results) for (const o of ['present', 'mounted', 'uploaded'] as const) r.blobs[o] += x.blobs[o];
-        if (args.json) printJson({ bundles: paths, registry: target.registry, ...r });
+        const r = result!;
+        const images = r.named.map((n) => {
+          const img = r.bundles.flatMap((b) => b.images).find((i) => i.image.imageId === n.imageId && i.manifest === n.digest);
+          return { name: n.name, digest: n.digest, ...(img ? { platform: formatPlatform(img.image.platform) } : {}) };
+        });
+        const untagged = r.bundles.flatMap((b) => b.untagged.map((i) => i.imageId));
+        const summary = { images, blobs: { present: r.blobs.present, mounted: r.blobs.mounted, uploaded: r.blobs.written }, bytesUploaded: r.bytesWritten, untagged };
+        if (args.json) printJson({ bundles: paths, registry: target.registry, ...summary });
         else if (!args.quiet) {
-          for (const i of r.images) process.stderr.write(`Pushed ${i.name} ${i.digest}${i.platform ? ` (${i.platform})` : ''}\n`);
-          process.stderr.write(`${r.blobs.uploaded} blob(s) uploaded (${formatBytes(r.bytesUploaded)}), ${r.blobs.mounted} mounted, ${r.blobs.present} already there\n`);
-          for (const id of r.untagged) process.stderr.write(`Not pushed: ${id.slice(0, 19)} has no name to push it under (load it instead, or pack it by name)\n`);
+          for (const i of images) process.stderr.write(`Pushed ${i.name} ${i.digest}${i.platform ? ` (${i.platform})` : ''}\n`);
+          process.stderr.write(`${r.blobs.written} blob(s) uploaded (${formatBytes(r.bytesWritten)}), ${r.blobs.mounted} mounted, ${r.blobs.present} already there\n`);
+          for (const id of untagged) process.stderr.write(`Not pushed: ${id.slice(0, 19)} has no name to push it under (load it instead, or pack it by name)\n`);
         }
       } finally {
         await Promise.all(bundles.map((b) => b.close()));
-        await sink.client.close();
+        await target.client.close();
       }
     },
   };
 }
 
-/** namesIn keeps the names one bundle of several holds (each name must be in at least one; planPush says so for one). */
-function namesIn(bundle: BundleReader, names: readonly string[], of: number): string[] {
-  if (of === 1) return [...names];
-  return names.filter((n) => {
-    try {
-      lookup(bundle.index, n);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+/** pushedImages is what a receipt says of one bundle's images: each under the names it was pushed as. */
+function pushedImages(result: CopyResult, k: number, target: RegistryTarget): ImageOutcome[] {
+  const copied = result.bundles[k];
+  if (!copied) return [];
+  // An image pushed only as part of an index is in the index's repositories by digest.
+  const placesOf = (c: CopiedImage): string[] =>
+    c.names.length ? c.names.map((n) => target.fullName(target.placed(n))) : target.reposOf(c.within).map((repo) => target.fullName({ repo, ref: c.manifest }));
+  return copied.images.flatMap((c) => placesOf(c).map((name) => ({ image: c.image, refs: [name], status: 'pushed' as const, manifest: c.manifest, storedAs: c.storedAs })));
 }

@@ -1,17 +1,18 @@
-// DockerDaemonSink: images into the Docker daemon at DOCKER_HOST through its load endpoint. It streams a
-// docker-save archive with only the layers whose chain the daemon lacks, checks the answer, then tags.
+// DockerDaemonTarget: images into the Docker daemon at DOCKER_HOST through its load endpoint. It streams a
+// docker-save archive with only the layers whose chain the daemon lacks, checks the answer; commit tags.
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import type { DockerEngineClient } from '../engine/client.js';
 import { heldChains, inspectImage, tagImage } from '../engine/images.js';
-import { chainIds, hex, type ChainId } from '../image/digest.js';
+import { chainIds, hex, type ChainId, type DiffId } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
 import type { Platform } from '../image/platform.js';
 import { parseReference, repository } from '../image/reference.js';
+import { Limiter } from '../stream/limiter.js';
 import { BLOCK, encodeHeader } from '../tar/header.js';
 import { FerryError } from '../ui/errors.js';
 import { planLoadRequests, type LoadStep } from './load-requests.js';
-import type { ImageSink, ImageToLoad, LoadedImage } from './sink.js';
+import type { ImageTarget, ImageToPut, LayerQuestion, NamedRef, PutImage, PutOptions } from './target.js';
 
 const ZEROS = Buffer.alloc(BLOCK);
 /** Load requests at once: dockerd unpacks each on one core (two on two cores measured as fast as three). */
@@ -26,11 +27,24 @@ function* file(name: string, bytes: Buffer): Generator<Buffer> {
   if (bytes.length % BLOCK) yield ZEROS.subarray(0, BLOCK - (bytes.length % BLOCK));
 }
 
-export class DockerDaemonSink implements ImageSink {
+export class DockerDaemonTarget implements ImageTarget {
+  readonly reuse = 'chain';
+  readonly needsNames = false;
   private readonly engine: DockerEngineClient;
+  private chains: Promise<Set<ChainId>> | undefined;
+  /** Images put, to be tagged at commit. */
+  private readonly put: ImageToPut[] = [];
 
   constructor(engine: DockerEngineClient) {
     this.engine = engine;
+  }
+
+  get description(): string {
+    return `the Docker daemon at ${this.engine.host}`;
+  }
+
+  get inventoryCommand(): string {
+    return 'ferry inventory';
   }
 
   async platform(signal?: AbortSignal): Promise<Platform> {
@@ -38,34 +52,54 @@ export class DockerDaemonSink implements ImageSink {
     return { os: v.Os ?? 'linux', architecture: v.Arch ?? 'amd64' };
   }
 
-  heldChains(signal?: AbortSignal): Promise<Set<ChainId>> {
-    return heldChains(this.engine, signal);
+  layerForm(): 'uncompressed' {
+    return 'uncompressed';
   }
 
-  async load(images: readonly ImageToLoad[], held: ReadonlySet<ChainId>, events: { layer?(diffId: string): void } = {}, signal?: AbortSignal): Promise<LoadedImage[]> {
+  /** holds: the daemon reuses a layer only on the same layers below it, so a layer is held when its chain is. */
+  async holds(layer: LayerQuestion, _names: readonly string[], signal?: AbortSignal): Promise<boolean> {
+    this.chains ??= heldChains(this.engine, signal);
+    return (await this.chains).has(layer.chainId);
+  }
+
+  async putImages(images: readonly ImageToPut[], _indexes: unknown, opts: PutOptions = {}): Promise<PutImage[]> {
+    const { signal } = opts;
     const present = new Set<string>();
     for (const img of images) if (await inspectImage(this.engine, img.imageId, signal)) present.add(img.imageId);
     const toLoad = images.filter((i) => !present.has(i.imageId));
-    const results = new Map<string, LoadedImage>();
+    const results = new Map<string, PutImage>();
     if (toLoad.length > 0) {
-      for (const r of await this.streamAll(toLoad, held, events, signal)) results.set(r.imageId, r);
+      const held = new Set<ChainId>();
+      for (const img of images) for (const l of img.layers) if (l.held) held.add(l.chainId);
+      for (const r of await this.streamAll(toLoad, held, opts.onLayer ?? (() => undefined), signal)) results.set(r.imageId, r);
     }
     for (const img of toLoad) {
       if (!(await inspectImage(this.engine, img.imageId, signal))) throw new FerryError('LOAD_FAILED', `the daemon reported success but has no image ${img.imageId}`);
     }
     for (const img of images) {
-      if (!results.has(img.imageId)) results.set(img.imageId, { imageId: img.imageId, tags: img.tags, status: 'present', layersSent: 0, layersPresent: img.layers.length });
+      if (!results.has(img.imageId)) results.set(img.imageId, { imageId: img.imageId, status: 'present', layersSent: 0, layersPresent: img.layers.length });
     }
+    this.put.push(...images);
     return images.map((i) => results.get(i.imageId)!);
   }
 
-  async tag(images: readonly ImageToLoad[]): Promise<void> {
-    for (const img of images) {
-      for (const t of img.tags) {
+  /** commit tags every image put; a name moved from another image leaves that one untagged, as docker load does. */
+  async commit(): Promise<NamedRef[]> {
+    const out: NamedRef[] = [];
+    for (const img of this.put) {
+      for (const t of img.names) {
         const ref = parseReference(t);
+        if (ref.digest) continue;
         await tagImage(this.engine, img.imageId, repository(ref), ref.tag ?? 'latest');
+        out.push({ name: t, digest: img.imageId, imageId: img.imageId });
       }
     }
+    return out;
+  }
+
+  /** abort names nothing: images already loaded stay, untagged, and a re-run finds them there. */
+  async abort(): Promise<void> {
+    this.put.length = 0;
   }
 
   /**
@@ -74,7 +108,7 @@ export class DockerDaemonSink implements ImageSink {
    * upload to a temporary directory first) while the other's are being registered, and it holds back the end of
    * its archive, the daemon's cue to register, until the other has finished. The first failure stops the rest.
    */
-  private async streamAll(images: readonly ImageToLoad[], held: ReadonlySet<ChainId>, events: { layer?(diffId: string): void }, signal?: AbortSignal): Promise<LoadedImage[]> {
+  private async streamAll(images: readonly ImageToPut[], held: ReadonlySet<ChainId>, onLayer: (diffId: DiffId) => void, signal?: AbortSignal): Promise<PutImage[]> {
     const chains = images.map((img) => chainIds(img.layers.map((l) => l.diffId)));
     const steps = planLoadRequests(
       images.map((img, i) => ({ chains: chains[i]!, sizes: img.layers.map((l) => l.uncompressedSize) })),
@@ -83,34 +117,30 @@ export class DockerDaemonSink implements ImageSink {
     );
     const stop = new AbortController();
     const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-    const out: LoadedImage[] = [];
+    const out: PutImage[] = [];
     let failure: { err: unknown } | undefined;
-    let running = 0;
-    const waiting: (() => void)[] = [];
+    const requests = new Limiter(SIDE_BY_SIDE);
     const run = async (step: LoadStep, heldNow: ReadonlySet<ChainId>, before?: Promise<void>): Promise<void> => {
-      if (running < SIDE_BY_SIDE) running++;
-      else await new Promise<void>((r) => waiting.push(r));
-      let finished!: { resolve(): void; reject(err: unknown): void };
-      const done = new Promise<void>((resolve, reject) => (finished = { resolve, reject }));
-      done.catch(() => undefined);
-      const after = new Set(heldNow);
-      for (const i of step.images) for (const c of chains[i]!) after.add(c);
-      // The ones that build on this one start now, as slots allow, and upload while it registers; it holds its slot
-      // already, so it never waits for them.
-      const next = step.then.map((s) => run(s, after, done));
-      try {
-        if (failure) throw failure.err;
-        out.push(...(await this.stream(step.images.map((i) => images[i]!), heldNow, events, stopped, before)));
-        finished.resolve();
-      } catch (err) {
-        failure ??= { err };
-        stop.abort();
-        finished.reject(err);
-      } finally {
-        const wake = waiting.shift();
-        if (wake) wake();
-        else running--;
-      }
+      let next: Promise<void>[] = [];
+      await requests.run(async () => {
+        let finished!: { resolve(): void; reject(err: unknown): void };
+        const done = new Promise<void>((resolve, reject) => (finished = { resolve, reject }));
+        done.catch(() => undefined);
+        const after = new Set(heldNow);
+        for (const i of step.images) for (const c of chains[i]!) after.add(c);
+        // The ones that build on this one start now, as slots allow, and upload while it registers; it holds its slot
+        // already, so it never waits for them.
+        next = step.then.map((s) => run(s, after, done));
+        try {
+          if (failure) throw failure.err;
+          out.push(...(await this.stream(step.images.map((i) => images[i]!), heldNow, onLayer, stopped, before)));
+          finished.resolve();
+        } catch (err) {
+          failure ??= { err };
+          stop.abort();
+          finished.reject(err);
+        }
+      });
       await Promise.all(next);
     };
     await Promise.all(steps.map((s) => run(s, held)));
@@ -123,18 +153,17 @@ export class DockerDaemonSink implements ImageSink {
    * framed here (headers, the layers' own chunks, padding), each chunk handed to the request as it comes.
    */
   private async stream(
-    images: readonly ImageToLoad[],
+    images: readonly ImageToPut[],
     held: ReadonlySet<ChainId>,
-    events: { layer?(diffId: string): void },
+    onLayer: (diffId: DiffId) => void,
     signal?: AbortSignal,
     /** The archive's end waits for this: until then the daemon holds the upload and registers nothing. */
     before?: Promise<void>,
-  ): Promise<LoadedImage[]> {
+  ): Promise<PutImage[]> {
     const sent = new Set<string>();
-    const plan: { img: ImageToLoad; send: boolean[] }[] = images.map((img) => {
-      const chains = chainIds(img.layers.map((l) => l.diffId));
-      const send = img.layers.map((l, i) => {
-        if (held.has(chains[i]!) || sent.has(l.diffId)) return false;
+    const plan: { img: ImageToPut; send: boolean[] }[] = images.map((img) => {
+      const send = img.layers.map((l) => {
+        if (held.has(l.chainId) || sent.has(l.diffId)) return false;
         sent.add(l.diffId);
         return true;
       });
@@ -153,13 +182,13 @@ export class DockerDaemonSink implements ImageSink {
       try {
         yield* file('manifest.json', Buffer.from(JSON.stringify(manifest)));
         for (const { img, send } of plan) {
-          yield* file(`${hex(img.imageId)}.json`, img.config);
+          yield* file(`${hex(img.imageId)}.json`, img.config.bytes);
           for (const [i, l] of img.layers.entries()) {
             if (!send[i]) continue;
             const name = `${hex(l.diffId)}/layer.tar`;
             yield encodeHeader(name, l.uncompressedSize);
             let n = 0;
-            for await (const chunk of l.open()) {
+            for await (const chunk of l.tar()) {
               signal?.throwIfAborted();
               n += chunk.length;
               if (n > l.uncompressedSize) throw new Error(`${name}: more than the ${l.uncompressedSize} bytes its header says`);
@@ -167,7 +196,7 @@ export class DockerDaemonSink implements ImageSink {
             }
             if (n !== l.uncompressedSize) throw new Error(`${name}: ${n} bytes, not the ${l.uncompressedSize} its header says`);
             if (n % BLOCK) yield ZEROS.subarray(0, BLOCK - (n % BLOCK));
-            events.layer?.(l.diffId);
+            onLayer(l.diffId);
           }
         }
         if (before) await untilAborted(before, signal);
@@ -225,8 +254,7 @@ export class DockerDaemonSink implements ImageSink {
     }
     return plan.map(({ img, send }) => ({
       imageId: img.imageId,
-      tags: img.tags,
-      status: 'loaded' as const,
+      status: 'put' as const,
       layersSent: send.filter(Boolean).length,
       layersPresent: send.filter((s) => !s).length,
     }));

@@ -1,0 +1,118 @@
+// The one contract of a place images go (a Docker daemon, a registry, containerd, a bundle being written): the
+// layer form it wants, what it holds, blobs written under no name, images put, then commit names them all.
+import type { ChainId, DiffId, Digest } from '../image/digest.js';
+import type { BlobDescriptor } from '../image/descriptor.js';
+import type { Platform } from '../image/platform.js';
+
+/** stored: the blob as the bundle holds it; gzip: converted for engines that cannot read zstd; uncompressed: the layer's tar. */
+export type LayerForm = 'stored' | 'gzip' | 'uncompressed';
+
+/** A blob ready to be written: digest and size are final; open(0) is verified as it is read. */
+export interface BlobToWrite extends BlobDescriptor {
+  /** open streams the blob from `offset` (a resumed write asks for the rest only). */
+  open(offset: number): AsyncIterable<Buffer>;
+}
+
+export interface LayerToPut {
+  diffId: DiffId;
+  /** The layer with every layer below it: what a daemon or snapshotter stores it as. */
+  chainId: ChainId;
+  uncompressedSize: number;
+  /** True when the target holds this layer already (asked before anything moved): it is neither opened nor sent. */
+  held: boolean;
+  /** The blob the manifest names in the target's form (stored, or gzip); undefined for a held layer the bundle lacks. */
+  blob: BlobDescriptor | undefined;
+  /** tar streams the uncompressed layer, checked as it passes; it throws rather than end on bad data. */
+  tar(): AsyncIterable<Buffer>;
+}
+
+/** An image to put: its names (retag rules applied) and everything it is made of, in the target's layer form. */
+export interface ImageToPut {
+  /** docker's image ID: the config digest. */
+  imageId: Digest;
+  platform: Platform;
+  /** Full references to name it by at commit; empty for an image reached only through an index or untagged. */
+  names: string[];
+  /** References of the indexes that list it: it is stored where they are (a registry's repositories), not named by them. */
+  within: string[];
+  config: BlobDescriptor & { bytes: Buffer };
+  /** The manifest as the target gets it (rewritten when layers were converted); digest is what names point at. */
+  manifest: BlobDescriptor & { bytes: Buffer };
+  layers: LayerToPut[];
+  /** The blobs to write for it (layers not held, in the wanted form, then the config), each opened on demand. */
+  blobs(): Promise<BlobToWrite[]>;
+}
+
+/** A multi-platform index to put after its images (for targets that keep indexes). */
+export interface IndexToPut {
+  names: string[];
+  manifest: BlobDescriptor & { bytes: Buffer };
+  images: ImageToPut[];
+  /** Manifests the index lists that are not images (attestations), with their blobs: carried opaque. */
+  artifacts: { manifest: BlobDescriptor & { bytes: Buffer }; blobs: BlobToWrite[] }[];
+}
+
+export type BlobOutcome = 'present' | 'mounted' | 'written';
+
+/** A layer as the copy loop asks about it: does the target hold it where this image would use it? */
+export interface LayerQuestion {
+  diffId: DiffId;
+  chainId: ChainId;
+  /** The blob the bundle stores it as, or names it by when relied on. */
+  digest: Digest;
+}
+
+export interface ImageTarget {
+  /** Says where the images go, for messages: "the Docker daemon at unix:///run/docker.sock". */
+  readonly description: string;
+  /** The command that describes what this target holds, for hints: "ferry inventory --registry HOST". */
+  readonly inventoryCommand: string;
+  /** chain: a layer is reused only on the same layers below it (a daemon); blob: by its digest (registry, content store). */
+  readonly reuse: 'chain' | 'blob';
+  /** True when an image must have a name to be put (an untagged one is left out and reported). */
+  readonly needsNames: boolean;
+  /** platform is what the target runs, to pick one image of an index; undefined when it keeps whole indexes. */
+  platform(signal?: AbortSignal): Promise<Platform | undefined>;
+  /** layerForm says how a layer stored with this media type should arrive. */
+  layerForm(mediaType: string): LayerForm;
+  /** willPut is told every name of the copy before holds is first asked (a registry mounts from the other repositories). */
+  willPut?(names: readonly string[]): void;
+  /** holds answers whether the target holds a layer as this image (named so) would use it; absent is false, not an error. */
+  holds(layer: LayerQuestion, names: readonly string[], signal?: AbortSignal): Promise<boolean>;
+  /**
+   * writeBlob stores one blob under no name, for the image named so, resuming a cut write where the target can; one
+   * outcome for each place it went (a registry: each repository of the names).
+   * Targets that take only whole images (a Docker daemon's load) leave it out, and get everything through putImages.
+   */
+  writeBlob?(blob: BlobToWrite, names: readonly string[], signal?: AbortSignal): Promise<BlobOutcome[]>;
+  /** putImages stores images (after their blobs, where writeBlob exists) and indexes, naming none of them. */
+  putImages(images: readonly ImageToPut[], indexes: readonly IndexToPut[], opts?: PutOptions): Promise<PutImage[]>;
+  /** commit names everything put: tags, image records, tagged manifests. Nothing was named before it. */
+  commit(signal?: AbortSignal): Promise<NamedRef[]>;
+  /** abort gives up: releases what a failed copy holds (leases, temp files) and names nothing. Idempotent. */
+  abort(): Promise<void>;
+}
+
+/** What putting one image did. */
+export interface PutImage {
+  imageId: Digest;
+  /** put: stored now; present: the target had it already. */
+  status: 'put' | 'present';
+  layersSent: number;
+  layersPresent: number;
+}
+
+export interface PutOptions {
+  signal?: AbortSignal;
+  /** onLayer is told of each layer sent inside a whole image (targets without writeBlob). */
+  onLayer?(diffId: DiffId): void;
+}
+
+/** A name as commit gave it, in the target's own terms (a registry's full reference, a daemon's tag). */
+export interface NamedRef {
+  name: string;
+  /** What it points at: the manifest or index digest (registry, containerd) or the image ID (daemon). */
+  digest: Digest;
+  /** The image's ID, for a name given to one image (not an index). */
+  imageId?: Digest;
+}

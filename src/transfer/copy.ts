@@ -1,0 +1,180 @@
+// copy: the one loop that moves a bundle's images into a target (load, push, containerd). Check references, choose
+// images, rename them, find what the target holds and refuse before anything moves if a relied-on layer is missing,
+// write the blobs it lacks in the form it wants, put the images, then commit (names come last); abort on failure.
+import type { BundleImage, BundleImageIndex } from '../bundle/format.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { pooled } from '../bundle/pool.js';
+import type { DiffId, Digest } from '../image/digest.js';
+import type { BlobDescriptor } from '../image/descriptor.js';
+import { applyRetag, type RetagRule } from '../image/retag.js';
+import type { BlobOutcome, ImageTarget, IndexToPut, NamedRef } from '../targets/target.js';
+import { BlobLanes, settledAll } from './blob-lanes.js';
+import { LayerForms } from './layer-forms.js';
+import { checkBundles, findMissing, type LayerPlan } from './preflight.js';
+import { prepareImage, prepareIndex, type PreparedImage } from './prepare.js';
+import { chooseAcross } from './select.js';
+
+export interface CopyOptions {
+  /** Names or image IDs to copy; all named images and indexes (and untagged ones, where the target takes them) when empty. */
+  select?: readonly string[];
+  retag?: readonly RetagRule[];
+  /** Leave out (and report) images whose layers neither the target nor the bundles hold, instead of refusing: one volume of a set given alone. */
+  skipIncomplete?: boolean;
+  /** The command, for messages: "the load was stopped: nothing was loaded". */
+  verb: 'load' | 'push';
+  events?: CopyEvents;
+  signal?: AbortSignal;
+}
+
+export interface CopyEvents {
+  /** A blob written through writeBlob (targets that store blobs), or found there. */
+  blob?(info: { digest: string; size: number; outcome: BlobOutcome }): void;
+  /** A layer sent inside a whole image (targets without writeBlob). */
+  layer?(diffId: DiffId): void;
+}
+
+/** What copying one image did. */
+export interface CopiedImage {
+  image: BundleImage;
+  /** References after the retag rules, before the target places them. */
+  names: string[];
+  /** References of the indexes that list it. */
+  within: string[];
+  status: 'put' | 'present';
+  /** The manifest as the target got it (another digest when layers were converted). */
+  manifest: Digest;
+  /** Layers the target got as another blob than the bundle's (zstd converted to gzip), by diffID. */
+  storedAs: Map<string, BlobDescriptor>;
+  layersSent: number;
+  layersPresent: number;
+}
+
+export interface CopiedBundle {
+  bundle: BundleReader;
+  images: CopiedImage[];
+  indexes: { index: BundleImageIndex; names: string[]; manifest: Digest }[];
+  /** Images left out for lack of layers (skipIncomplete), with how many they lack. */
+  skipped: { image: BundleImage; missing: number }[];
+  /** Images with no name, left out because the target needs one. */
+  untagged: BundleImage[];
+}
+
+export interface CopyResult {
+  bundles: CopiedBundle[];
+  /** What commit named: every reference as the target now holds it. */
+  named: NamedRef[];
+  blobs: Record<BlobOutcome, number>;
+  bytesWritten: number;
+}
+
+/** Blob writes at once, across all images of a copy. */
+const BLOB_LANES = 4;
+
+/**
+ * copyBundles applies bundles in order, as a chain: a thin bundle may rely on layers an earlier one holds. Every
+ * bundle is checked, and every relied-on layer found (in the target or earlier in the chain), before anything moves.
+ */
+export async function copyBundles(bundles: readonly BundleReader[], target: ImageTarget, opts: CopyOptions): Promise<CopyResult> {
+  const { signal, events = {}, verb } = opts;
+  const done = `${verb}ed`;
+  await checkBundles(bundles, done);
+  const platform = await target.platform(signal);
+  const choices = chooseAcross(
+    bundles.map((b) => b.index),
+    opts.select ?? [],
+    platform,
+  );
+  const views = bundles.map((b) => pooled(b, bundles));
+  const retag = opts.retag ?? [];
+  const rename = (refs: readonly string[]): string[] => [...new Set(refs.map((r) => applyRetag(r, retag)))];
+  const plans: LayerPlan[] = choices.map((c, k) => {
+    const indexes = c.indexes.map((x) => ({ index: x.index, names: rename(x.refs) }));
+    const within = (image: BundleImage): string[] => indexes.filter((x) => x.index.images.includes(image.manifest.digest)).flatMap((x) => x.names);
+    return {
+      bundle: views[k]!,
+      images: [...c.images.map((x) => ({ image: x.image, names: rename(x.refs), within: within(x.image) })), ...(target.needsNames ? [] : c.untagged.map((image) => ({ image, names: [], within: [] })))],
+      indexes,
+      untagged: target.needsNames ? c.untagged : [],
+      skipped: [],
+      held: new Map(),
+    };
+  });
+  target.willPut?.(plans.flatMap((p) => [...p.images.flatMap((x) => x.names), ...p.indexes.flatMap((x) => x.names)]));
+  await findMissing(plans, target, { skipIncomplete: opts.skipIncomplete ?? false, verb: done, bundles: bundles.length, ...(signal ? { signal } : {}) });
+
+  const result: CopyResult = { bundles: [], named: [], blobs: { present: 0, mounted: 0, written: 0 }, bytesWritten: 0 };
+  const forms = views.map((v) => new LayerForms(v, bundles, `the ${verb} was stopped: nothing was ${done}${verb === 'load' ? ' or tagged' : ''}`, signal));
+  try {
+    for (const [k, plan] of plans.entries()) result.bundles.push(await copyOne(plan, forms[k]!, target, result, events, signal));
+    result.named = await target.commit(signal);
+    return result;
+  } catch (err) {
+    await target.abort();
+    throw err;
+  } finally {
+    await Promise.allSettled(forms.map((f) => f.close()));
+  }
+}
+
+/** copyOne writes one bundle's blobs (where the target stores blobs) and puts its images and indexes. */
+async function copyOne(plan: LayerPlan, forms: LayerForms, target: ImageTarget, result: CopyResult, events: CopyEvents, signal?: AbortSignal): Promise<CopiedBundle> {
+  const prepared = new Map<Digest, Promise<PreparedImage>>();
+  const prepare = (image: BundleImage, names: string[], within: string[]): Promise<PreparedImage> => {
+    let p = prepared.get(image.manifest.digest);
+    if (!p) {
+      p = prepareImage(plan.bundle, forms, target, { image, names, within }, plan.held);
+      p.catch(() => undefined);
+      prepared.set(image.manifest.digest, p);
+    }
+    return p;
+  };
+  const images = plan.images.map(({ image, names, within }) => prepare(image, names, within));
+  if (target.writeBlob) {
+    const write = target.writeBlob.bind(target);
+    const lanes = new BlobLanes(BLOB_LANES);
+    const stored = async (p: PreparedImage): Promise<void> => {
+      const blobs = await p.put.blobs();
+      await settledAll(
+        blobs.map((b) =>
+          lanes.run(b.digest, b.size, async () => {
+            for (const outcome of await write(b, [...p.put.names, ...p.put.within], signal)) {
+              result.blobs[outcome]++;
+              if (outcome === 'written') result.bytesWritten += b.size;
+              events.blob?.({ digest: b.digest, size: b.size, outcome });
+            }
+          }),
+        ),
+      );
+    };
+    // Every image's blobs go into shared lanes as soon as it is prepared, so one image's big layer does not hold
+    // back the next image's.
+    await settledAll(images.map((p) => p.then(stored)));
+  }
+  const ready = await settledAll(images);
+  const indexes: IndexToPut[] = [];
+  for (const { index, names } of plan.indexes) indexes.push(await prepareIndex(plan.bundle, forms, index, names, (img) => prepare(img, [], names)));
+  if (target.writeBlob) {
+    for (const ix of indexes) for (const a of ix.artifacts) for (const b of a.blobs) for (const outcome of await target.writeBlob(b, ix.names, signal)) result.blobs[outcome]++;
+  }
+  const put = await target.putImages(
+    ready.map((p) => p.put),
+    indexes,
+    { ...(signal ? { signal } : {}), ...(events.layer ? { onLayer: events.layer } : {}) },
+  );
+  return {
+    bundle: plan.bundle,
+    images: ready.map((p, k) => ({
+      image: p.image,
+      names: p.put.names,
+      within: p.put.within,
+      status: put[k]!.status,
+      manifest: p.put.manifest.digest,
+      storedAs: p.storedAs,
+      layersSent: put[k]!.layersSent,
+      layersPresent: put[k]!.layersPresent,
+    })),
+    indexes: indexes.map((ix, k) => ({ index: plan.indexes[k]!.index, names: ix.names, manifest: ix.manifest.digest })),
+    skipped: plan.skipped,
+    untagged: plan.untagged,
+  };
+}

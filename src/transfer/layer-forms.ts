@@ -1,0 +1,106 @@
+// layer-forms: a bundle's blobs in the form a target wants: as stored (checked as read), converted to gzip once
+// per blob (into a temp file, so the new digest and size are known before the upload), or as the layer's tar.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { blobPath, type BundleBlob } from '../bundle/format.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { inflatedOnWorker } from '../bundle/blob-check-pool.js';
+import type { Digest } from '../image/digest.js';
+import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP } from '../image/media-types.js';
+import { decompress } from '../stream/decompress.js';
+import { Sha256Counter, sized, verified } from '../stream/hash.js';
+import { Limiter } from '../stream/limiter.js';
+import { bundleError } from '../ui/errors.js';
+import type { BlobToWrite } from '../targets/target.js';
+import { failingAs } from './bundle-faults.js';
+
+/** Layers smaller than this are decompressed in this thread: a worker's round trips would cost more than they save. */
+const ON_WORKER = 1 << 20;
+
+export class LayerForms {
+  private readonly converted = new Map<Digest, Promise<BlobToWrite>>();
+  /** gzip keeps a core busy: one conversion per core at a time. */
+  private readonly converting = new Limiter(availableParallelism());
+  private work: Promise<string> | undefined;
+
+  /** bundle is the one blobs are read from (a pooled view of a chain or volume set); readers hold every bundle, for workers. */
+  constructor(
+    private readonly bundle: BundleReader,
+    private readonly readers: readonly BundleReader[],
+    readonly stopped: string,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** stored hands out a blob as the bundle holds it, checked against its digest and size when read from the start. */
+  stored(blob: { digest: Digest; size: number; mediaType: string }): BlobToWrite {
+    const entry = blobPath(blob.digest);
+    const { bundle, stopped } = this;
+    return {
+      digest: blob.digest,
+      size: blob.size,
+      mediaType: blob.mediaType,
+      open: (offset) => (offset === 0 ? failingAs(verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), bundle.path, entry, stopped) : bundle.stream(entry, offset)),
+    };
+  }
+
+  /** gzip converts a zstd layer to gzip once (later asks share it), checking its diffID on the way. */
+  gzip(blob: BundleBlob, manifestType: string): Promise<BlobToWrite> {
+    let p = this.converted.get(blob.digest);
+    if (!p) {
+      p = this.converting.run(() => this.convert(blob, manifestType === DOCKER_MANIFEST ? DOCKER_LAYER_GZIP : OCI_LAYER_GZIP));
+      p.catch(() => undefined);
+      this.converted.set(blob.digest, p);
+    }
+    return p;
+  }
+
+  /** tar streams a layer's uncompressed tar, its stored bytes checked; big ones are read and decompressed on a worker. */
+  tar(blob: BundleBlob | undefined, digest: Digest): AsyncIterable<Buffer> {
+    const compression = blob && compressionOf(blob.mediaType);
+    if (!blob || !compression || blob.uncompressedSize === undefined) throw bundleError(this.bundle.path, blobPath(digest), 'layer is not in this bundle');
+    const entry = blobPath(blob.digest);
+    const holder = blob.size >= ON_WORKER ? this.readers.find((r) => r.blob(blob.digest)) : undefined;
+    const at = holder?.entries.get(entry);
+    const inflated =
+      at && holder
+        ? inflatedOnWorker({ path: holder.path, offset: at.offset, length: at.size, digest: blob.digest, size: blob.size, what: entry, compression, limit: blob.uncompressedSize })
+        : undefined;
+    const raw = sized(
+      inflated ?? decompress(verified(this.bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), compression, blob.uncompressedSize),
+      blob.uncompressedSize,
+      `${entry} (uncompressed)`,
+    );
+    return failingAs(raw, this.bundle.path, entry, this.stopped);
+  }
+
+  /** close waits for conversions under way and removes their files. */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.converted.values());
+    if (this.work) await rm(await this.work, { recursive: true, force: true });
+  }
+
+  private async convert(blob: BundleBlob, mediaType: string): Promise<BlobToWrite> {
+    this.work ??= mkdtemp(join(tmpdir(), 'ferry-gzip-'));
+    const path = join(await this.work, blob.digest.slice(7));
+    const entry = blobPath(blob.digest);
+    const raw = verified(decompress(verified(this.bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), 'zstd', blob.uncompressedSize ?? 0), {
+      digest: blob.diffId!,
+      size: blob.uncompressedSize ?? 0,
+      what: `${entry} (uncompressed)`,
+    });
+    const h = new Sha256Counter();
+    const hashing = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        h.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    await pipeline(Readable.from(failingAs(raw, this.bundle.path, entry, this.stopped)), createGzip(), hashing, createWriteStream(path), { signal: this.signal ?? new AbortController().signal });
+    return { digest: h.digest(), size: h.bytes, mediaType, open: (offset) => createReadStream(path, { start: offset, highWaterMark: 1 << 20 }) };
+  }
+}
