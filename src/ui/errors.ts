@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'REGISTRY_AUTH'
   | 'REGISTRY_ERROR'
   | 'LOAD_FAILED'
+  | 'CONTAINERD_UNREACHABLE'
+  | 'CONTAINERD_ERROR'
   | 'INTERRUPTED';
 
 const EXIT_BY_CODE: Record<ErrorCode, number> = {
@@ -41,6 +43,8 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   REGISTRY_AUTH: EXIT.unreachable,
   REGISTRY_ERROR: EXIT.runtime,
   LOAD_FAILED: EXIT.runtime,
+  CONTAINERD_UNREACHABLE: EXIT.unreachable,
+  CONTAINERD_ERROR: EXIT.runtime,
   INTERRUPTED: 130,
 };
 
