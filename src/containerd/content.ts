@@ -1,0 +1,80 @@
+// containerd's content store: what it holds (info, list), writing a blob (content-write.ts), labels, aborting a write.
+import { isNotFound, type Rpc } from './rpc.js';
+import { writeContent, type OpenFrom, type WriteResult, type WriteTarget } from './content-write.js';
+import type { ContentInfo, Labels } from './types.js';
+
+const CONTENT = 'containerd.services.content.v1.Content';
+
+interface WireInfo {
+  digest: string;
+  size: number;
+  labels: Labels;
+}
+
+export interface WriteStatus {
+  ref: string;
+  offset: number;
+  total: number;
+  expected: string;
+}
+
+const toInfo = (i: WireInfo): ContentInfo => ({ digest: i.digest, size: i.size, labels: { ...i.labels } });
+
+export class ContentService {
+  constructor(private readonly rpc: Rpc) {}
+
+  /** info is undefined for a digest containerd does not hold (in this namespace). */
+  async info(digest: string, signal?: AbortSignal): Promise<ContentInfo | undefined> {
+    try {
+      const res = await this.rpc.unary<{ info: WireInfo }>(CONTENT, 'Info', { digest }, `content info ${digest}`, signal);
+      return toInfo(res.info);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** list returns every blob in the namespace; filters use containerd's syntax (e.g. `labels."k"==v`). */
+  async list(filters: readonly string[] = [], signal?: AbortSignal): Promise<ContentInfo[]> {
+    const out: ContentInfo[] = [];
+    for await (const page of this.rpc.serverStream<{ info: WireInfo[] }>(CONTENT, 'List', { filters }, 'content list', signal)) {
+      for (const i of page.info) out.push(toInfo(i));
+    }
+    return out;
+  }
+
+  /**
+   * write stores a blob under ref (a name for the in-progress write; the same ref resumes a cut write).
+   * 'present' when containerd already has the digest. The labels go on the committed blob.
+   */
+  write(ref: string, target: WriteTarget, open: OpenFrom, labels: Labels = {}, signal?: AbortSignal): Promise<WriteResult> {
+    return writeContent(this.rpc, ref, target, open, labels, signal);
+  }
+
+  /** updateLabels sets (or, with an empty value, removes) the given labels and leaves the others alone. */
+  async updateLabels(digest: string, labels: Labels, signal?: AbortSignal): Promise<ContentInfo> {
+    const paths = Object.keys(labels).map((k) => `labels.${k}`);
+    const res = await this.rpc.unary<{ info: WireInfo }>(CONTENT, 'Update', { info: { digest, labels }, updateMask: { paths } }, `content update ${digest}`, signal);
+    return toInfo(res.info);
+  }
+
+  /** status is the in-progress write under ref, undefined if there is none. */
+  async status(ref: string, signal?: AbortSignal): Promise<WriteStatus | undefined> {
+    try {
+      const res = await this.rpc.unary<{ status: WriteStatus | null }>(CONTENT, 'Status', { ref }, `content status ${ref}`, signal);
+      return res.status ? { ref: res.status.ref, offset: res.status.offset, total: res.status.total, expected: res.status.expected } : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** abort drops an in-progress write and its bytes; absent refs are not an error. */
+  async abort(ref: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.rpc.unary<object>(CONTENT, 'Abort', { ref }, `content abort ${ref}`, signal);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
