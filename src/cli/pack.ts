@@ -4,16 +4,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import YAML from 'yaml';
 import { BundleWriter } from '../bundle/writer.js';
-import { DockerEngineClient } from '../engine/client.js';
 import type { Compression } from '../image/media-types.js';
-import { DockerDaemonSource } from '../sources/docker-daemon.js';
-import type { ImageSource, SourceImage } from '../sources/source.js';
-import { groupByTransport, type Transport } from '../sources/open.js';
-import { registrySource } from '../sources/registry.js';
-import { DockerArchiveSource } from '../sources/docker-archive.js';
-import { ociLayoutSource } from '../sources/oci-layout.js';
-import { ociArchiveSource } from '../sources/oci-archive.js';
-import { bundleSource } from '../sources/bundle.js';
+import type { SourceImage } from '../sources/source.js';
+import { groupByTransport, openSource } from '../sources/open.js';
 import { parsePlatform } from '../image/platform.js';
 import { packImages, type PackPart } from '../transfer/pack.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
@@ -26,7 +19,8 @@ import { loadSigner } from '../sign/signature.js';
 import { BundleReader } from '../bundle/reader.js';
 import { writeVolumes } from '../bundle/volumes.js';
 import { parseSize } from './size-option.js';
-import { addHave, holdingsOfBundle } from '../sync/have.js';
+import { addHave } from '../sync/have.js';
+import { recordBundles } from '../sync/site-state.js';
 import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
 import { addSiteState } from '../sync/site-state.js';
 import { TargetState } from '../sync/target-state.js';
@@ -116,25 +110,6 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const groups = groupByTransport(names);
       const mode = progressMode(args);
       const warn = (message: string): void => void (mode !== 'quiet' && process.stderr.write(`warning: ${message}\n`));
-      const open = async (t: Transport): Promise<ImageSource> => {
-        switch (t) {
-          case 'docker-daemon': {
-            const engine = new DockerEngineClient();
-            await engine.ping();
-            return new DockerDaemonSource(engine, { concurrentSaves: args['concurrent-saves'] });
-          }
-          case 'docker':
-            return registrySource(optionsFor);
-          case 'docker-archive':
-            return new DockerArchiveSource();
-          case 'oci':
-            return ociLayoutSource({ warn });
-          case 'oci-archive':
-            return ociArchiveSource({ warn });
-          case 'bundle':
-            return bundleSource();
-        }
-      };
       const parts: PackPart[] = [];
       let index: BundleIndex | undefined;
       let plan: IncrementalPlan | undefined;
@@ -144,7 +119,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${where})`,
         run: async () => {
           for (const [t, group] of groups) {
-            const source = await open(t);
+            const source = await openSource(t, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn });
             parts.push({ source, resolved: { images: [], indexes: [] } });
             parts[parts.length - 1]!.resolved = await source.resolve(group, { platforms, allPlatforms: args['all-platforms'] ?? false, signal });
           }
@@ -211,22 +186,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         return;
       }
       try {
-        if (catalog && args.site) {
-          // A set is recorded volume by volume: receipts name the volumes they loaded.
-          for (const { path, index: ix } of volumes.length ? volumes : [{ path: output, index: index! }]) {
-            const layers = ix.blobs.filter((b) => b.diffId);
-            catalog.record({
-              site: args.site,
-              kind: 'bundle',
-              ref: ix.id,
-              bundles: [],
-              created: ix.created,
-              path,
-              summary: { images: ix.images.length, layers: layers.length, bytes: ix.blobs.reduce((s, b) => s + b.size, 0), reliesOn: ix.reliesOn.length },
-              holdings: holdingsOfBundle(ix),
-            });
-          }
-        }
+        if (catalog && args.site) recordBundles(catalog, args.site, volumes.length ? volumes : [{ path: output, index: index! }]);
       } finally {
         catalog?.close();
       }

@@ -1,5 +1,13 @@
 // Which source an image name belongs to, as skopeo spells transports; a bare name is the local Docker daemon.
 // This is the one module that knows every source; each source knows only itself.
+import { DockerEngineClient } from '../engine/client.js';
+import type { RegistryOptions } from '../registry/client.js';
+import { bundleSource } from './bundle.js';
+import { DockerArchiveSource } from './docker-archive.js';
+import { DockerDaemonSource } from './docker-daemon.js';
+import { ociArchiveSource } from './oci-archive.js';
+import { ociLayoutSource } from './oci-layout.js';
+import { registrySource } from './registry.js';
 import type { ImageSource } from './source.js';
 
 export type Transport = 'docker-daemon' | 'docker' | 'docker-archive' | 'oci' | 'oci-archive' | 'bundle';
@@ -35,4 +43,33 @@ export function groupByTransport(names: readonly string[]): Map<Transport, strin
   return out;
 }
 
-export type SourceFactory = (t: Transport) => Promise<ImageSource>;
+export interface OpenOptions {
+  /** docker save streams to ask the daemon for at once. */
+  concurrentSaves?: number;
+  /** Credentials, TLS and timeouts per registry host. */
+  registry: (host: string) => RegistryOptions;
+  /** warn is told of what a source skips (an OCI layout's unreadable entries). */
+  warn?: (message: string) => void;
+}
+
+/** openSource opens the source of one transport; the daemon's is pinged first, so an unreachable one fails here. */
+export async function openSource(t: Transport, opts: OpenOptions): Promise<ImageSource> {
+  const warn = opts.warn ?? (() => undefined);
+  switch (t) {
+    case 'docker-daemon': {
+      const engine = new DockerEngineClient();
+      await engine.ping();
+      return new DockerDaemonSource(engine, opts.concurrentSaves !== undefined ? { concurrentSaves: opts.concurrentSaves } : {});
+    }
+    case 'docker':
+      return registrySource(opts.registry);
+    case 'docker-archive':
+      return new DockerArchiveSource();
+    case 'oci':
+      return ociLayoutSource({ warn });
+    case 'oci-archive':
+      return ociArchiveSource({ warn });
+    case 'bundle':
+      return bundleSource();
+  }
+}

@@ -2,6 +2,8 @@
 // facts count) every bundle made for it since, as if each was applied: a one-way link needs no feedback. A receipt
 // for a bundle replaces the assumption with what really happened.
 import type { Catalog, CatalogRecord } from '../catalog/catalog.js';
+import type { BundleIndex } from '../bundle/format.js';
+import { holdingsOfBundle } from './have.js';
 import { TargetState, type HoldingsMeaning } from './target-state.js';
 
 export interface CountingRecord {
@@ -42,4 +44,21 @@ export function addSiteState(state: TargetState, catalog: Catalog, siteName: str
     state.add(r.holdings, meaning, `site ${siteName}: ${r.kind} ${r.ref.slice(0, 19)} (${r.created})`);
   }
   return state;
+}
+
+/** recordBundles records bundles made for a site (a set volume by volume: receipts name the volumes they loaded). */
+export function recordBundles(catalog: Catalog, site: string, bundles: readonly { path: string; index: BundleIndex }[]): void {
+  for (const { path, index } of bundles) {
+    const layers = index.blobs.filter((b) => b.diffId);
+    catalog.record({
+      site,
+      kind: 'bundle',
+      ref: index.id,
+      bundles: [],
+      created: index.created,
+      path,
+      summary: { images: index.images.length, layers: layers.length, bytes: index.blobs.reduce((s, b) => s + b.size, 0), reliesOn: index.reliesOn.length },
+      holdings: holdingsOfBundle(index),
+    });
+  }
 }
