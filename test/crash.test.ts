@@ -114,7 +114,9 @@ describe('crashes and interruptions', { skip }, () => {
     const run = await ferry(['push', bundle, '--to', `${reg.host}/crash`, '--json']);
     assert.equal(run.code, 0, run.stderr);
     const r = json<{ blobs: { present: number; uploaded: number }; images: { name: string; digest: string }[] }>(run);
-    assert.ok(r.blobs.present >= 1, `blobs the killed push finished were skipped (${JSON.stringify(r.blobs)})`);
+    // 7 blobs: the shared base layer, a layer and a config per image. A layer found before the copy began is not
+    // asked about again (so it is not in blobs.present): what shows the skip is that fewer than all were uploaded.
+    assert.ok(r.blobs.uploaded < 7, `blobs the killed push finished were skipped (${JSON.stringify(r.blobs)})`);
     for (const i of r.images) {
       const m = await fetch(`http://${reg.host}/v2/${i.name.slice(reg.host.length + 1).replace(/:([^:]+)$/, '/manifests/$1')}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
       assert.equal(m.status, 200, i.name);
