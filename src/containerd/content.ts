@@ -51,6 +51,24 @@ export class ContentService {
     return writeContent(this.rpc, ref, target, open, labels, signal);
   }
 
+  /**
+   * readSmall returns a small blob whole (a manifest, an index, a config), refusing one larger than max bytes:
+   * what containerd claims to hold is checked against its digest by the caller, not trusted.
+   */
+  async readSmall(digest: string, max: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+    const info = await this.info(digest, signal);
+    if (!info) return undefined;
+    if (info.size > max) throw new RangeError(`${digest} is ${info.size} bytes, more than the ${max} a document may have`);
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const page of this.rpc.serverStream<{ data: Buffer }>(CONTENT, 'Read', { digest, offset: 0, size: 0 }, `content read ${digest}`, signal)) {
+      n += page.data.length;
+      if (n > max) throw new RangeError(`${digest} is more than the ${max} bytes a document may have`);
+      parts.push(page.data);
+    }
+    return Buffer.concat(parts);
+  }
+
   /** updateLabels sets (or, with an empty value, removes) the given labels and leaves the others alone. */
   async updateLabels(digest: string, labels: Labels, signal?: AbortSignal): Promise<ContentInfo> {
     const paths = Object.keys(labels).map((k) => `labels.${k}`);

@@ -25,6 +25,11 @@ export class IntrospectionService {
     return res.plugins.map((p) => ({ type: p.type, id: p.id, error: p.initErr && (p.initErr.code !== 0 || p.initErr.message) ? p.initErr.message || `code ${p.initErr.code}` : undefined }));
   }
 
+  /** uuid is the containerd server's own ID, stable while its root lives (containerd 1.5 and later). */
+  async uuid(signal?: AbortSignal): Promise<string> {
+    return (await this.rpc.unary<{ uuid: string }>(INTROSPECTION, 'Server', {}, 'server', signal)).uuid;
+  }
+
   async snapshotters(signal?: AbortSignal): Promise<PluginInfo[]> {
     return (await this.plugins([], signal)).filter((p) => p.type === SNAPSHOTTER_TYPE);
   }

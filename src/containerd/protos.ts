@@ -52,6 +52,7 @@ service Content {
   rpc Status(StatusRequest) returns (StatusResponse);
   rpc Write(stream WriteContentRequest) returns (stream WriteContentResponse);
   rpc Abort(AbortRequest) returns (google.protobuf.Empty);
+  rpc Read(ReadContentRequest) returns (stream ReadContentResponse);
 }
 message Info {
   string digest = 1;
@@ -95,6 +96,8 @@ message WriteContentResponse {
   string digest = 6;
 }
 message AbortRequest { string ref = 1; }
+message ReadContentRequest { string digest = 1; int64 offset = 2; int64 size = 3; }
+message ReadContentResponse { int64 offset = 1; bytes data = 2; }
 `;
 
 const IMAGES = `
@@ -182,7 +185,11 @@ message ApplyResponse { containerd.types.Descriptor applied = 1; }
 const INTROSPECTION = `
 syntax = "proto3";
 package containerd.services.introspection.v1;
-service Introspection { rpc Plugins(PluginsRequest) returns (PluginsResponse); }
+service Introspection {
+  rpc Plugins(PluginsRequest) returns (PluginsResponse);
+  rpc Server(google.protobuf.Empty) returns (ServerResponse);
+}
+message ServerResponse { string uuid = 1; }
 message Plugin {
   string type = 1;
   string id = 2;

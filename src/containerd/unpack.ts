@@ -67,7 +67,7 @@ async function unpackOne(c: ContainerdClient, snapshotter: string, layer: Unpack
   try {
     const applied = await c.diff.apply(layer.descriptor, mounts, signal);
     if (applied.digest !== layer.diffId) {
-      throw new FerryError('RUNTIME', `layer ${layer.descriptor.digest} unpacks to diffID ${applied.digest}, not the ${layer.diffId} its image config names`, {
+      throw new FerryError('LOAD_FAILED', `layer ${layer.descriptor.digest} unpacks to diffID ${applied.digest}, not the ${layer.diffId} its image config names`, {
         hint: 'the image is damaged or was altered; fetch it again from its source',
       });
     }
