@@ -12,11 +12,11 @@ import { badLayerIndex, type Holdings } from '../image/holdings.js';
 export const INVENTORY_MEDIA_TYPE = 'application/vnd.ferry.inventory.v1+json';
 export const RECEIPT_MEDIA_TYPE = 'application/vnd.ferry.receipt.v1+json';
 
-export type TargetKind = 'docker-daemon' | 'registry';
+export type TargetKind = 'docker-daemon' | 'registry' | 'containerd';
 
 export interface TargetInfo {
   kind: TargetKind;
-  /** The daemon's ID, the registry's host, or catalog:SITE for what the catalog assumes. */
+  /** The daemon's ID, the registry's host, containerd's UUID/NAMESPACE, or catalog:SITE for what the catalog assumes. */
   id?: string;
   name: string;
 }

@@ -29,11 +29,13 @@ export function holdingsOfBundle(index: BundleIndex): Holdings {
   return b.build();
 }
 
-/** meaningOf says how a report's holdings count for planning. */
+/**
+ * meaningOf says how a report's holdings count for planning, by the kind of target it describes: a daemon's as
+ * layer chains, a registry's or containerd's as blobs (a content store names a layer by its blob).
+ */
 export function meaningOf(r: Report): HoldingsMeaning {
-  if (r.kind === 'receipt') return r.doc.operation === 'load' ? { chains: true, blobs: false } : { chains: false, blobs: true };
   const kind = r.doc.target.kind;
-  return { chains: kind === 'docker-daemon', blobs: kind === 'registry' };
+  return { chains: kind === 'docker-daemon', blobs: kind === 'registry' || kind === 'containerd' };
 }
 
 /** addHave reads one --have file (inventory, receipt, or bundle) into state. */

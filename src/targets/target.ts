@@ -89,8 +89,11 @@ export interface ImageTarget {
   putImages(images: readonly ImageToPut[], indexes: readonly IndexToPut[], opts?: PutOptions): Promise<PutImage[]>;
   /** commit names everything put: tags, image records, tagged manifests. Nothing was named before it. */
   commit(signal?: AbortSignal): Promise<NamedRef[]>;
-  /** abort gives up: releases what a failed copy holds (leases, temp files) and names nothing. Idempotent. */
-  abort(): Promise<void>;
+  /**
+   * abort gives up, naming nothing; reason is why the copy failed. A target may keep what arrived so a re-run resumes
+   * (an interruption, a target error) or drop it (the bundle is bad: a re-run would not go better). Idempotent.
+   */
+  abort(reason?: unknown): Promise<void>;
 }
 
 /** What putting one image did. */

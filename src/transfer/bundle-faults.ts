@@ -1,5 +1,8 @@
-// failingAs: a blob read from a bundle that fails its checks while it streams becomes a bundle error naming its entry.
-import { bundleError } from '../ui/errors.js';
+// Bundle faults found while copying become bundle errors naming the entry: a blob that fails its checks as it
+// streams (failingAs), a layer a target refused for not being the diffID its config names (asLayerLie).
+import { blobPath } from '../bundle/format.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { bundleError, FerryError } from '../ui/errors.js';
 import { DecompressError } from '../stream/decompress.js';
 import { DigestMismatchError } from '../stream/hash.js';
 
@@ -12,4 +15,20 @@ export async function* failingAs(src: AsyncIterable<Buffer>, path: string, entry
     const what = err.message.startsWith(`${entry} `) ? err.message.slice(entry.length + 1) : err.message;
     throw bundleError(path, entry, `${what}; ${consequence}`);
   }
+}
+
+/**
+ * asLayerLie turns a target's refusal of a layer whose content is not the diffID the image config names
+ * ("invalid diffID for layer N: expected X, got Y") into the bundle error it is, naming the entry.
+ */
+export function asLayerLie(err: unknown, bundles: readonly BundleReader[], stopped: string): FerryError | undefined {
+  if (!(err instanceof FerryError) || err.code !== 'LOAD_FAILED') return undefined;
+  // dockerd says "invalid diffID for layer N: expected E, got G"; containerd's unpack (containerd/unpack.ts) "unpacks to diffID G, not the E".
+  const d = /invalid diffID for layer \d+: expected "?(sha256:[a-f0-9]{64})"?, got "?(sha256:[a-f0-9]{64})"?/.exec(err.message);
+  const c = /unpacks to diffID (sha256:[a-f0-9]{64}), not the (sha256:[a-f0-9]{64})/.exec(err.message);
+  const m = d ? [d[0], d[1]!, d[2]!] : c ? [c[0], c[2]!, c[1]!] : undefined;
+  if (!m) return undefined;
+  const bundle = bundles.find((b) => b.index.blobs.some((x) => x.diffId === m[1])) ?? bundles[0]!;
+  const blob = bundle.index.blobs.find((b) => b.diffId === m[1]);
+  return bundleError(bundle.path, blob ? blobPath(blob.digest) : undefined, `(uncompressed) diffID: expected ${m[1]}, got ${m[2]} (the target refused it); ${stopped}`);
 }

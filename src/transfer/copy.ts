@@ -7,8 +7,9 @@ import { pooled } from '../bundle/pool.js';
 import type { DiffId, Digest } from '../image/digest.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
-import type { BlobOutcome, ImageTarget, IndexToPut, NamedRef } from '../targets/target.js';
+import type { BlobOutcome, BlobToWrite, ImageTarget, IndexToPut, NamedRef } from '../targets/target.js';
 import { BlobLanes, settledAll } from './blob-lanes.js';
+import { asLayerLie } from './bundle-faults.js';
 import { LayerForms } from './layer-forms.js';
 import { checkBundles, findMissing, type LayerPlan } from './preflight.js';
 import { prepareImage, prepareIndex, type PreparedImage } from './prepare.js';
@@ -64,7 +65,10 @@ export interface CopyResult {
   /** What commit named: every reference as the target now holds it. */
   named: NamedRef[];
   blobs: Record<BlobOutcome, number>;
+  /** The sizes of the blobs written (not found or mounted). */
   bytesWritten: number;
+  /** Bytes the target read of the blobs: a resumed write reads only the rest, a retried one some twice. */
+  bytesSent: number;
 }
 
 /** Blob writes at once, across all images of a copy. */
@@ -102,15 +106,18 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
   target.willPut?.(plans.flatMap((p) => [...p.images.flatMap((x) => x.names), ...p.indexes.flatMap((x) => x.names)]));
   await findMissing(plans, target, { skipIncomplete: opts.skipIncomplete ?? false, verb: done, bundles: bundles.length, ...(signal ? { signal } : {}) });
 
-  const result: CopyResult = { bundles: [], named: [], blobs: { present: 0, mounted: 0, written: 0 }, bytesWritten: 0 };
-  const forms = views.map((v) => new LayerForms(v, bundles, `the ${verb} was stopped: nothing was ${done}${verb === 'load' ? ' or tagged' : ''}`, signal));
+  const result: CopyResult = { bundles: [], named: [], blobs: { present: 0, mounted: 0, written: 0 }, bytesWritten: 0, bytesSent: 0 };
+  const stopped = `the ${verb} was stopped: nothing was ${done}${verb === 'load' ? ' or tagged' : ''}`;
+  const forms = views.map((v) => new LayerForms(v, bundles, stopped, signal));
   try {
     for (const [k, plan] of plans.entries()) result.bundles.push(await copyOne(plan, forms[k]!, target, result, events, signal));
     result.named = await target.commit(signal);
     return result;
   } catch (err) {
-    await target.abort();
-    throw err;
+    // A layer the target refused as not its diffID is the bundle's fault: said so, and the target told so.
+    const fault = asLayerLie(err, bundles, stopped) ?? err;
+    await target.abort(fault);
+    throw fault;
   } finally {
     await Promise.allSettled(forms.map((f) => f.close()));
   }
@@ -137,7 +144,7 @@ async function copyOne(plan: LayerPlan, forms: LayerForms, target: ImageTarget, 
       await settledAll(
         blobs.map((b) =>
           lanes.run(b.digest, b.size, async () => {
-            for (const outcome of await write(b, [...p.put.names, ...p.put.within], signal)) {
+            for (const outcome of await write(counted(b, result), [...p.put.names, ...p.put.within], signal)) {
               result.blobs[outcome]++;
               if (outcome === 'written') result.bytesWritten += b.size;
               events.blob?.({ digest: b.digest, size: b.size, outcome });
@@ -154,7 +161,7 @@ async function copyOne(plan: LayerPlan, forms: LayerForms, target: ImageTarget, 
   const indexes: IndexToPut[] = [];
   for (const { index, names } of plan.indexes) indexes.push(await prepareIndex(plan.bundle, forms, index, names, (img) => prepare(img, [], names)));
   if (target.writeBlob) {
-    for (const ix of indexes) for (const a of ix.artifacts) for (const b of a.blobs) for (const outcome of await target.writeBlob(b, ix.names, signal)) result.blobs[outcome]++;
+    for (const ix of indexes) for (const a of ix.artifacts) for (const b of a.blobs) for (const outcome of await target.writeBlob(counted(b, result), ix.names, signal)) result.blobs[outcome]++;
   }
   const put = await target.putImages(
     ready.map((p) => p.put),
@@ -176,5 +183,18 @@ async function copyOne(plan: LayerPlan, forms: LayerForms, target: ImageTarget, 
     indexes: indexes.map((ix, k) => ({ index: plan.indexes[k]!.index, names: ix.names, manifest: ix.manifest.digest })),
     skipped: plan.skipped,
     untagged: plan.untagged,
+  };
+}
+
+/** counted is the blob with every byte its target reads of it added to bytesSent. */
+function counted(b: BlobToWrite, result: CopyResult): BlobToWrite {
+  return {
+    ...b,
+    open: async function* (offset) {
+      for await (const chunk of b.open(offset)) {
+        result.bytesSent += chunk.length;
+        yield chunk;
+      }
+    },
   };
 }
