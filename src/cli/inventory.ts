@@ -1,7 +1,9 @@
-// `ferry inventory`: what a target holds (the Docker daemon at DOCKER_HOST, a registry, or a catalogued site), as a
+// `ferry inventory`: what a target holds (the Docker daemon at DOCKER_HOST, a registry, containerd, or a catalogued site), as a
 // small deterministic file to carry back across the gap.
 import type { CommandModule } from 'yargs';
 import { Catalog } from '../catalog/catalog.js';
+import { ContainerdClient, containerdAddress } from '../containerd/index.js';
+import { inventoryOfContainerd } from '../sync/containerd-inventory.js';
 import { DockerEngineClient } from '../engine/client.js';
 import { RegistryClient } from '../registry/client.js';
 import { inventoryOfDaemon } from '../sync/daemon-inventory.js';
@@ -18,6 +20,8 @@ import { registryOptions, withRegistryOptions, type RegistryArgs } from './regis
 interface InventoryArgs extends RegistryArgs {
   output?: string;
   registry?: string;
+  containerd?: string;
+  namespace: string;
   site?: string;
   sign?: string;
   json?: boolean;
@@ -27,23 +31,35 @@ interface InventoryArgs extends RegistryArgs {
 export function inventoryCommand(signal: AbortSignal): CommandModule<object, InventoryArgs> {
   return {
     command: 'inventory',
-    describe: 'describe what a target holds (the Docker daemon, a registry, or a catalogued site) for `pack --have`',
+    describe: 'describe what a target holds (the Docker daemon, a registry, containerd, or a catalogued site) for `pack --have`',
     builder: (y) =>
       withRegistryOptions(
         y
           .option('output', { alias: 'o', type: 'string', describe: 'the file to write (default: stdout)' })
           .option('registry', { type: 'string', describe: 'HOST[:PORT][/PREFIX]: inventory this registry (repositories under PREFIX) instead of the daemon' })
+          .option('containerd', { type: 'string', describe: 'inventory containerd at this socket (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock): its content store, one namespace' })
+          .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: 'with --containerd: the namespace' })
           .option('site', { type: 'string', describe: 'inventory a site as the catalog sees it (what planning for it assumes)' })
           .option('sign', { type: 'string', describe: 'sign the inventory with this private key (written beside it as FILE.sig)' })
-          .conflicts('registry', 'site')
+          .conflicts('registry', ['site', 'containerd'])
+          .conflicts('site', 'containerd')
           .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon at DOCKER_HOST')
-          .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix'),
+          .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix')
+          .example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)"),
       ),
     handler: async (args) => {
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       let inv: Inventory;
       if (args.site) inv = inventoryOfSite(args.site);
-      else if (args.registry) {
+      else if (args.containerd !== undefined) {
+        const client = new ContainerdClient({ address: containerdAddress(args.containerd || undefined), namespace: args.namespace });
+        try {
+          await client.version(signal);
+          inv = await inventoryOfContainerd(client, signal);
+        } finally {
+          client.close();
+        }
+      }      else if (args.registry) {
         const target = parsePushPlace(args.registry);
         const client = new RegistryClient(target.registry, registryOptions(args)(target.registry));
         try {

@@ -6,10 +6,13 @@ import { tarBytes, type RawEntry } from './crafted-tar.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
+/** A file's content, or its content and mode (an executable: 0o755). */
+export type ArchiveFile = string | Buffer | { data: Buffer; mode: number };
+
 export interface ArchiveImage {
   tag: string | undefined;
   /** Layers bottom first: each a map of file path to content. */
-  layers: Record<string, string | Buffer>[];
+  layers: Record<string, ArchiveFile>[];
   arch?: string;
 }
 
@@ -19,10 +22,13 @@ export interface ArchivedImage {
 }
 
 /** layerTar is a layer's tar: its files as regular entries, in name order. */
-export function layerTar(files: Record<string, string | Buffer>): Buffer {
+export function layerTar(files: Record<string, ArchiveFile>): Buffer {
   const entries: RawEntry[] = Object.keys(files)
     .sort()
-    .map((name) => ({ name, data: Buffer.from(files[name]!), mode: 0o644 }));
+    .map((name) => {
+      const f = files[name]!;
+      return typeof f === 'object' && 'mode' in f ? { name, data: f.data, mode: f.mode } : { name, data: Buffer.from(f), mode: 0o644 };
+    });
   return tarBytes(entries);
 }
 
