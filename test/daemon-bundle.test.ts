@@ -72,7 +72,8 @@ describe('bundles through Docker daemons', { skip }, () => {
     assert.equal(index.manifests.length, 4, 'one descriptor per tag plus one for the untagged image');
     const manifest = JSON.parse((await readTarEntry(bundle, 'manifest.json')).toString());
     const appEntry = manifest.find((e: { Config: string }) => e.Config === `blobs/sha256/${imgs.app.slice(7)}`);
-    assert.deepEqual(appEntry.RepoTags.sort(), ['ferry-test/app:1', 'ferry-test/app:latest']);
+    // Full references: docker load reads them as its short ones, and podman does not file them under localhost/.
+    assert.deepEqual(appEntry.RepoTags.sort(), ['docker.io/ferry-test/app:1', 'docker.io/ferry-test/app:latest']);
     assert.equal(appEntry.Layers.length, 3);
     assert.ok(appEntry.Layers.every((l: string) => l.startsWith('blobs/sha256/')));
   });

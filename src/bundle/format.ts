@@ -4,7 +4,7 @@ import { hex } from '../image/digest.js';
 import type { Platform } from '../image/platform.js';
 import type { DockerSaveEntry, OciDescriptor, OciIndex } from '../image/model.js';
 import { OCI_INDEX } from '../image/media-types.js';
-import { familiarReference, parseReference } from '../image/reference.js';
+import { formatReference, parseReference } from '../image/reference.js';
 
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.ferry.bundle.v1+json';
 export const BUNDLE_VERSION = 1;
@@ -114,9 +114,12 @@ export function ociIndex(images: readonly BundleImage[], indexes: readonly Bundl
   return { schemaVersion: 2, mediaType: OCI_INDEX, manifests };
 }
 
-/** dockerTags is what docker-save's RepoTags and docker's tags are made of: familiar names, digest pins left out. */
+/**
+ * dockerTags is what docker-save's RepoTags are made of: full references, digest pins left out. docker load
+ * normalises them as it does its own short names, and podman, which files a short name under localhost/, keeps them.
+ */
 export function dockerTags(refs: readonly string[]): string[] {
-  return refs.filter((r) => !r.includes('@')).map((r) => familiarReference(parseReference(r)));
+  return refs.filter((r) => !r.includes('@')).map((r) => formatReference(parseReference(r)));
 }
 
 /** indexTags maps each index's docker default image to the index's references, for docker's flat view. */

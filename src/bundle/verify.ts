@@ -4,7 +4,7 @@ import { isSha256 } from '../image/digest.js';
 import type { DockerSaveEntry, ImageConfig, OciIndex, OciManifest } from '../image/model.js';
 import { OCI_INDEX } from '../image/media-types.js';
 import { formatPlatform } from '../image/platform.js';
-import { familiarReference, parseReference } from '../image/reference.js';
+import { formatReference, parseReference } from '../image/reference.js';
 import type { BlobCheck } from './blob-check.js';
 import { checkBlobs } from './blob-check-pool.js';
 import { blobPath, FERRY_INDEX, indexTags, partPath } from './format.js';
@@ -201,13 +201,7 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
       if (!namesGiven.has(r)) fault('index.json', `${where}: no descriptor named ${r}`);
     }
     // manifest.json: the docker-save view of the same image.
-    const tags = [...img.refs, ...(tagsFromIndexes.get(img.manifest.digest) ?? [])].filter((r) => !r.includes('@')).flatMap((r) => {
-      try {
-        return [familiarReference(parseReference(r))];
-      } catch {
-        return [];
-      }
-    });
+    const tags = [...img.refs, ...(tagsFromIndexes.get(img.manifest.digest) ?? [])].filter((r) => !r.includes('@')).map(sameTag);
     const tagsOfConfig = tagsByConfig.get(blobPath(img.config.digest)) ?? new Set<unknown>();
     for (const t of tags) tagsOfConfig.add(t);
     tagsByConfig.set(blobPath(img.config.digest), tagsOfConfig);
@@ -218,7 +212,7 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
       if (!Array.isArray(dEntry.Layers) || dEntry.Layers.length !== paths.length || dEntry.Layers.some((p, k) => p !== paths[k])) {
         fault('manifest.json', `${where}: Layers differ from ferry.json`);
       }
-      const got = Array.isArray(dEntry.RepoTags) ? dEntry.RepoTags : [];
+      const got = (Array.isArray(dEntry.RepoTags) ? dEntry.RepoTags : []).map(sameTag);
       const want = new Set(tags);
       if (got.length !== want.size || got.some((t) => !want.has(t))) fault('manifest.json', `${where}: RepoTags differ from ferry.json's references`);
     }
@@ -310,12 +304,25 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
     if (!configPaths.has(e?.Config)) fault('manifest.json', `entry ${JSON.stringify(e?.Config)} is not an image ferry.json lists`);
     else {
       for (const t of Array.isArray(e.RepoTags) ? e.RepoTags : []) {
-        if (!tagsByConfig.get(e.Config)?.has(t)) fault('manifest.json', `entry ${JSON.stringify(e.Config)} is tagged ${JSON.stringify(t)}, a name ferry.json does not give that image`);
+        if (!tagsByConfig.get(e.Config)?.has(sameTag(t))) fault('manifest.json', `entry ${JSON.stringify(e.Config)} is tagged ${JSON.stringify(t)}, a name ferry.json does not give that image`);
       }
     }
   }
   for (const [config, entries] of dockerByConfig) {
     const images = configPaths.get(config)?.length ?? 0;
     if (images && entries.length > images) fault('manifest.json', `${entries.length} entries have Config ${JSON.stringify(config)}, ferry.json has ${images} image(s) with it`);
+  }
+}
+
+/**
+ * sameTag is a RepoTags entry in one form whichever ferry wrote: full references today, docker's short ones before
+ * (docker load reads both alike). Anything that is not a reference stays as it is, and matches no image.
+ */
+function sameTag(t: unknown): unknown {
+  if (typeof t !== 'string') return t;
+  try {
+    return formatReference(parseReference(t));
+  } catch {
+    return t;
   }
 }
