@@ -1,5 +1,6 @@
 // A daemon's save stream read through one reused buffer: the HTTP framing, the GET itself against real servers
-// (tcp and unix socket), and that every reader downstream survives chunks overwritten once the next is asked for.
+// (tcp and unix socket), and that every reader downstream survives chunks overwritten once the next is asked for;
+// and the check that runs beside a layer sent as stored (inflateChecked).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -13,6 +14,8 @@ import { recycledGet, type SocketTarget } from '../src/engine/recycled-get.js';
 import { hashOnly, readSaveStream } from '../src/sources/docker-save-stream.js';
 import { LayerCompressor } from '../src/stream/compress.js';
 import { decompress } from '../src/stream/decompress.js';
+import { inflateChecked } from '../src/stream/inflate-check.js';
+import { compress as zstdCompress } from 'zstd-napi';
 import type { Compression } from '../src/image/media-types.js';
 import { paxRecords, tarBytes, type RawEntry } from './helpers/crafted-tar.js';
 import { ferry } from './helpers/ferry.js';
@@ -337,6 +340,38 @@ describe('a daemon whose save answer is not HTTP as it should be', () => {
     } finally {
       server.close();
       await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('inflateChecked: a stored layer passed on while its uncompressed form is checked', () => {
+  const tar = Buffer.concat(Array.from({ length: 64 }, (_, i) => Buffer.alloc(16 << 10, i)));
+  const diffId = `sha256:${createHash('sha256').update(tar).digest('hex')}`;
+  const zst = zstdCompress(tar);
+  const chunks = async function* (b: Buffer, size = 7_000): AsyncGenerator<Buffer> {
+    for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+  };
+  const drain = async (src: AsyncIterable<Buffer>): Promise<Buffer> => {
+    const parts: Buffer[] = [];
+    for await (const c of src) parts.push(Buffer.from(c));
+    return Buffer.concat(parts);
+  };
+
+  it('yields the stored bytes unchanged, and from an offset only the rest, when the layer is what it claims', async () => {
+    assert.deepEqual(await drain(inflateChecked(chunks(zst), 'zstd', { digest: diffId, size: tar.length, what: 'L' })), zst);
+    assert.deepEqual(await drain(inflateChecked(chunks(zst), 'zstd', { digest: diffId, size: tar.length, what: 'L' }, 10_001)), zst.subarray(10_001));
+  });
+
+  it('throws before its end on another diffID, a smaller or a larger declared size', async () => {
+    await assert.rejects(drain(inflateChecked(chunks(zst), 'zstd', { digest: `sha256:${'0'.repeat(64)}`, size: tar.length, what: 'L' })), /L digest/);
+    await assert.rejects(drain(inflateChecked(chunks(zst), 'zstd', { digest: diffId, size: tar.length - 1, what: 'L' })), /more than|larger/);
+    await assert.rejects(drain(inflateChecked(chunks(zst), 'zstd', { digest: diffId, size: tar.length + 1, what: 'L' })), /shorter/);
+  });
+
+  it('a consumer that stops early ends the check too (nothing left running)', async () => {
+    for await (const c of inflateChecked(chunks(zst), 'zstd', { digest: diffId, size: tar.length, what: 'L' })) {
+      assert.ok(c.length > 0);
+      break;
     }
   });
 });

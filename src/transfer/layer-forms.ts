@@ -13,6 +13,7 @@ import { inflatedOnWorker } from '../bundle/blob-check-pool.js';
 import type { Digest } from '../image/digest.js';
 import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP } from '../image/media-types.js';
 import { decompress } from '../stream/decompress.js';
+import { inflateChecked } from '../stream/inflate-check.js';
 import { Sha256Counter, sized, verified } from '../stream/hash.js';
 import { Limiter } from '../stream/limiter.js';
 import { bundleError } from '../ui/errors.js';
@@ -36,15 +37,28 @@ export class LayerForms {
     private readonly signal?: AbortSignal,
   ) {}
 
-  /** stored hands out a blob as the bundle holds it, checked against its digest and size when read from the start. */
+  /**
+   * stored hands out a blob as the bundle holds it, checked against its digest and size when read from the start.
+   * A layer is also decompressed on the side and checked against its diffID and uncompressed size (read from the
+   * start even when a write resumes): the target unpacks it where ferry cannot watch, and a lie must fail the
+   * write before it completes.
+   */
   stored(blob: { digest: Digest; size: number; mediaType: string }): BlobToWrite {
     const entry = blobPath(blob.digest);
     const { bundle, stopped } = this;
+    const layer = bundle.blob(blob.digest);
+    const compression = compressionOf(blob.mediaType);
+    const checked = (src: AsyncIterable<Buffer>, offset: number): AsyncIterable<Buffer> =>
+      compression && layer?.diffId !== undefined && layer.uncompressedSize !== undefined
+        ? inflateChecked(src, compression, { digest: layer.diffId, size: layer.uncompressedSize, what: `${entry} (uncompressed)` }, offset)
+        : offset === 0
+          ? src
+          : bundle.stream(entry, offset);
     return {
       digest: blob.digest,
       size: blob.size,
       mediaType: blob.mediaType,
-      open: (offset) => (offset === 0 ? failingAs(verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), bundle.path, entry, stopped) : bundle.stream(entry, offset)),
+      open: (offset) => failingAs(checked(verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), offset), bundle.path, entry, stopped),
     };
   }
 

@@ -1,0 +1,46 @@
+// inflateChecked: a compressed layer passed on as it is, while its uncompressed form is checked on the side (size
+// and diffID), for targets that take layers as stored and unpack them out of our sight (containerd, a registry).
+import type { Compression } from '../image/media-types.js';
+import { decompress } from './decompress.js';
+import { sized, verified } from './hash.js';
+import { ByteQueue } from './queue.js';
+
+/** Compressed bytes held between the sender and the check: the check runs at its own pace, within this. */
+const QUEUED = 4 << 20;
+
+export interface Uncompressed {
+  digest: string;
+  size: number;
+  what: string;
+}
+
+/**
+ * inflateChecked yields src's chunks unchanged (from `skip` bytes on: a resumed write sends only the rest, but the
+ * check reads from the start), and throws rather than end if the uncompressed stream is larger or smaller than
+ * `expect.size` or hashes to another digest. A bomb stops as soon as it passes the declared size.
+ */
+export async function* inflateChecked(src: AsyncIterable<Buffer>, compression: Compression, expect: Uncompressed, skip = 0): AsyncGenerator<Buffer> {
+  const queue = new ByteQueue(QUEUED);
+  const checking = (async () => {
+    for await (const piece of sized(verified(decompress(queue, compression, expect.size), expect), expect.size, expect.what)) void piece;
+  })();
+  checking.catch((err: unknown) => queue.fail(err));
+  let at = 0;
+  let finished = false;
+  try {
+    for await (const chunk of src) {
+      await queue.push(chunk);
+      const from = Math.max(0, skip - at);
+      at += chunk.length;
+      if (from < chunk.length) yield from === 0 ? chunk : chunk.subarray(from);
+    }
+    queue.end();
+    await checking;
+    finished = true;
+  } finally {
+    if (!finished) {
+      queue.fail(new Error('the stream was stopped'));
+      await checking.catch(() => undefined);
+    }
+  }
+}
