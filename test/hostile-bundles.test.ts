@@ -5,13 +5,15 @@
 // future or name images with references that do not parse. `ferry verify` and `ferry load` must both refuse each
 // one with exit 3 and a message naming the entry, no stack trace, in bounded time and memory; the target daemon
 // gains no image, tag or layer, and no file appears anywhere (the canary paths the entries aim at, any
-// /tmp/ferry-escape-*, the bundle's directory, the working directory).
+// /tmp/ferry-escape-*, the bundle's directory, the working directory). Where containerd can run, `ferry load
+// --containerd` is refused the same way and leaves its namespace empty: no image, blob, snapshot or lease.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { containerdMissing, holdings, startContainerd, type Containerd } from './helpers/containerd.js';
 import { build, buildTestImages, startDockerd, type Dockerd } from './helpers/dockerd.js';
 import { ferry } from './helpers/ferry.js';
 import { missing } from './helpers/tools.js';
@@ -41,6 +43,8 @@ async function pool(jobs: (() => Promise<void>)[], width: number): Promise<void>
 describe('hostile bundles are refused by name and change nothing', { skip }, () => {
   let src: Dockerd;
   let dst: Dockerd;
+  /** A containerd target beside the daemon, where one can run here; each case loads into its own namespace. */
+  let ctd: Containerd | undefined;
   let work: string;
   let model: BundleModel;
   /** A thin bundle of ferry-test/app:2 (app:1 plus one layer), packed --since the good bundle: it relies on app:1's layers. */
@@ -51,7 +55,7 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'ferry-hostile-'));
-    [src, dst] = await Promise.all([startDockerd('hostile-src'), startDockerd('hostile-dst')]);
+    [src, dst, ctd] = await Promise.all([startDockerd('hostile-src'), startDockerd('hostile-dst'), containerdMissing() ? undefined : startContainerd('hostile')]);
     await buildTestImages(src);
     const good = join(work, 'good.ferry.tar');
     const run = await ferry(['pack', 'ferry-test/app:1', 'ferry-test/tool:2', '-o', good], { dockerHost: src.host });
@@ -72,7 +76,7 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
   });
 
   after(async () => {
-    await Promise.all([src?.stop(), dst?.stop()]);
+    await Promise.all([src?.stop(), dst?.stop(), ctd?.stop()]);
     if (work) await rm(work, { recursive: true, force: true });
     for (const f of await readdir(tmpdir())) if (f.startsWith(CANARY)) await rm(join(tmpdir(), f), { recursive: true, force: true });
   });
@@ -100,10 +104,12 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
     const file = join(dir, 'hostile.ferry.tar');
     await writeFile(file, bytes);
     const state = await daemonState(dst);
-    const [v, l, i] = await Promise.all([
+    const namespace = `hostile-${name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').slice(0, 60)}`;
+    const [v, l, i, c] = await Promise.all([
       ferryMeasured(['verify', file], { cwd, timeoutMs: 90_000 }),
       ferryMeasured(['load', file], { dockerHost: dst.host, cwd, timeoutMs: 90_000 }),
       expect.inspect ? ferryMeasured(['inspect', file], { cwd, timeoutMs: 90_000 }) : undefined,
+      ctd ? ferryMeasured(['load', file, '--containerd', ctd.address, '--namespace', namespace], { cwd, timeoutMs: 90_000 }) : undefined,
     ]);
     if (i) {
       assertFails(i, 3, expect.mentions, `inspect ${name}`);
@@ -113,13 +119,15 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
     t.diagnostic(`load: ${l.stderr.slice(l.stderr.search(/^ferry: /m)).split('\n')[0]}`);
     assertFails(v, 3, expect.mentions, `verify ${name}`);
     assertFails(l, 3, expect.load ?? expect.mentions, `load ${name}`);
+    if (c) assertFails(c, 3, expect.load ?? expect.mentions, `load --containerd ${name}`);
     const bound = expect.bound ?? DEFAULT_BOUND;
-    for (const [what, r] of [['verify', v], ['load', l]] as const) {
+    for (const [what, r] of [['verify', v], ['load', l], ...(c ? [['load --containerd', c] as const] : [])] as const) {
       t.diagnostic(`${what}: ${r.ms} ms, peak RSS ${(r.peakRssKiB / 1024).toFixed(0)} MiB`);
       assert.ok(r.ms < bound.ms, `${what} ${name} took ${r.ms} ms, more than ${bound.ms}`);
       assert.ok(r.peakRssKiB > 0 && r.peakRssKiB < bound.rssMiB * 1024, `${what} ${name} peaked at ${r.peakRssKiB} KiB, more than ${bound.rssMiB} MiB`);
     }
     assert.deepEqual(await daemonState(dst), state, 'the target daemon has no new image, tag or layer');
+    if (ctd) assert.deepEqual(await holdings(ctd, namespace), { images: [], content: [], snapshots: [], leases: [] }, `containerd's namespace ${namespace} holds nothing`);
     assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-test/app:1'])).trim(), oldApp, 'ferry-test/app:1 still names the old image');
     assert.deepEqual(await canaries(), [], 'no file appeared where the bundle aimed');
     assert.deepEqual(await listTree(dir), ['hostile.ferry.tar'], 'nothing written beside the bundle');

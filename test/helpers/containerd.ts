@@ -115,3 +115,28 @@ export async function startContainerd(name: string): Promise<Containerd> {
     stop,
   };
 }
+
+export interface Holdings {
+  images: string[];
+  content: string[];
+  snapshots: string[];
+  leases: string[];
+}
+
+/** holdings is what a namespace holds, as ctr (the independent reader) lists it: image names, blobs, snapshots, leases. */
+export async function holdings(ctd: Containerd, ns: string): Promise<Holdings> {
+  const col = async (args: string[]): Promise<string[]> =>
+    (await ctd.ctr(['-n', ns, ...args]))
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => l.split(/\s+/)[0]!)
+      .sort();
+  const [images, content, snapshots, leases] = await Promise.all([
+    col(['images', 'ls', '-q']),
+    col(['content', 'ls', '-q']),
+    col(['snapshots', 'ls']).then((keys) => keys.filter((k) => k !== 'KEY')),
+    col(['leases', 'ls', '-q']),
+  ]);
+  return { images, content, snapshots, leases };
+}
