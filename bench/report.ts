@@ -1,4 +1,5 @@
 // report: the figures as rows (median run of each side, ferry/baseline ratio, target, PASS/MISS) and as a text table.
+import type { ContainerdFigures } from './containerd.js';
 import type { IncrementalFigures } from './incremental.js';
 import type { LoadFigures } from './load.js';
 import type { PackFigures } from './pack.js';
@@ -60,6 +61,17 @@ export function rows(pack: PackFigures, load: LoadFigures, verify: VerifyFigures
     compared('verify CPU', 's', pipe, cpu(verify.pipeline), cpu(verify.ferry)),
     compared('verify time vs hashing only', 's', 'sha256sum of compressed', secs(verify.sha256sum), secs(verify.ferry)),
     compared('verify peak RSS vs pipeline', 'MB', pipe, rssOf(verify.pipeline), rssOf(verify.ferry)),
+  ];
+}
+
+/** containerdRows: ferry load --containerd against ctr's own import of a plain docker save tar. */
+export function containerdRows(c: ContainerdFigures): Row[] {
+  const ctr = 'ctr -n k8s.io images import (plain tar)';
+  return [
+    compared('load into containerd time', 's', ctr, secs(c.baseline), secs(c.ferry), 1.0),
+    rssLimit('load into containerd peak RSS', rssOf(c.ferry)),
+    compared('load into containerd CPU, client side', 's', ctr, cpu(c.baseline), cpu(c.ferry)),
+    compared('load: target containerd peak RSS', 'MB', ctr, c.baseline.map((r) => r.containerdPeakRssMb), c.ferry.map((r) => r.containerdPeakRssMb)),
   ];
 }
 

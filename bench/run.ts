@@ -9,6 +9,7 @@ import { ensureBase } from './base.js';
 import { defer, interrupted, onSignals, undoAll } from './cleanup.js';
 import { buildCorpus, IMAGES, LAYERS } from './corpus.js';
 import { startTracked } from './daemon.js';
+import { compareContainerd } from './containerd.js';
 import { compareIncremental } from './incremental.js';
 import { compareLoad } from './load.js';
 import { exec } from './exec.js';
@@ -17,7 +18,7 @@ import { debianMirror } from './mirror.js';
 import { ensurePackageLayers } from './packages.js';
 import { comparePack, FERRY } from './pack.js';
 import { compareRegistry } from './registry.js';
-import { incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
+import { containerdRows, incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
 import { compareVerify } from './verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -25,7 +26,7 @@ const BENCH_DIR = join(ROOT, '.bench');
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 
 async function main(): Promise<void> {
-  const why = missing(['dockerd', 'docker', 'debootstrap', 'apt-get', 'dpkg-deb', 'zstd', 'sha256sum', 'time', 'skopeo', 'docker-registry'], { root: true });
+  const why = missing(['dockerd', 'docker', 'debootstrap', 'apt-get', 'dpkg-deb', 'zstd', 'sha256sum', 'time', 'skopeo', 'docker-registry', 'containerd', 'ctr'], { root: true });
   if (why) throw new Error(`bench ${why}`);
   onSignals();
   const t0 = Date.now();
@@ -47,13 +48,14 @@ async function main(): Promise<void> {
   const pack = await comparePack(src, images, work, RUNS);
   const load = await compareLoad(src, images, pack.bundle, work, RUNS);
   const verify = await compareVerify(pack.bundle, work, RUNS);
+  const containerd = await compareContainerd(src, images, pack.bundle, work, RUNS);
   const registry = await compareRegistry(src, images, work, RUNS);
   // Last, because it rebuilds images in the source daemon (week 2 moves a tag).
   const incremental = await compareIncremental(src, built, base, layers, cache, work, RUNS);
   await undoAll();
   const loadAfter = loadavg()[0]!;
 
-  const rs = [...rows(pack, load, verify), ...registryRows(pack, registry), ...incrementalRows(incremental)];
+  const rs = [...rows(pack, load, verify), ...containerdRows(containerd), ...registryRows(pack, registry), ...incrementalRows(incremental)];
   const corpus = {
     images: IMAGES.map((i) => i.tag),
     packageLayers: layers.map((l) => ({ name: l.name, parent: l.parent ?? 'base', packages: l.packages.length })),
@@ -72,6 +74,8 @@ async function main(): Promise<void> {
       `"pack (daemon) … vs skopeo" reuses the pack runs above (skopeo's ${RUNS} runs come after them, not alternated). ` +
       `Registry R1 seeded once by skopeo from the daemon (v2s2, gzip; ${registry.seedSeconds.toFixed(1)} s, untimed); every push run into a fresh empty R2, ` +
       `whose manifest digests were checked equal to R1's after each run of either side\n` +
+      `containerd: each run into a fresh private containerd 1.6 (overlayfs); ctr imports the plain docker save tar (${mb(containerd.plainTarBytes)}), ` +
+      `ferry loads the bundle; both unpack, and every image ID was checked after each run\n` +
       `${incrementalNote(incremental)}\n` +
       `${cacheDropped ? 'Each timed run started from a dropped page cache (sync; drop_caches) with its input files read back in' : 'The page cache could not be dropped between runs (not root): figures depend on what ran before'}\n` +
       `1-minute load average before the bench: ${loadBefore.toFixed(1)} on ${availableParallelism()} CPUs` +
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
     runsPerSide: RUNS,
     corpus,
     rows: rs,
-    raw: { pack, load, verify, registry, incremental },
+    raw: { pack, load, verify, containerd, registry, incremental },
     seconds: (Date.now() - t0) / 1000,
   };
   await writeFile(join(BENCH_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
