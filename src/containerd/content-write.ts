@@ -10,6 +10,11 @@ import type { Labels } from './types.js';
 const CONTENT = 'containerd.services.content.v1.Content';
 /** containerd takes any message size up to its limit; 1 MiB keeps each one (and its copy when encoded) small. */
 export const WRITE_CHUNK = 1 << 20;
+/**
+ * Bytes sent that containerd has not yet said are in the ingest (it answers every WRITE once it is). grpc-js lets 16
+ * messages wait in each call's buffer: 16 MiB a blob, four blobs at once, before its backpressure starts (measured).
+ */
+const IN_FLIGHT = 2 << 20;
 /** A cut write's server side may hold the ref's lock for a moment after the cut; containerd's client retries too. */
 const LOCK_RETRIES = 8;
 
@@ -78,22 +83,25 @@ async function writeOnce(rpc: Rpc, ref: string, target: WriteTarget, open: OpenF
     const from = resume && stat.value.offset <= target.size ? stat.value.offset : 0;
 
     // Every request gets a reply; reading them all keeps containerd from blocking on its sends.
-    const drained = drain(replies);
+    const acked = new Acked(from);
+    const drained = drain(replies, acked);
     drained.catch(() => undefined);
-    const ended = drained.then(() => {
-      throw new Error('containerd ended the write stream before the commit');
-    });
-    ended.catch(() => undefined);
+    const ended = new Ending();
+    drained.then(
+      () => ended.end(new Error('containerd ended the write stream before the commit')),
+      (err: unknown) => ended.end(err),
+    );
 
     let sent = from;
     if (from < target.size) {
       const source = open(from)[Symbol.asyncIterator]();
       try {
         // A stalled source must not hold up a cut or aborted stream: wait for whichever comes first.
-        for (let next = await Promise.race([source.next(), ended]); !next.done; next = await Promise.race([source.next(), ended])) {
+        for (let next = await ended.or(source.next()); !next.done; next = await ended.or(source.next())) {
           for (let i = 0; i < next.value.length; i += WRITE_CHUNK) {
             const data = next.value.subarray(i, i + WRITE_CHUNK);
             if (sent + data.length > target.size) throw new Error(`the source of ${target.digest} yields more than its ${target.size} bytes`);
+            await ended.or(acked.upTo(sent + data.length - IN_FLIGHT));
             await send(call, encode({ action: 'WRITE', offset: sent, data }), ended);
             sent += data.length;
           }
@@ -115,12 +123,74 @@ async function writeOnce(rpc: Rpc, ref: string, target: WriteTarget, open: OpenF
   }
 }
 
-async function drain(replies: AsyncIterator<WriteReply>): Promise<void> {
-  for (;;) if ((await replies.next()).done) return;
+async function drain(replies: AsyncIterator<WriteReply>, acked: Acked): Promise<void> {
+  for (;;) {
+    const r = await replies.next();
+    if (r.done) return;
+    acked.reached(Number(r.value.offset));
+  }
+}
+
+/** Acked is how far containerd's answers say the ingest has come. */
+class Acked {
+  private waiting: { offset: number; wake: () => void }[] = [];
+
+  constructor(private offset: number) {}
+
+  reached(offset: number): void {
+    if (!(offset > this.offset)) return;
+    this.offset = offset;
+    const still = [];
+    for (const w of this.waiting) {
+      if (w.offset <= offset) w.wake();
+      else still.push(w);
+    }
+    this.waiting = still;
+  }
+
+  /** upTo resolves once the ingest has reached offset. */
+  upTo(offset: number): Promise<void> {
+    if (offset <= this.offset) return Promise.resolve();
+    return new Promise((wake) => this.waiting.push({ offset, wake }));
+  }
 }
 
 /** send waits for the stream to take more when its buffer is full, and fails if the stream dies meanwhile. */
-async function send(call: ClientDuplexStream<Buffer, object>, msg: Buffer, ended: Promise<never>): Promise<void> {
+async function send(call: ClientDuplexStream<Buffer, object>, msg: Buffer, ended: Ending): Promise<void> {
   if (call.write(msg)) return;
-  await Promise.race([once(call, 'drain'), ended]);
+  await ended.or(once(call, 'drain'));
+}
+
+/**
+ * Ending: the write stream's end, raced against each wait. Not Promise.race with one long-lived promise: every race
+ * leaves a reaction on it that holds the race's result (here, a chunk) until it settles, so a 200 MiB blob stayed
+ * in memory whole (measured); here each wait's listener goes when the wait is over.
+ */
+class Ending {
+  private reason: { err: unknown } | undefined;
+  private readonly listeners = new Set<(err: unknown) => void>();
+
+  end(err: unknown): void {
+    this.reason ??= { err };
+    for (const l of this.listeners) l(err);
+    this.listeners.clear();
+  }
+
+  /** or is p, unless the stream ends first: then its reason. */
+  or<T>(p: Promise<T>): Promise<T> {
+    if (this.reason) return Promise.reject(this.reason.err);
+    return new Promise<T>((resolve, reject) => {
+      this.listeners.add(reject);
+      p.then(
+        (v) => {
+          this.listeners.delete(reject);
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.listeners.delete(reject);
+          reject(err);
+        },
+      );
+    });
+  }
 }
