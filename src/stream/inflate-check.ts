@@ -6,7 +6,7 @@ import { sized, verified } from './hash.js';
 import { ByteQueue } from './queue.js';
 
 /** Compressed bytes held between the sender and the check: the check runs at its own pace, within this. */
-const QUEUED = 4 << 20;
+const QUEUED = 2 << 20;
 
 export interface Uncompressed {
   digest: string;
@@ -22,7 +22,7 @@ export interface Uncompressed {
 export async function* inflateChecked(src: AsyncIterable<Buffer>, compression: Compression, expect: Uncompressed, skip = 0): AsyncGenerator<Buffer> {
   const queue = new ByteQueue(QUEUED);
   const checking = (async () => {
-    for await (const piece of sized(verified(decompress(queue, compression, expect.size), expect), expect.size, expect.what)) void piece;
+    for await (const piece of sized(verified(decompress(queue, compression, expect.size, { transient: true }), expect), expect.size, expect.what)) void piece;
   })();
   checking.catch((err: unknown) => queue.fail(err));
   let at = 0;

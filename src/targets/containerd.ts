@@ -32,6 +32,7 @@ export class ContainerdTarget implements ImageTarget {
   readonly reuse = 'blob';
   /** An image record is a name: an untagged image would be collected as soon as the lease ends. */
   readonly needsNames = true;
+  readonly unpacksStored = true;
   private readonly base: ContainerdClient;
   private leased: Promise<ContainerdClient> | undefined;
   private chosen: Promise<string> | undefined;

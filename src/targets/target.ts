@@ -69,6 +69,11 @@ export interface ImageTarget {
   readonly inventoryCommand: string;
   /** chain: a layer is reused only on the same layers below it (a daemon); blob: by its digest (registry, content store). */
   readonly reuse: 'chain' | 'blob';
+  /**
+   * True when the target unpacks layers it takes as stored, trusting the bundle's diffIDs (containerd): each is then
+   * checked against its diffID and uncompressed size as it is sent. A registry only stores them (a pull checks).
+   */
+  readonly unpacksStored?: boolean;
   /** True when an image must have a name to be put (an untagged one is left out and reported). */
   readonly needsNames: boolean;
   /** platform is what the target runs, to pick one image of an index; undefined when it keeps whole indexes. */

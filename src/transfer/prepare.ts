@@ -59,7 +59,7 @@ export async function prepareImage(
       rewritten ??= JSON.parse(manifestBytes.toString('utf8')) as OciManifest;
       rewritten.layers[i] = { ...rewritten.layers[i]!, ...as };
       writes.push(gz);
-    } else if (blob && !held[i]) writes.push(forms.stored(blob));
+    } else if (blob && !held[i]) writes.push(forms.stored(blob, target.unpacksStored === true));
     layers.push({
       diffId: l.diffId,
       chainId: chains[i]!,
