@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { DiffId, Digest } from '../image/digest.js';
 import { sha256Of } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
-import { compressionOf, layerMediaType, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST } from '../image/media-types.js';
+import { compressionOf, layerMediaType, OCI_CONFIG, OCI_MANIFEST } from '../image/media-types.js';
 import type { OciManifest } from '../image/model.js';
 import { hostPlatform, platformMatches, type Platform } from '../image/platform.js';
 import type { KeptImageManifest, KeptManifest } from '../image/descriptor.js';
@@ -49,6 +49,17 @@ export type StoredLayer = BundleBlob & { diffId: DiffId; uncompressedSize: numbe
 /** A layer the bundle's images use but the bundle does not hold: the target has it (thin bundles). */
 export type ReliedLayer = BundleBlob & { diffId: DiffId; carriedBy?: string };
 
+/** Where an image's layers that the bundle does not store are (thin bundles): the plan pack applies says. */
+export interface Elsewhere {
+  layer(diffId: DiffId): ReliedLayer | undefined;
+  blob(digest: Digest): ReliedLayer | undefined;
+}
+
+const NOWHERE: Elsewhere = { layer: () => undefined, blob: () => undefined };
+
+/** What addLayer did with a layer: stored it (or found it stored), or dropped it as `keep` asked. */
+export type AddedLayer = (StoredLayer & { repeat: boolean; dropped?: undefined }) | { diffId: DiffId; uncompressedSize: number; dropped: true };
+
 export class BundleWriter {
   readonly id = randomUUID();
   private readonly tar: TarFileWriter;
@@ -59,14 +70,8 @@ export class BundleWriter {
   private readonly blobs = new Map<Digest, BundleBlob>();
   private readonly images: BundleImage[] = [];
   private readonly indexes: BundleImageIndex[] = [];
-  /**
-   * Layers to leave out, by diffID, named by a known blob, or undefined until the layer passes once and its
-   * uncompressed form names it (a daemon's export says which layer is which only by hashing it).
-   */
-  private readonly reliedLayers = new Map<DiffId, ReliedLayer | undefined>();
-  /** Blobs of kept manifests to leave out. */
-  private readonly reliedBlobs = new Map<Digest, ReliedLayer>();
-  private readonly reliedUsed = new Map<Digest, ReliedLayer>();
+  /** Layers the images use and the bundle does not hold, as ferry.json's reliesOn lists them. */
+  private readonly reliesOn = new Map<Digest, ReliedLayer>();
   /** diffID checks of kept layers still running (see addBlob). */
   private readonly checks = new Set<Promise<void>>();
   private checkFailure: unknown;
@@ -138,13 +143,11 @@ export class BundleWriter {
   }
 
   /**
-   * layersOfSize lists the layers held with this uncompressed size (stored, taken from a killed run, or named to
-   * stay behind): a layer passing by with that size is likely one of them, and is better hashed than compressed.
+   * layersOfSize lists the layers held with this uncompressed size (stored, or taken from a killed run): a layer
+   * passing by with that size is likely one of them, and is better hashed than compressed.
    */
   layersOfSize(size: number): DiffId[] {
-    const held = [...this.layers.values()].filter((l) => l.uncompressedSize === size).map((l) => l.diffId);
-    const behind = [...this.reliedLayers.values()].filter((l) => l !== undefined && l.uncompressedSize === size).map((l) => l!.diffId);
-    return [...held, ...behind];
+    return [...this.layers.values()].filter((l) => l.uncompressedSize === size).map((l) => l.diffId);
   }
 
   get path(): string {
@@ -155,26 +158,12 @@ export class BundleWriter {
     return this.layers.get(diffId);
   }
 
-  /** relyOn marks layers and kept blobs the bundle leaves out; call before any layer is added. */
-  relyOn(plan: { layers: ReadonlyMap<DiffId, ReliedLayer | undefined>; blobs: ReadonlyMap<Digest, ReliedLayer> }): void {
-    for (const [d, l] of plan.layers) this.reliedLayers.set(d, l);
-    for (const [d, b] of plan.blobs) this.reliedBlobs.set(d, b);
-  }
-
-  /** leavesOut says a layer stays behind and is already named, so a source need not hand it over. */
-  leavesOut(diffId: DiffId): boolean {
-    return this.reliedLayers.get(diffId) !== undefined && !this.layers.has(diffId);
-  }
-
-  leavesOutBlob(digest: Digest): boolean {
-    return this.reliedBlobs.has(digest);
-  }
-
   /**
    * addLayer compresses an uncompressed layer tar into the bundle. A layer whose diffID is already stored is
-   * dropped (its bytes are overwritten) and the stored one returned with `repeat: true`.
+   * dropped (its bytes are overwritten) and the stored one returned with `repeat: true`; one that `keep` refuses
+   * (it stays behind: compressed only to learn which layer it was) is dropped too.
    */
-  async addLayer(tarStream: AsyncIterable<Buffer>): Promise<StoredLayer & { repeat: boolean; relied?: boolean }> {
+  async addLayer(tarStream: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean = () => true): Promise<AddedLayer> {
     const entry = this.tar.beginEntry();
     let result;
     try {
@@ -188,13 +177,9 @@ export class BundleWriter {
       entry.discard();
       return { ...known, repeat: true };
     }
-    if (this.reliedLayers.has(result.diffId)) {
-      // Compressed only to learn which layer it was: it stays behind, named by its uncompressed form unless a
-      // carried blob already names it.
+    if (!keep(result.diffId)) {
       entry.discard();
-      const relied = this.reliedLayers.get(result.diffId) ?? { digest: result.diffId as string as Digest, size: result.uncompressedSize, mediaType: OCI_LAYER_TAR, diffId: result.diffId, uncompressedSize: result.uncompressedSize };
-      this.reliedLayers.set(result.diffId, relied);
-      return { ...relied, uncompressedSize: relied.uncompressedSize ?? result.uncompressedSize, repeat: true, relied: true };
+      return { diffId: result.diffId, uncompressedSize: result.uncompressedSize, dropped: true };
     }
     await entry.finish(blobPath(result.digest));
     const stored: StoredLayer = { digest: result.digest, size: result.size, mediaType: layerMediaType(this.compression), diffId: result.diffId, uncompressedSize: result.uncompressedSize };
@@ -284,17 +269,17 @@ export class BundleWriter {
   /**
    * addImage records an image whose layers are all stored. Config bytes are kept exactly, so the image ID holds;
    * a kept manifest is stored byte for byte (its layers are the exact blobs it names), otherwise ferry writes an
-   * OCI manifest over the stored layers.
+   * OCI manifest over the stored layers. A layer the bundle does not store must be `elsewhere` (a thin bundle's).
    */
-  async addImage(img: { refs: string[]; platform: Platform; config: Buffer; diffIds: readonly DiffId[]; manifest?: KeptImageManifest }): Promise<BundleImage> {
+  async addImage(img: { refs: string[]; platform: Platform; config: Buffer; diffIds: readonly DiffId[]; manifest?: KeptImageManifest }, elsewhere: Elsewhere = NOWHERE): Promise<BundleImage> {
     let layers: { digest: Digest; diffId: DiffId }[];
     let configBlob: BundleBlob;
     let manifestBlob: BundleBlob;
     if (img.manifest) {
       const m = img.manifest;
       layers = m.layers.map((l, i) => {
-        const relied = this.blobs.has(l.digest) ? undefined : this.reliedBlobs.get(l.digest);
-        if (relied) this.reliedUsed.set(relied.digest, relied);
+        const relied = this.blobs.has(l.digest) ? undefined : elsewhere.blob(l.digest);
+        if (relied) this.reliesOn.set(relied.digest, relied);
         else if (!this.blobs.has(l.digest)) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
         return { digest: l.digest, diffId: img.diffIds[i]! };
       });
@@ -305,9 +290,9 @@ export class BundleWriter {
       const stored = img.diffIds.map((d): BundleBlob & { diffId: DiffId } => {
         const l = this.layers.get(d);
         if (l) return l;
-        const relied = this.reliedLayers.get(d);
+        const relied = elsewhere.layer(d);
         if (!relied) throw new Error(`BundleWriter.addImage: layer ${d} was not added`);
-        this.reliedUsed.set(relied.digest, relied);
+        this.reliesOn.set(relied.digest, relied);
         return relied;
       });
       layers = stored.map((l) => ({ digest: l.digest, diffId: l.diffId }));
@@ -382,7 +367,7 @@ export class BundleWriter {
       images: this.images,
       indexes: this.indexes,
       blobs: [...this.blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
-      reliesOn: [...this.reliedUsed.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
+      reliesOn: [...this.reliesOn.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
     };
     await this.tar.addFile('index.json', jsonBytes(ociIndex(this.images, this.indexes)));
     await this.tar.addFile('manifest.json', jsonBytes(dockerManifest(this.images, indexTags(this.indexes))));

@@ -1,7 +1,7 @@
 // pack: the pipeline from sources into a new bundle. Each source's layers stream once into the writer (kept
 // byte for byte, or compressed as they pass), then images and indexes are recorded and the bundle committed.
 // On any failure nothing is left.
-import { LayerMismatchError, type BundleWriter } from '../bundle/writer.js';
+import { LayerMismatchError, type AddedLayer, type BundleWriter } from '../bundle/writer.js';
 import type { BundleImage, BundleIndex } from '../bundle/format.js';
 import { jsonBytes } from '../bundle/format.js';
 import type { DiffId, Digest } from '../image/digest.js';
@@ -14,6 +14,7 @@ import { decompress } from '../stream/decompress.js';
 import { Sha256Counter } from '../stream/hash.js';
 import { Spool } from '../stream/spool.js';
 import type { IncrementalPlan } from '../sync/plan.js';
+import { ThinPlan } from './thin-plan.js';
 
 export interface PackEvents {
   layer?(info: { digest: string; size: number; uncompressedSize: number; repeat: boolean; done: number; total: number }): void;
@@ -38,18 +39,15 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
   const { events = {}, signal } = opts;
   const recompress = opts.recompress ?? false;
   try {
-    if (opts.plan) {
-      const layers = new Map([...opts.plan.reliedLayers].map(([d, b]) => [d, b && { digest: b.digest, size: b.size, mediaType: b.mediaType, diffId: d, ...(b.uncompressedSize !== undefined ? { uncompressedSize: b.uncompressedSize } : {}), ...(b.carriedBy !== undefined ? { carriedBy: b.carriedBy } : {}) }]));
-      writer.relyOn({ layers, blobs: opts.plan.reliedBlobs });
-    }
+    const thin = new ThinPlan(opts.plan);
     // What a killed run of this same pack finished is taken first, so sources skip it.
     await writer.reuseLeftovers(parts.flatMap((p) => p.resolved.images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !recompress ? { keptLayers: i.manifest.layers } : {}) }))));
     const keys = new Set<string>();
     for (const p of parts) {
       for (const img of p.resolved.images) {
         // Layers that stay behind are not progress.
-        if (img.manifest && !recompress) for (const l of img.manifest.layers) !opts.plan?.reliedBlobs.has(l.digest) && keys.add(l.digest);
-        else for (const d of img.diffIds) !opts.plan?.reliedLayers.has(d) && keys.add(d);
+        if (img.manifest && !recompress) for (const l of img.manifest.layers) !thin.leavesOutBlob(l.digest) && keys.add(l.digest);
+        else for (const d of img.diffIds) !thin.staysBehind(d as DiffId) && keys.add(d);
       }
     }
     const total = keys.size;
@@ -57,6 +55,13 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
     const report = (l: { digest: string; size: number; uncompressedSize: number }, repeat: boolean): void => {
       if (!repeat) done++;
       events.layer?.({ ...l, repeat, done, total });
+    };
+    // A layer that stays behind is compressed only to learn which one it was; then the plan names it.
+    const keep = (d: DiffId): boolean => !thin.staysBehind(d);
+    const added = (l: AddedLayer): DiffId => {
+      if (l.dropped) thin.passed(l.diffId, l.uncompressedSize);
+      else report(l, l.repeat);
+      return l.diffId;
     };
     const putMaybeHeld = async (body: AsyncIterable<Buffer>): Promise<DiffId> => {
       const spool = await Spool.create(writer.path);
@@ -72,37 +77,33 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
           report(held, true);
           return d;
         }
-        if (writer.leavesOut(d)) return d;
-        const l = await writer.addLayer(spool.read());
-        if (!l.relied) report(l, l.repeat);
-        return l.diffId;
+        if (thin.leavesOut(d)) return d;
+        return added(await writer.addLayer(spool.read(), keep));
       } finally {
         await spool.remove();
       }
     };
     const sink: LayerSink = {
-      has: (d) => writer.layer(d) !== undefined || writer.leavesOut(d),
-      wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined && !writer.leavesOut(b.diffId) : !writer.hasBlob(b.digest) && !writer.leavesOutBlob(b.digest)),
+      has: (d) => writer.layer(d) !== undefined || thin.leavesOut(d),
+      wantsBlob: (b) => (recompress ? writer.layer(b.diffId) === undefined && !thin.leavesOut(b.diffId) : !writer.hasBlob(b.digest) && !thin.leavesOutBlob(b.digest)),
       put: async (body, info) => {
         // A layer of the same size as one already held (stored from another save, taken from a killed run, or to
         // stay behind) is hashed first, parked in a spool: if it is that layer, it is not compressed again.
-        if (writer.layersOfSize(info.size).length) return putMaybeHeld(body);
-        const l = await writer.addLayer(body);
-        if (!l.relied) report(l, l.repeat);
-        return l.diffId;
+        if (writer.layersOfSize(info.size).length || thin.layersOfSize(info.size).length) return putMaybeHeld(body);
+        return added(await writer.addLayer(body, keep));
       },
       putBlob: async (blob, body) => {
         if (!recompress) {
           report(await writer.addBlob(blob, body), false);
           return;
         }
-        const l = await writer.addLayer(decompress(body, compressionOf(blob.mediaType) ?? 'none', Number.MAX_SAFE_INTEGER));
+        const l = await writer.addLayer(decompress(body, compressionOf(blob.mediaType) ?? 'none', Number.MAX_SAFE_INTEGER), keep);
         if (l.diffId !== blob.diffId) {
           throw new FerryError('RUNTIME', `layer ${blob.digest} decompresses to ${l.diffId}, but its image config says ${blob.diffId}`, {
             hint: 'the source holds a corrupt or altered image',
           });
         }
-        report(l, l.repeat);
+        added(l);
       },
       hasOpaque: (d) => writer.hasBlob(d),
       putOpaque: (blob, body) => writer.addOpaque(blob, body),
@@ -114,7 +115,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
       const added = new Map<Digest, BundleImage>();
       for (const img of exported) {
         const kept = recompress ? undefined : img.manifest;
-        const rec = await writer.addImage({ refs: img.refs, platform: img.platform, config: img.config, diffIds: img.diffIds as DiffId[], ...(kept ? { manifest: kept } : {}) });
+        const rec = await writer.addImage({ refs: img.refs, platform: img.platform, config: img.config, diffIds: img.diffIds as DiffId[], ...(kept ? { manifest: kept } : {}) }, thin.elsewhere);
         if (img.manifest) added.set(img.manifest.digest, rec);
       }
       for (const ix of resolved.indexes) {
