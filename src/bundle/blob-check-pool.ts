@@ -6,6 +6,7 @@ import { checkBlob, followLayer, LayerTail, type BlobCheck, type InflateJob, typ
 import type { FollowAnswer, FollowMessage, InflateAnswer, InflateFailure, InflateMessage } from './blob-check-worker.js';
 import { DecompressError } from '../stream/decompress.js';
 import { DigestMismatchError } from '../stream/hash.js';
+import { Limiter } from '../stream/limiter.js';
 import { workerScript } from '../stream/worker-url.js';
 
 const script = workerScript(import.meta.url, 'blob-check-worker');
@@ -72,22 +73,16 @@ export class LayerChecks {
   private readonly workers = new Set<Worker>();
   private readonly answers = new Map<Worker, Answer>();
   private nextId = 1;
-  private running = 0;
-  private readonly queued: (() => void)[] = [];
-  private limit: number;
+  private readonly slots: Limiter;
   private closed = false;
 
   constructor(private readonly concurrency = { copying: 1, idle: Math.max(1, availableParallelism()) }) {
-    this.limit = concurrency.idle;
+    this.slots = new Limiter(concurrency.idle);
   }
 
   /** copying says whether a copy is going on. */
   copying(yes: boolean): void {
-    this.limit = yes ? this.concurrency.copying : this.concurrency.idle;
-    while (this.running < this.limit && this.queued.length > 0) {
-      this.running++;
-      this.queued.shift()!();
-    }
+    this.slots.setLimit(yes ? this.concurrency.copying : this.concurrency.idle);
   }
 
   start(job: LayerFollow): LayerCheck {
@@ -98,10 +93,8 @@ export class LayerChecks {
     /** Set once the check runs: in this thread (tail) or on a worker (post). */
     let tail: LayerTail | undefined;
     let post: ((type: 'grew' | 'end' | 'cancel') => void) | undefined;
-    const run = async (): Promise<{ diffId: string; bytes: number }> => {
-      if (this.running >= this.limit) await new Promise<void>((r) => this.queued.push(r));
-      else this.running++;
-      try {
+    const run = (): Promise<{ diffId: string; bytes: number }> =>
+      this.slots.run(async () => {
         if (cancelled || this.closed) throw new Error('cancelled');
         if (!script) {
           tail = new LayerTail();
@@ -127,11 +120,7 @@ export class LayerChecks {
             this.idle.push(w);
           }
         }
-      } finally {
-        if (this.running <= this.limit && this.queued.length > 0) this.queued.shift()!();
-        else this.running--;
-      }
-    };
+      });
     const result = run();
     // Its failure is for whoever asks for the result, once the copy is done: not an unhandled rejection before.
     result.catch(() => undefined);
@@ -189,7 +178,7 @@ export class LayerChecks {
     this.idle.length = 0;
     for (const a of this.answers.values()) a.reject(new Error('cancelled'));
     this.answers.clear();
-    for (const wake of this.queued.splice(0)) wake();
+    this.slots.stop(new Error('cancelled'));
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }

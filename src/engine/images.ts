@@ -1,5 +1,6 @@
 // What the Engine API says about images: inspect, list, and the chain IDs a daemon holds.
 import { asDiffId, chainIds, type ChainId, type DiffId } from '../image/digest.js';
+import { Limiter } from '../stream/limiter.js';
 import type { DockerEngineClient } from './client.js';
 
 export interface EngineImage {
@@ -32,16 +33,9 @@ export function diffIdsOf(img: EngineImage): DiffId[] {
 /** listImages inspects every image the daemon has, intermediate ones included, a few at a time. */
 export async function listImages(engine: DockerEngineClient, signal?: AbortSignal): Promise<EngineImage[]> {
   const list = await engine.json<{ Id: string }[]>({ method: 'GET', path: '/images/json', query: { all: '1' }, ...(signal ? { signal } : {}) });
-  const out: (EngineImage | undefined)[] = new Array(list.length);
-  let next = 0;
+  const inspecting = new Limiter(8);
   // An image removed while we list it is simply not there.
-  const lane = async (): Promise<void> => {
-    while (next < list.length) {
-      const k = next++;
-      out[k] = await inspectImage(engine, list[k]!.Id, signal);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, list.length) }, lane));
+  const out = await Promise.all(list.map((img) => inspecting.run(() => inspectImage(engine, img.Id, signal))));
   return out.filter((i): i is EngineImage => i !== undefined);
 }
 

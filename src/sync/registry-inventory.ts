@@ -6,6 +6,7 @@ import { compressionOf, isImageManifestType, isIndexType } from '../image/media-
 import type { ImageConfig, OciIndex, OciManifest } from '../image/model.js';
 import type { RegistryClient } from '../registry/client.js';
 import { collect } from '../stream/hash.js';
+import { Limiter } from '../stream/limiter.js';
 import { INVENTORY_MEDIA_TYPE, type Inventory } from './documents.js';
 import { HoldingsBuilder } from '../image/holdings.js';
 
@@ -59,11 +60,7 @@ export async function inventoryOfRegistry(client: RegistryClient, prefix: string
   for (const repo of repos) {
     for (const tag of await client.listTags(repo, signal)) work.push(() => addManifest(repo, tag, [`${client.registry}/${repo}:${tag}`]));
   }
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(LANES, work.length) }, async () => {
-      while (next < work.length) await work[next++]!();
-    }),
-  );
+  const lanes = new Limiter(LANES);
+  await Promise.all(work.map((job) => lanes.run(job)));
   return { mediaType: INVENTORY_MEDIA_TYPE, version: 1, target: { kind: 'registry', id: client.registry, name: prefix ? `${client.registry}/${prefix}` : client.registry }, ...b.build() };
 }
