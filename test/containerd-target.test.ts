@@ -6,9 +6,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BundleReader } from '../src/bundle/reader.js';
@@ -16,6 +16,7 @@ import { containerdMissing, holdings, startContainerd, type Containerd } from '.
 import { FERRY_BIN, ferry, json, type FerryRun } from './helpers/ferry.js';
 import { writeSaveArchive, type ArchivedImage } from './helpers/save-archive.js';
 import { missing } from './helpers/tools.js';
+import { tarBytes } from './helpers/crafted-tar.js';
 
 const exec = promisify(execFile);
 const skip = containerdMissing() ?? missing(['busybox', 'runc', 'zstd']);
@@ -136,6 +137,46 @@ describe('containerd as a target (real containerd)', { skip }, () => {
     assert.match(r.stderr, /ferry inventory --containerd/);
     assert.deepEqual(await holdings(ctd, 'empty'), before);
     assert.deepEqual(before, { images: [], content: [], snapshots: [], leases: [] });
+  });
+
+  it('keeps a multi-platform index: one record at the index digest, the host platform unpacked and runnable, the other stored', async () => {
+    // An OCI layout by hand: one busybox layer under an amd64 and an arm64 config, listed by one index.
+    const dir = join(work, 'multi-layout');
+    await mkdir(join(dir, 'blobs/sha256'), { recursive: true });
+    const put = async (b: Buffer): Promise<string> => {
+      const d = `sha256:${createHash('sha256').update(b).digest('hex')}`;
+      await writeFile(join(dir, 'blobs/sha256', d.slice(7)), b);
+      return d;
+    };
+    const layer = tarBytes([{ name: 'bin/busybox', data: readFileSync('/bin/busybox'), mode: 0o755 }, { name: 'srv/multi.txt', data: Buffer.from('multi\n') }]);
+    const layerDigest = await put(layer);
+    const manifests = [];
+    for (const [architecture, variant] of [['amd64', undefined], ['arm64', 'v8']] as const) {
+      const config = Buffer.from(JSON.stringify({ architecture, ...(variant ? { variant } : {}), os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layerDigest] } }));
+      const manifest = Buffer.from(JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await put(config), size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+      }));
+      manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: await put(manifest), size: manifest.length, platform: { os: 'linux', architecture, ...(variant ? { variant } : {}) } });
+    }
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+    const indexDigest = await put(index);
+    await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: indexDigest, size: index.length, annotations: { 'org.opencontainers.image.ref.name': 'docker.io/ferry-test/multi:1' } }] }));
+    const bundle = join(work, 'multi.ferry.tar');
+    const p = await ferry(['pack', `oci:${dir}`, '--all-platforms', '-o', bundle]);
+    assert.equal(p.code, 0, p.stderr);
+
+    const r = await load([bundle, '--json'], 'multi');
+    assert.equal(r.code, 0, r.stderr);
+    const listed = await ctd.ctr(['-n', 'multi', 'images', 'ls']);
+    assert.match(listed, new RegExp(`docker\\.io/ferry-test/multi:1\\s+\\S+\\s+${indexDigest}\\s.*linux/amd64,linux/arm64/v8`), listed);
+    const check = await ctd.ctr(['-n', 'multi', 'images', 'check']);
+    assert.match(check, /complete \(/, check);
+    const ran = await ctd.ctr(['-n', 'multi', 'run', '--rm', 'docker.io/ferry-test/multi:1', `ferry-m-${process.pid}`, '/bin/busybox', 'cat', '/srv/multi.txt']);
+    assert.equal(ran, 'multi\n');
   });
 
   it('SIGKILL mid-load, then a re-run finishes without sending again what arrived', async () => {
