@@ -58,7 +58,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
     };
     // A layer that stays behind is compressed only to learn which one it was; then the plan names it.
     const keep = (d: DiffId): boolean => !thin.staysBehind(d);
-    const added = (l: AddedLayer): DiffId => {
+    const took = (l: AddedLayer): DiffId => {
       if (l.dropped) thin.passed(l.diffId, l.uncompressedSize);
       else report(l, l.repeat);
       return l.diffId;
@@ -78,7 +78,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
           return d;
         }
         if (thin.leavesOut(d)) return d;
-        return added(await writer.addLayer(spool.read(), keep));
+        return took(await writer.addLayer(spool.read(), keep));
       } finally {
         await spool.remove();
       }
@@ -90,7 +90,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
         // A layer of the same size as one already held (stored from another save, taken from a killed run, or to
         // stay behind) is hashed first, parked in a spool: if it is that layer, it is not compressed again.
         if (writer.layersOfSize(info.size).length || thin.layersOfSize(info.size).length) return putMaybeHeld(body);
-        return added(await writer.addLayer(body, keep));
+        return took(await writer.addLayer(body, keep));
       },
       putBlob: async (blob, body) => {
         if (!recompress) {
@@ -103,7 +103,7 @@ export async function packImages(parts: readonly PackPart[], writer: BundleWrite
             hint: 'the source holds a corrupt or altered image',
           });
         }
-        added(l);
+        took(l);
       },
       hasOpaque: (d) => writer.hasBlob(d),
       putOpaque: (blob, body) => writer.addOpaque(blob, body),
