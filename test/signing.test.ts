@@ -88,7 +88,7 @@ describe('signed bundles, inventories and receipts', { skip }, () => {
     const before = await imagesIn(dst);
     const cases: [string, (name: string, data: Buffer) => Buffer | undefined, RegExp][] = [
       ['a name changed in ferry.json', (n, d) => (n === 'ferry.json' ? Buffer.from(d.toString().replace('signed/app:1', 'signed/app:9')) : d), /does not match: the signed content was altered/],
-      ['a tag added in manifest.json', (n, d) => (n === 'manifest.json' ? Buffer.from(d.toString().replace('"signed/app:1"', '"signed/app:1","evil/app:1"')) : d), /manifest\.json/],
+      ['a tag added in manifest.json', (n, d) => (n === 'manifest.json' ? Buffer.from(d.toString().replace('"docker.io/signed/app:1"', '"docker.io/signed/app:1","evil/app:1"')) : d), /manifest\.json/],
       ['ferry.sig replaced by another key\'s', (n, d) => d, /signed by another key/],
       ['ferry.sig removed', (n, d) => (n === 'ferry.sig' ? undefined : d), /is not signed/],
     ];
