@@ -14,14 +14,14 @@ import { HoldingsBuilder } from '../src/image/holdings.js';
 import { documentBytes, INVENTORY_MEDIA_TYPE, parseReport, type Inventory } from '../src/sync/documents.js';
 import { addHave } from '../src/sync/have.js';
 import { Catalog } from '../src/catalog/catalog.js';
-import { siteState } from '../src/sync/site-state.js';
+import { siteRecords, siteState } from '../src/sync/site-state.js';
 import { ferry } from './helpers/ferry.js';
 
 const d = (s: string): DiffId => `sha256:${createHash('sha256').update(s).digest('hex')}` as DiffId;
 const g = (s: string): Digest => `sha256:${createHash('sha256').update(`gz ${s}`).digest('hex')}` as Digest;
 const blob = (s: string) => ({ digest: g(s), size: 100, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' });
 
-function inventory(kind: 'docker-daemon' | 'registry', images: { id: string; layers: string[]; blobs?: boolean }[]): Inventory {
+function inventory(kind: 'docker-daemon' | 'registry' | 'containerd', images: { id: string; layers: string[]; blobs?: boolean }[]): Inventory {
   const b = new HoldingsBuilder();
   for (const img of images) b.addImage({ id: d(img.id) as string as Digest, refs: [`docker.io/library/${img.id}:1`], diffIds: img.layers.map(d), ...(img.blobs ? { blobs: img.layers.map(blob) } : {}) });
   return { mediaType: INVENTORY_MEDIA_TYPE, version: 1, target: { kind, name: 'test' }, ...b.build() };
@@ -119,6 +119,70 @@ describe('the catalog', () => {
       c.addSite('b', 'docker-daemon');
       assert.ok(siteState(c, 'b').empty);
       c.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a containerd site counts what it holds by blob, from its inventories and its load receipts', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'ferry-home-'));
+    try {
+      const env = { FERRY_HOME: home };
+      assert.equal((await ferry(['site', 'add', 'node', '--kind', 'containerd'], { env })).code, 0);
+      const file = join(home, 'node.inventory.json');
+      await writeFile(file, documentBytes(inventory('containerd', [{ id: 'x', layers: ['base', 'lib'], blobs: true }])));
+      const r = await ferry(['site', 'import', file, '--site', 'node'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const c = Catalog.open(join(home, 'catalog.db'));
+      try {
+        const state = siteState(c, 'node');
+        assert.deepEqual([...state.blobs].sort(), [g('base'), g('lib')].sort());
+        assert.equal(state.chains.size, 0, 'a content store is not a daemon: no chains');
+        // A receipt of a load into it counts by blob too (a daemon's load receipt would count by chain).
+        c.record({ site: 'node', kind: 'receipt', ref: 'r1', bundles: [], created: new Date().toISOString(), operation: 'load', summary: {}, holdings: { layers: [], images: [] } });
+        assert.deepEqual(siteRecords(c, 'node').map((x) => [x.record.kind, x.meaning]), [
+          ['inventory', { chains: false, blobs: true }],
+          ['receipt', { chains: false, blobs: true }],
+        ]);
+      } finally {
+        c.close();
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('a catalog of schema 1 opens as schema 2, its sites and records kept, and takes containerd sites', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-cat-'));
+    try {
+      const path = join(dir, 'catalog.db');
+      const old = new Database(path);
+      old.exec(`
+        CREATE TABLE sites (name TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('docker-daemon', 'registry')), created TEXT NOT NULL, note TEXT);
+        CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL REFERENCES sites(name) ON DELETE CASCADE,
+          kind TEXT NOT NULL CHECK (kind IN ('bundle', 'inventory', 'receipt')), ref TEXT NOT NULL, bundles TEXT NOT NULL, created TEXT NOT NULL,
+          recorded TEXT NOT NULL, path TEXT, operation TEXT, summary TEXT NOT NULL, holdings TEXT NOT NULL, UNIQUE (site, kind, ref));
+        INSERT INTO sites VALUES ('b', 'registry', '2026-01-01T00:00:00Z', 'kept');
+        INSERT INTO records (site, kind, ref, bundles, created, recorded, summary, holdings) VALUES ('b', 'inventory', 'r1', '[]', 'c', 'r', '{}', '{"layers":[],"images":[]}');
+      `);
+      old.pragma('user_version = 1');
+      old.close();
+      const c = Catalog.open(path);
+      try {
+        assert.deepEqual(c.site('b'), { name: 'b', kind: 'registry', created: '2026-01-01T00:00:00Z', note: 'kept' });
+        assert.equal(c.records('b').length, 1);
+        assert.equal(c.addSite('node', 'containerd').kind, 'containerd');
+      } finally {
+        c.close();
+      }
+      const db = new Database(path, { readonly: true });
+      try {
+        assert.equal(db.pragma('user_version', { simple: true }), 2);
+        assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+        assert.deepEqual(db.pragma('foreign_key_check'), []);
+      } finally {
+        db.close();
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

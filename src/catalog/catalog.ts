@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { FerryError } from '../ui/errors.js';
 import type { Holdings } from '../image/holdings.js';
 
-export type SiteKind = 'docker-daemon' | 'registry';
+export type SiteKind = 'docker-daemon' | 'registry' | 'containerd';
 export type RecordKind = 'bundle' | 'inventory' | 'receipt';
 
 export interface Site {
@@ -36,7 +36,8 @@ export interface CatalogRecord {
   holdings: Holdings;
 }
 
-const SCHEMA_VERSION = 1;
+/** 2: sites may be of kind containerd. */
+const SCHEMA_VERSION = 2;
 
 /** catalogPath is $FERRY_HOME/catalog.db, else in the XDG data directory. */
 export function catalogPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -192,11 +193,12 @@ function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) throw new Error(`it was written by a newer ferry (schema ${version}, this ferry knows ${SCHEMA_VERSION})`);
   if (version === SCHEMA_VERSION) return;
+  if (version === 1) return widenSiteKinds(db);
   db.transaction(() => {
     db.exec(`
       CREATE TABLE IF NOT EXISTS sites (
         name TEXT PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('docker-daemon', 'registry')),
+        kind TEXT NOT NULL CHECK (kind IN ('docker-daemon', 'registry', 'containerd')),
         created TEXT NOT NULL,
         note TEXT
       );
@@ -217,4 +219,32 @@ function migrate(db: Database.Database): void {
     `);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+}
+
+/**
+ * widenSiteKinds takes a schema 1 catalog to 2: SQLite cannot change a CHECK, so the sites table is rebuilt
+ * (SQLite's own recipe: foreign keys off, copy, drop, rename, check, all in one transaction), records untouched.
+ */
+function widenSiteKinds(db: Database.Database): void {
+  db.pragma('foreign_keys = OFF');
+  try {
+    db.transaction(() => {
+      db.exec(`
+        CREATE TABLE sites_v2 (
+          name TEXT PRIMARY KEY,
+          kind TEXT NOT NULL CHECK (kind IN ('docker-daemon', 'registry', 'containerd')),
+          created TEXT NOT NULL,
+          note TEXT
+        );
+        INSERT INTO sites_v2 (name, kind, created, note) SELECT name, kind, created, note FROM sites;
+        DROP TABLE sites;
+        ALTER TABLE sites_v2 RENAME TO sites;
+      `);
+      const broken = db.pragma('foreign_key_check') as unknown[];
+      if (broken.length) throw new Error(`records name ${broken.length} site(s) the catalog does not have`);
+      db.pragma('user_version = 2');
+    }).immediate();
+  } finally {
+    db.pragma('foreign_keys = ON');
+  }
 }

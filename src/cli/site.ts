@@ -33,7 +33,7 @@ export function siteCommand(): CommandModule<object, SiteArgs> {
           builder: (a) =>
             a
               .positional('name', { type: 'string', demandOption: true })
-              .option('kind', { choices: ['docker-daemon', 'registry'] as const, default: 'docker-daemon' as SiteKind, describe: 'what the site loads bundles into' })
+              .option('kind', { choices: ['docker-daemon', 'registry', 'containerd'] as const, default: 'docker-daemon' as SiteKind, describe: 'what the site loads bundles into' })
               .option('note', { type: 'string', describe: 'a free description' }),
           handler: (a) => withCatalog((c) => {
             const site = c.addSite(a.name!, a.kind ?? 'docker-daemon', a.note);
@@ -79,7 +79,7 @@ export function siteCommand(): CommandModule<object, SiteArgs> {
                     : `inventory: ${s.images ?? 0} image(s), ${s.layers ?? 0} layer(s)`;
               process.stdout.write(`  ${counting.has(r.seq) ? '*' : ' '} ${r.created}  ${what}\n`);
             }
-            process.stdout.write(`Planning assumes ${site.kind === 'registry' ? `${plan.blobs} blob(s)` : `${plan.layerChains} layer chain(s)`} (${site.kind === 'registry' ? plan.confirmedBlobs : plan.confirmedLayerChains} confirmed by inventories or receipts); * marks the records that count\n`);
+            process.stdout.write(`Planning assumes ${site.kind !== 'docker-daemon' ? `${plan.blobs} blob(s)` : `${plan.layerChains} layer chain(s)`} (${site.kind !== 'docker-daemon' ? plan.confirmedBlobs : plan.confirmedLayerChains} confirmed by inventories or receipts); * marks the records that count\n`);
           }),
         })
         .command<SiteArgs>({

@@ -17,11 +17,13 @@ export function siteRecords(catalog: Catalog, siteName: string, opts: { confirme
   const since = catalog.lastInventory(siteName);
   const records = catalog.records(siteName, { since: since ?? 0, withHoldings: true });
   const reported = new Set(records.filter((r) => r.kind === 'receipt').flatMap((r) => r.bundles));
-  const asSite: HoldingsMeaning = { chains: site.kind === 'docker-daemon', blobs: site.kind === 'registry' };
+  // A daemon reuses a layer only on the same layers below it; a registry or containerd's content store by its blob.
+  const asSite: HoldingsMeaning = { chains: site.kind === 'docker-daemon', blobs: site.kind === 'registry' || site.kind === 'containerd' };
+  const byBlob = site.kind === 'containerd';
   const out: CountingRecord[] = [];
   for (const record of records) {
     if (record.kind === 'inventory') out.push({ record, meaning: asSite });
-    else if (record.kind === 'receipt') out.push({ record, meaning: { chains: record.operation !== 'push', blobs: record.operation === 'push' } });
+    else if (record.kind === 'receipt') out.push({ record, meaning: { chains: record.operation !== 'push' && !byBlob, blobs: record.operation === 'push' || byBlob } });
     else if (!opts.confirmedOnly && !reported.has(record.ref)) out.push({ record, meaning: asSite });
   }
   return out;
