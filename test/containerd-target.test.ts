@@ -93,7 +93,8 @@ describe('containerd as a target (real containerd)', { skip }, () => {
   });
 
   it('loads the same bundle again: every blob found, nothing sent', async () => {
-    const r = await load([full, '--json'], 'k8s.io');
+    // As a user may type it: the flag first, taking no value, the socket from CONTAINERD_ADDRESS, namespace k8s.io.
+    const r = await ferry(['load', '--containerd', full, '--json'], { env: { CONTAINERD_ADDRESS: ctd.address } });
     assert.equal(r.code, 0, r.stderr);
     const out = json<LoadJson>(r);
     assert.equal(out.blobs.written, 0);

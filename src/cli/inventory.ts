@@ -59,7 +59,7 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
         } finally {
           client.close();
         }
-      }      else if (args.registry) {
+      } else if (args.registry) {
         const target = parsePushPlace(args.registry);
         const client = new RegistryClient(target.registry, registryOptions(args)(target.registry));
         try {

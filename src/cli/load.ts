@@ -10,7 +10,7 @@ import { makeReceipt } from '../sync/receipts.js';
 import { loadSigner, loadVerifier, type Signer } from '../sign/signature.js';
 import { loadBundles } from '../transfer/load.js';
 import type { CopiedBundle, CopiedImage, CopyResult } from '../transfer/copy.js';
-import { toFerryError } from '../ui/errors.js';
+import { FerryError, toFerryError } from '../ui/errors.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
@@ -28,11 +28,12 @@ interface LoadArgs extends PlaceArgs {
 
 export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs> {
   return {
-    command: 'load <args..>',
+    // [args..], not <args..>: in `load --containerd BUNDLE` yargs gives the bundle to the flag (see containerdFlag).
+    command: 'load [args..]',
     describe: 'load bundles (or some of their images) into the Docker daemon or containerd, then name them: BUNDLE… [IMAGE…]',
     builder: (y) =>
       y
-        .positional('args', { type: 'string', array: true, demandOption: true, describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
+        .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
         .option('snapshotter', { type: 'string', describe: 'with --containerd: unpack into this snapshotter (default: overlayfs, else native)' })
@@ -48,6 +49,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       const rules = retagRules(args.retag);
       const given = [...args.args];
       const address = await containerdFlag(args.containerd, given);
+      if (given.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…]; see `ferry load --help`' });
       const { bundles: paths, images: select } = await splitBundles(given);
       const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;

@@ -2,6 +2,7 @@
 import { isNotFound, type Rpc } from './rpc.js';
 import { writeContent, type OpenFrom, type WriteResult, type WriteTarget } from './content-write.js';
 import type { ContentInfo, Labels } from './types.js';
+import { collect } from '../stream/hash.js';
 
 const CONTENT = 'containerd.services.content.v1.Content';
 
@@ -59,14 +60,8 @@ export class ContentService {
     const info = await this.info(digest, signal);
     if (!info) return undefined;
     if (info.size > max) throw new RangeError(`${digest} is ${info.size} bytes, more than the ${max} a document may have`);
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const page of this.rpc.serverStream<{ data: Buffer }>(CONTENT, 'Read', { digest, offset: 0, size: 0 }, `content read ${digest}`, signal)) {
-      n += page.data.length;
-      if (n > max) throw new RangeError(`${digest} is more than the ${max} bytes a document may have`);
-      parts.push(page.data);
-    }
-    return Buffer.concat(parts);
+    const pages = this.rpc.serverStream<{ data: Buffer }>(CONTENT, 'Read', { digest, offset: 0, size: 0 }, `content read ${digest}`, signal);
+    return collect(dataOf(pages), max);
   }
 
   /** updateLabels sets (or, with an empty value, removes) the given labels and leaves the others alone. */
@@ -95,4 +90,8 @@ export class ContentService {
       if (!isNotFound(err)) throw err;
     }
   }
+}
+
+async function* dataOf(pages: AsyncIterable<{ data: Buffer }>): AsyncGenerator<Buffer> {
+  for await (const page of pages) yield page.data;
 }

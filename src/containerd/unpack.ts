@@ -2,7 +2,7 @@
 // chain, apply, check the diffID, commit as the chain ID), so containerd and its CRI find them as their own.
 import { randomBytes } from 'node:crypto';
 import { asDiffId, chainIds } from '../image/digest.js';
-import { FerryError } from '../ui/errors.js';
+import { LayerDiffIdError } from '../ui/errors.js';
 import type { ContainerdClient } from './client.js';
 import { SNAPSHOT_REF_LABEL, UNCOMPRESSED_LABEL, snapshotGcLabel } from './gc-labels.js';
 import { isAlreadyExists } from './rpc.js';
@@ -67,7 +67,7 @@ async function unpackOne(c: ContainerdClient, snapshotter: string, layer: Unpack
   try {
     const applied = await c.diff.apply(layer.descriptor, mounts, signal);
     if (applied.digest !== layer.diffId) {
-      throw new FerryError('LOAD_FAILED', `layer ${layer.descriptor.digest} unpacks to diffID ${applied.digest}, not the ${layer.diffId} its image config names`, {
+      throw new LayerDiffIdError(layer.diffId, applied.digest, `layer ${layer.descriptor.digest} unpacks to diffID ${applied.digest}, not the ${layer.diffId} its image config names`, {
         hint: 'the image is damaged or was altered; fetch it again from its source',
       });
     }

@@ -2,7 +2,7 @@
 // streams (failingAs), a layer a target refused for not being the diffID its config names (asLayerLie).
 import { blobPath } from '../bundle/format.js';
 import type { BundleReader } from '../bundle/reader.js';
-import { bundleError, FerryError } from '../ui/errors.js';
+import { bundleError, FerryError, LayerDiffIdError } from '../ui/errors.js';
 import { DecompressError } from '../stream/decompress.js';
 import { DigestMismatchError } from '../stream/hash.js';
 
@@ -23,12 +23,16 @@ export async function* failingAs(src: AsyncIterable<Buffer>, path: string, entry
  */
 export function asLayerLie(err: unknown, bundles: readonly BundleReader[], stopped: string): FerryError | undefined {
   if (!(err instanceof FerryError) || err.code !== 'LOAD_FAILED') return undefined;
-  // dockerd says "invalid diffID for layer N: expected E, got G"; containerd's unpack (containerd/unpack.ts) "unpacks to diffID G, not the E".
-  const d = /invalid diffID for layer \d+: expected "?(sha256:[a-f0-9]{64})"?, got "?(sha256:[a-f0-9]{64})"?/.exec(err.message);
-  const c = /unpacks to diffID (sha256:[a-f0-9]{64}), not the (sha256:[a-f0-9]{64})/.exec(err.message);
-  const m = d ? [d[0], d[1]!, d[2]!] : c ? [c[0], c[2]!, c[1]!] : undefined;
-  if (!m) return undefined;
-  const bundle = bundles.find((b) => b.index.blobs.some((x) => x.diffId === m[1])) ?? bundles[0]!;
-  const blob = bundle.index.blobs.find((b) => b.diffId === m[1]);
-  return bundleError(bundle.path, blob ? blobPath(blob.digest) : undefined, `(uncompressed) diffID: expected ${m[1]}, got ${m[2]} (the target refused it); ${stopped}`);
+  let expected: string;
+  let actual: string;
+  if (err instanceof LayerDiffIdError) ({ expected, actual } = err);
+  else {
+    // dockerd says it only in words: "invalid diffID for layer N: expected E, got G".
+    const m = /invalid diffID for layer \d+: expected "?(sha256:[a-f0-9]{64})"?, got "?(sha256:[a-f0-9]{64})"?/.exec(err.message);
+    if (!m) return undefined;
+    [expected, actual] = [m[1]!, m[2]!];
+  }
+  const bundle = bundles.find((b) => b.index.blobs.some((x) => x.diffId === expected)) ?? bundles[0]!;
+  const blob = bundle.index.blobs.find((b) => b.diffId === expected);
+  return bundleError(bundle.path, blob ? blobPath(blob.digest) : undefined, `(uncompressed) diffID: expected ${expected}, got ${actual} (the target refused it); ${stopped}`);
 }

@@ -67,6 +67,21 @@ export class FerryError extends Error {
   }
 }
 
+/**
+ * LayerDiffIdError: a target unpacked a layer to another diffID than its image config names. Whether the bundle lies
+ * is for the copy loop to say (see transfer/bundle-faults.ts), so the fact travels as fields, not only as text.
+ */
+export class LayerDiffIdError extends FerryError {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    message: string,
+    opts: { hint?: string } = {},
+  ) {
+    super('LOAD_FAILED', message, opts);
+  }
+}
+
 /** BundleError is a bundle that is malformed, tampered with or hostile; entry names the tar entry at fault. */
 export function bundleError(file: string, entry: string | undefined, what: string, details?: readonly string[]): FerryError {
   return new FerryError('BUNDLE_INVALID', `${file}${entry ? `: ${printable(entry)}` : ''}: ${what}`, {
