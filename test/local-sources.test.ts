@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BundleReader } from '../src/bundle/reader.js';
-import { BundleWriter } from '../src/bundle/writer.js';
+import { BundleTarget } from '../src/targets/bundle.js';
 import { verifyBundle } from '../src/bundle/verify.js';
 import type { BundleIndex } from '../src/bundle/format.js';
 import { packImages } from '../src/transfer/pack.js';
@@ -44,10 +44,11 @@ let packs = 0;
 async function pack(source: ImageSource, names: string[], dir: string, opts: { allPlatforms?: boolean } = {}): Promise<Packed & { images: SourceImage[] }> {
   const resolved = await source.resolve(names, opts);
   const path = join(dir, `packed-${++packs}.ferry.tar`);
-  const writer = await BundleWriter.create(path, { compression: 'zstd', level: 1 });
+  const target = await BundleTarget.create(path, { compression: 'zstd', level: 1 });
   let layers = 0;
   let repeats = 0;
-  const index = await packImages([{ source, resolved }], writer, { events: { layer: (l) => (l.repeat ? repeats++ : layers++) } });
+  await packImages([{ source, resolved }], target, { events: { layer: (l) => (l.repeat ? repeats++ : layers++) } });
+  const index = target.index;
   const reader = await BundleReader.open(path);
   try {
     const report = await verifyBundle(reader);

@@ -4,10 +4,9 @@ import { randomUUID } from 'node:crypto';
 import type { DiffId, Digest } from '../image/digest.js';
 import { sha256Of } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
-import { compressionOf, layerMediaType, OCI_CONFIG, OCI_MANIFEST } from '../image/media-types.js';
-import type { OciManifest } from '../image/model.js';
+import { compressionOf, layerMediaType } from '../image/media-types.js';
 import { hostPlatform, platformMatches, type Platform } from '../image/platform.js';
-import type { KeptImageManifest, KeptManifest } from '../image/descriptor.js';
+import type { BlobDescriptor, KeptImageManifest, KeptManifest } from '../image/descriptor.js';
 import { LayerChecks } from './blob-check-pool.js';
 
 import { LayerCompressor } from '../stream/compress.js';
@@ -267,44 +266,20 @@ export class BundleWriter {
   }
 
   /**
-   * addImage records an image whose layers are all stored. Config bytes are kept exactly, so the image ID holds;
-   * a kept manifest is stored byte for byte (its layers are the exact blobs it names), otherwise ferry writes an
-   * OCI manifest over the stored layers. A layer the bundle does not store must be `elsewhere` (a thin bundle's).
+   * addImage records an image whose layers are all stored. Config and manifest bytes are kept exactly, so the image
+   * ID and manifest digest hold; a layer the bundle does not store must be `elsewhere` (a thin bundle's).
    */
-  async addImage(img: { refs: string[]; platform: Platform; config: Buffer; diffIds: readonly DiffId[]; manifest?: KeptImageManifest }, elsewhere: Elsewhere = NOWHERE): Promise<BundleImage> {
-    let layers: { digest: Digest; diffId: DiffId }[];
-    let configBlob: BundleBlob;
-    let manifestBlob: BundleBlob;
-    if (img.manifest) {
-      const m = img.manifest;
-      layers = m.layers.map((l, i) => {
-        const relied = this.blobs.has(l.digest) ? undefined : elsewhere.blob(l.digest);
-        if (relied) this.reliesOn.set(relied.digest, relied);
-        else if (!this.blobs.has(l.digest)) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
-        return { digest: l.digest, diffId: img.diffIds[i]! };
-      });
-      configBlob = await this.addSmallBlob(img.config, m.config.mediaType);
-      if (configBlob.digest !== m.config.digest) throw new Error(`BundleWriter.addImage: config bytes do not match ${m.config.digest}`);
-      manifestBlob = await this.addSmallBlob(m.bytes, m.mediaType);
-    } else {
-      const stored = img.diffIds.map((d): BundleBlob & { diffId: DiffId } => {
-        const l = this.layers.get(d);
-        if (l) return l;
-        const relied = elsewhere.layer(d);
-        if (!relied) throw new Error(`BundleWriter.addImage: layer ${d} was not added`);
-        this.reliesOn.set(relied.digest, relied);
-        return relied;
-      });
-      layers = stored.map((l) => ({ digest: l.digest, diffId: l.diffId }));
-      configBlob = await this.addSmallBlob(img.config, OCI_CONFIG);
-      const manifest: OciManifest = {
-        schemaVersion: 2,
-        mediaType: OCI_MANIFEST,
-        config: { mediaType: OCI_CONFIG, digest: configBlob.digest, size: configBlob.size },
-        layers: stored.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-      };
-      manifestBlob = await this.addSmallBlob(jsonBytes(manifest), OCI_MANIFEST);
-    }
+  async addImage(img: { refs: string[]; platform: Platform; config: Buffer; diffIds: readonly DiffId[]; manifest: KeptImageManifest }, elsewhere: Elsewhere = NOWHERE): Promise<BundleImage> {
+    const m = img.manifest;
+    const layers = m.layers.map((l, i) => {
+      const relied = this.blobs.has(l.digest) ? undefined : elsewhere.blob(l.digest);
+      if (relied) this.reliesOn.set(relied.digest, relied);
+      else if (!this.blobs.has(l.digest)) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
+      return { digest: l.digest, diffId: img.diffIds[i]! };
+    });
+    const configBlob = await this.addSmallBlob(img.config, m.config.mediaType);
+    if (configBlob.digest !== m.config.digest) throw new Error(`BundleWriter.addImage: config bytes do not match ${m.config.digest}`);
+    const manifestBlob = await this.addSmallBlob(m.bytes, m.mediaType);
     const existing = this.images.find((i) => i.manifest.digest === manifestBlob.digest);
     if (existing) {
       for (const r of img.refs) if (!existing.refs.includes(r)) existing.refs.push(r);
@@ -323,15 +298,15 @@ export class BundleWriter {
   }
 
   /** addIndex records a multi-platform image kept as an index; every image it lists must be added first. */
-  async addIndex(ix: { refs: string[]; manifest: KeptManifest; images: readonly Digest[]; artifacts?: readonly KeptImageManifest[] }): Promise<BundleImageIndex> {
+  async addIndex(ix: { refs: string[]; manifest: KeptManifest; images: readonly Digest[]; artifacts?: readonly { manifest: KeptManifest; blobs: readonly BlobDescriptor[] }[] }): Promise<BundleImageIndex> {
     const members = ix.images.map((d) => {
       const img = this.images.find((i) => i.manifest.digest === d);
       if (!img) throw new Error(`BundleWriter.addIndex: image ${d} was not added`);
       return img;
     });
     for (const a of ix.artifacts ?? []) {
-      for (const b of [a.config, ...a.layers]) if (!this.blobs.has(b.digest)) throw new Error(`BundleWriter.addIndex: artifact blob ${b.digest} was not added`);
-      await this.addSmallBlob(a.bytes, a.mediaType);
+      for (const b of a.blobs) if (!this.blobs.has(b.digest)) throw new Error(`BundleWriter.addIndex: artifact blob ${b.digest} was not added`);
+      await this.addSmallBlob(a.manifest.bytes, a.manifest.mediaType);
     }
     const blob = await this.addSmallBlob(ix.manifest.bytes, ix.manifest.mediaType);
     const existing = this.indexes.find((i) => i.digest === blob.digest);
@@ -346,7 +321,7 @@ export class BundleWriter {
       digest: blob.digest,
       size: blob.size,
       images: [...ix.images],
-      ...(ix.artifacts?.length ? { artifacts: ix.artifacts.map((a) => a.digest) } : {}),
+      ...(ix.artifacts?.length ? { artifacts: ix.artifacts.map((a) => a.manifest.digest) } : {}),
       dockerDefault: (members.find((i) => platformMatches(host, i.platform)) ?? members[0]!).manifest.digest,
     };
     this.indexes.push(record);

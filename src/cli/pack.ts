@@ -3,7 +3,7 @@ import { access, constants, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import YAML from 'yaml';
-import { BundleWriter } from '../bundle/writer.js';
+import { BundleTarget } from '../targets/bundle.js';
 import type { Compression } from '../image/media-types.js';
 import type { SourceImage } from '../sources/source.js';
 import { groupByTransport, openSource } from '../sources/open.js';
@@ -141,8 +141,8 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const writeStep: Step = {
         title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
         run: async (step) => {
-          const writer = await BundleWriter.create(whole, { compression: args.compression, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
-          index = await packImages(parts, writer, {
+          const target = await BundleTarget.create(whole, { compression: args.compression, recompress: args.recompress ?? false, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
+          await packImages(parts, target, {
             recompress: args.recompress ?? false,
             ...(plan ? { plan } : {}),
             events: {
@@ -151,7 +151,8 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
             },
             signal,
           });
-          reused = writer.reused;
+          index = target.index;
+          reused = target.reused;
         },
       };
       const splitStep: Step = {

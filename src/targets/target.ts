@@ -9,6 +9,8 @@ export type LayerForm = 'stored' | 'gzip' | 'uncompressed';
 
 /** A blob ready to be written: digest and size are final; open(0) is verified as it is read. */
 export interface BlobToWrite extends BlobDescriptor {
+  /** For a layer: the diffID it decompresses to, for a target that checks what it stores (a bundle being written). */
+  diffId?: DiffId;
   /** open streams the blob from `offset` (a resumed write asks for the rest only). */
   open(offset: number): AsyncIterable<Buffer>;
 }
@@ -22,6 +24,8 @@ export interface LayerToPut {
   held: boolean;
   /** The blob the manifest names in the target's form (stored, or gzip); undefined for a held layer the bundle lacks. */
   blob: BlobDescriptor | undefined;
+  /** For a held layer: the bundle that carries it, when known (a thin bundle names it in what it relies on). */
+  carriedBy?: string;
   /** tar streams the uncompressed layer, checked as it passes; it throws rather than end on bad data. */
   tar(): AsyncIterable<Buffer>;
 }
@@ -99,6 +103,32 @@ export interface ImageTarget {
    * (an interruption, a target error) or drop it (the bundle is bad: a re-run would not go better). Idempotent.
    */
   abort(reason?: unknown): Promise<void>;
+}
+
+/** A layer a target that compresses layers itself took as an uncompressed tar (see LayerIngest). */
+export type IngestedLayer =
+  | (BlobDescriptor & { diffId: DiffId; uncompressedSize: number; repeat: boolean; dropped?: undefined })
+  | { diffId: DiffId; uncompressedSize: number; dropped: true };
+
+/** A layer as such a target stores it, whatever blob it came as. */
+export type StoredLayerInfo = BlobDescriptor & { diffId: DiffId; uncompressedSize: number };
+
+/**
+ * LayerIngest: what a target that stores layers in its own compression (a bundle being written) adds to the
+ * contract. Sources that cannot name a layer before it passes (a daemon's save says which layer is which only by
+ * hashing it) hand it over as an uncompressed tar; the lookups answer from memory, as the bytes pass.
+ */
+export interface LayerIngest {
+  /** ingestLayer stores an uncompressed layer tar; one whose diffID is stored already, or that keep refuses, is dropped. */
+  ingestLayer(tar: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean): Promise<IngestedLayer>;
+  heldLayer(diffId: DiffId): StoredLayerInfo | undefined;
+  heldBlob(digest: Digest): boolean;
+  /** heldLayerOfSize: a layer passing with this uncompressed size is likely held, so better hashed than compressed. */
+  heldLayerOfSize(size: number): boolean;
+  /** resume takes what a killed run to the same place finished for these images, each checked; says how many blobs. */
+  resume(images: readonly { diffIds: readonly DiffId[]; keptLayers?: readonly BlobDescriptor[] }[]): Promise<number>;
+  /** A path beside which a layer may wait on disk while it is hashed (the output, so on its file system). */
+  readonly spoolBeside: string;
 }
 
 /** What putting one image did. */
