@@ -13,6 +13,13 @@ import type { OciManifest } from '../src/image/model.js';
 import { parseRetagRule } from '../src/image/retag.js';
 import type { BlobOutcome, BlobToWrite, ImageTarget, ImageToPut, IndexToPut, LayerForm, LayerQuestion, NamedRef, PutImage, PutOptions } from '../src/targets/target.js';
 import { copyBundles } from '../src/transfer/copy.js';
+import { packImages } from '../src/transfer/pack.js';
+import { openSource, type Transport } from '../src/sources/open.js';
+import type { DiffId, Digest } from '../src/image/digest.js';
+import type { IngestedLayer, LayerIngest, StoredLayerInfo } from '../src/targets/target.js';
+import { addHave } from '../src/sync/have.js';
+import { planIncremental } from '../src/sync/plan.js';
+import { TargetState } from '../src/sync/target-state.js';
 import { FerryError } from '../src/ui/errors.js';
 import { ferry } from './helpers/ferry.js';
 import { writeSaveArchive } from './helpers/save-archive.js';
@@ -210,5 +217,167 @@ describe('the target contract, through a recording target', () => {
     assert.equal(r.bundles.length, 2);
     assert.deepEqual(r.bundles[1]!.images.map((i) => i.layersPresent), [1], 'the base came with the first bundle');
     assert.deepEqual(t.kinds().filter((k) => k !== 'holds'), ['put', 'put', 'commit']);
+  });
+});
+
+type PackCall = { kind: 'ingest'; diffId: string } | { kind: 'write'; digest: string; diffId?: string } | { kind: 'put'; images: ImageToPut[]; indexes: IndexToPut[] } | { kind: 'commit' } | { kind: 'abort' };
+
+/** RecordingStore is a target that compresses layers itself, as a bundle being written does: it records every call. */
+class RecordingStore implements ImageTarget, LayerIngest {
+  readonly description = 'the recording store';
+  readonly inventoryCommand = 'ferry inspect RECORDING';
+  readonly reuse = 'blob' as const;
+  readonly needsNames = false;
+  readonly spoolBeside: string;
+  readonly calls: PackCall[] = [];
+  private readonly layers = new Map<string, StoredLayerInfo>();
+  private readonly blobs = new Set<string>();
+
+  constructor(dir: string, private readonly failPutAt?: number) {
+    this.spoolBeside = join(dir, 'recording.out');
+  }
+
+  async platform(): Promise<undefined> {
+    return undefined;
+  }
+  layerForm(): LayerForm {
+    return 'stored';
+  }
+  async holds(l: LayerQuestion): Promise<boolean> {
+    return this.blobs.has(l.digest);
+  }
+  heldLayer(d: DiffId): StoredLayerInfo | undefined {
+    return this.layers.get(d);
+  }
+  heldBlob(d: Digest): boolean {
+    return this.blobs.has(d);
+  }
+  heldLayerOfSize(size: number): boolean {
+    return [...this.layers.values()].some((l) => l.uncompressedSize === size);
+  }
+  async resume(): Promise<number> {
+    return 0;
+  }
+
+  async ingestLayer(tar: AsyncIterable<Buffer>, keep: (d: DiffId) => boolean): Promise<IngestedLayer> {
+    const bytes = await bytesOf(tar);
+    const diffId = sha(bytes) as DiffId;
+    this.calls.push({ kind: 'ingest', diffId });
+    const known = this.layers.get(diffId);
+    if (known) return { ...known, repeat: true };
+    if (!keep(diffId)) return { diffId, uncompressedSize: bytes.length, dropped: true };
+    // Stored as is: the digest of an uncompressed layer is its diffID.
+    const stored = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: diffId as string as Digest, size: bytes.length, diffId, uncompressedSize: bytes.length };
+    this.layers.set(diffId, stored);
+    this.blobs.add(stored.digest);
+    return { ...stored, repeat: false };
+  }
+
+  async writeBlob(blob: BlobToWrite): Promise<BlobOutcome[]> {
+    this.calls.push({ kind: 'write', digest: blob.digest, ...(blob.diffId ? { diffId: blob.diffId } : {}) });
+    const bytes = await bytesOf(blob.open(0));
+    assert.equal(sha(bytes), blob.digest, 'a blob arrives as its digest says');
+    this.blobs.add(blob.digest);
+    return ['written'];
+  }
+
+  async putImages(images: readonly ImageToPut[], indexes: readonly IndexToPut[]): Promise<PutImage[]> {
+    this.calls.push({ kind: 'put', images: [...images], indexes: [...indexes] });
+    if (this.failPutAt !== undefined && this.kinds().filter((k) => k === 'put').length === this.failPutAt) throw new Error('the recording store refused this image');
+    for (const img of images) {
+      assert.equal(sha(img.manifest.bytes), img.manifest.digest, 'the manifest is its digest');
+      assert.equal(sha(img.config.bytes), img.imageId, 'the config is the image ID');
+      for (const l of img.layers) assert.ok(l.held || this.blobs.has(l.blob!.digest), `layer ${l.diffId} was stored before its image was put`);
+    }
+    return images.map((i) => ({ imageId: i.imageId, status: 'put', layersSent: 0, layersPresent: 0 }));
+  }
+
+  async commit(): Promise<NamedRef[]> {
+    this.calls.push({ kind: 'commit' });
+    return this.calls.flatMap((c) => (c.kind === 'put' ? c.images : [])).flatMap((i) => i.names.map((name) => ({ name, digest: i.manifest.digest })));
+  }
+
+  async abort(): Promise<void> {
+    this.calls.push({ kind: 'abort' });
+  }
+
+  kinds(): string[] {
+    return this.calls.map((c) => c.kind);
+  }
+  put(): ImageToPut[] {
+    return this.calls.flatMap((c) => (c.kind === 'put' ? c.images : []));
+  }
+}
+
+describe('pack through the same contract, into a recording store', () => {
+  let dir: string;
+  const archive = (): string => 'docker-archive:' + join(dir, 'week1.tar');
+
+  async function packInto(target: RecordingStore, transport: Transport, names: string[], have?: string): Promise<NamedRef[]> {
+    const source = await openSource(transport, { registry: () => ({}) });
+    try {
+      const resolved = await source.resolve(names);
+      let plan;
+      if (have) {
+        const state = new TargetState();
+        await addHave(state, have);
+        plan = planIncremental(resolved.images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest ? { keptLayers: i.manifest.layers } : {}) })), state);
+      }
+      return await packImages([{ source, resolved }], target, plan ? { plan } : {});
+    } finally {
+      await source.close();
+    }
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-pack-contract-'));
+    const baseFiles = { 'etc/os-release': 'NAME=pack-contract\n', 'bin/tool': 'y'.repeat(50_000) };
+    await writeSaveArchive(join(dir, 'week1.tar'), [
+      { tag: 'contract/app:1', layers: [baseFiles, { 'app/main': 'app one\n' }] },
+      { tag: 'contract/tool:1', layers: [baseFiles, { 'tool/main': 'tool one\n' }] },
+    ]);
+    const run = await ferry(['pack', archive(), '-o', join(dir, 'full.ferry.tar')]);
+    assert.equal(run.code, 0, run.stderr);
+  });
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('every layer arrives once (a shared base too), images are put after their layers, and only commit names them', async () => {
+    const t = new RecordingStore(dir);
+    const named = await packInto(t, 'docker-archive', [archive()]);
+    const ingested = t.calls.flatMap((c) => (c.kind === 'ingest' ? [c.diffId] : []));
+    assert.equal(ingested.length, 3, `base, app and tool layers, each once: ${ingested.join(' ')}`);
+    assert.equal(new Set(ingested).size, 3);
+    const kinds = t.kinds();
+    assert.ok(kinds.lastIndexOf('ingest') < kinds.indexOf('put'), `layers before images: ${kinds.join(' ')}`);
+    assert.deepEqual(kinds.slice(-1), ['commit']);
+    assert.ok(!kinds.includes('abort'));
+    assert.deepEqual(named.map((n) => n.name).sort(), ['docker.io/contract/app:1', 'docker.io/contract/tool:1']);
+  });
+
+  it('kept blobs are written byte for byte with their diffIDs; what the plan leaves behind is neither read nor written', async () => {
+    const t = new RecordingStore(dir);
+    const full = join(dir, 'full.ferry.tar');
+    await packInto(t, 'bundle', [`bundle:${full}`]);
+    const layerWrites = t.calls.filter((c): c is Extract<PackCall, { kind: 'write' }> => c.kind === 'write' && c.diffId !== undefined);
+    assert.equal(layerWrites.length, 3, 'three layers, kept');
+    assert.ok(!t.kinds().includes('ingest'), 'nothing decompressed to be compressed again');
+
+    const thin = new RecordingStore(dir);
+    await packInto(thin, 'docker-archive', [archive()], full);
+    assert.ok(!thin.kinds().includes('ingest') && !thin.kinds().includes('write'), `the target holds everything: ${thin.kinds().join(' ')}`);
+    for (const img of thin.put()) {
+      assert.ok(img.layers.every((l) => l.held && l.blob !== undefined), 'every layer is relied on, named by the blob the target holds');
+    }
+    assert.deepEqual(thin.kinds().slice(-1), ['commit']);
+  });
+
+  it('a failure after layers arrived aborts: nothing committed', async () => {
+    const t = new RecordingStore(dir, 1);
+    await assert.rejects(packInto(t, 'docker-archive', [archive()]), /refused this image/);
+    assert.deepEqual(t.kinds().slice(-1), ['abort']);
+    assert.ok(!t.kinds().includes('commit'));
   });
 });
