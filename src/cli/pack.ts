@@ -5,13 +5,12 @@ import type { CommandModule } from 'yargs';
 import YAML from 'yaml';
 import { BundleTarget } from '../targets/bundle.js';
 import type { Compression } from '../image/media-types.js';
-import type { SourceImage } from '../sources/source.js';
-import { groupByTransport, openSource } from '../sources/open.js';
+import { describeSources, resolveAll, type ResolvedSource } from '../sources/open.js';
 import { parsePlatform } from '../image/platform.js';
-import { packImages, type PackPart } from '../transfer/pack.js';
+import { packImages } from '../transfer/pack.js';
+import { dryRunView, planPack } from '../transfer/pack-plan.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { FerryError } from '../ui/errors.js';
-import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.js';
 import type { BundleIndex } from '../bundle/format.js';
 import { Catalog } from '../catalog/catalog.js';
@@ -19,11 +18,9 @@ import { loadSigner } from '../sign/signature.js';
 import { BundleReader } from '../bundle/reader.js';
 import { writeVolumes } from '../bundle/volumes.js';
 import { parseSize } from './size-option.js';
-import { addHave } from '../sync/have.js';
+import { printDryRun, printPacked } from './pack-report.js';
 import { recordBundles } from '../sync/site-state.js';
-import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
-import { addSiteState } from '../sync/site-state.js';
-import { TargetState } from '../sync/target-state.js';
+import type { IncrementalPlan } from '../sync/plan.js';
 
 interface PackArgs extends RegistryArgs {
   images?: string[];
@@ -107,34 +104,24 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         catalog = Catalog.open();
         catalog.requireSite(args.site);
       }
-      const groups = groupByTransport(names);
       const mode = progressMode(args);
       const warn = (message: string): void => void (mode !== 'quiet' && process.stderr.write(`warning: ${message}\n`));
-      const parts: PackPart[] = [];
+      let parts: ResolvedSource[] = [];
       let index: BundleIndex | undefined;
       let plan: IncrementalPlan | undefined;
       const started = Date.now();
-      const where = [...groups.keys()].map((t) => (t === 'docker-daemon' ? 'the Docker daemon' : t)).join(', ');
       const resolveStep: Step = {
-        title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${where})`,
+        title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${describeSources(names)})`,
         run: async () => {
-          for (const [t, group] of groups) {
-            const source = await openSource(t, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn });
-            parts.push({ source, resolved: { images: [], indexes: [] } });
-            parts[parts.length - 1]!.resolved = await source.resolve(group, { platforms, allPlatforms: args['all-platforms'] ?? false, signal });
-          }
+          parts = await resolveAll(names, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn, platforms, allPlatforms: args['all-platforms'] ?? false, signal });
         },
       };
       const planStep: Step = {
         title: `Plan against what the target holds (${[...haves, ...(args.site ? [`site ${args.site}`] : [])].join(', ')})`,
         run: async () => {
-          const state = new TargetState();
-          for (const h of haves) await addHave(state, h);
-          if (catalog && args.site) addSiteState(state, catalog, args.site, { confirmedOnly: args['confirmed-only'] ?? false });
-          const images = parts.flatMap((p) => p.resolved.images);
-          plan = planIncremental(
-            images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !args.recompress ? { keptLayers: i.manifest.layers } : {}) })),
-            state,
+          plan = await planPack(
+            parts.flatMap((p) => p.resolved.images),
+            { haves, recompress: args.recompress ?? false, ...(catalog && args.site ? { site: { catalog, name: args.site, confirmedOnly: args['confirmed-only'] ?? false } } : {}) },
           );
         },
       };
@@ -178,12 +165,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       }
       if (args['dry-run']) {
         catalog?.close();
-        const view = dryRunView(parts.flatMap((p) => p.resolved.images), plan, args.recompress ?? false);
-        if (args.json) printJson(view);
-        else if (mode !== 'quiet') {
-          for (const img of view.images) process.stdout.write(`${img.refs.join(', ') || img.imageId}: ${img.travels} layer(s) travel, ${img.reliedOn} relied on\n`);
-          process.stdout.write(`${view.travel.length} layer(s) would travel; ${view.reliedOn.length} the target holds (nothing written)\n`);
-        }
+        printDryRun(dryRunView(parts.flatMap((p) => p.resolved.images), plan, args.recompress ?? false), args.json ? 'json' : mode);
         return;
       }
       try {
@@ -191,46 +173,19 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       } finally {
         catalog?.close();
       }
-      const result = { ...summarise(index!, output, Date.now() - started), reused, ...(volumes.length ? { volumes: volumes.map((v) => ({ path: v.path, id: v.index.id, images: v.index.images.length, blobs: v.index.blobs.length, bytes: v.index.blobs.reduce((s, b) => s + b.size, 0) })) } : {}) };
-      if (args.recompress && parts.some((p) => p.resolved.images.some((i) => i.manifest)) && mode !== 'quiet') {
-        process.stderr.write('Note: pulled layers were recompressed, so manifest and index digests differ from the source\'s (image IDs do not).\n');
-      }
-      if (args.json) printJson(result);
-      else if (mode !== 'quiet') {
-        process.stderr.write(
-          `Wrote ${volumes.length ? `${volumes.length} volumes of ${args.output}` : args.output}: ${result.images.length} image(s), ${result.layers} layer(s), ${formatBytes(result.bytes)} ` +
-            `(${formatBytes(result.uncompressedBytes)} uncompressed) in ${(result.seconds).toFixed(1)} s\n`,
-        );
-        if (reused) process.stderr.write(`Reused ${reused} blob(s) an interrupted run had written (each checked)\n`);
-        for (const v of result.volumes ?? []) process.stderr.write(`  volume ${v.path}: ${v.images} image(s), ${v.blobs} blob(s), ${formatBytes(v.bytes)}\n`);
-        const spans = new Map<string, number[]>();
-        for (const [k, v] of volumes.entries()) for (const p of v.index.parts ?? []) spans.set(p.digest, [...(spans.get(p.digest) ?? []), k + 1]);
-        for (const [d, at] of spans) {
-          process.stderr.write(`Note: blob ${d} (${formatBytes(index!.blobs.find((b) => b.digest === d)?.size ?? 0)}) is larger than a volume: it spans volumes ${at.join(', ')}, and needs all of them (ferry load/push of the set; plain docker load cannot read it)\n`);
-        }
-        if (thin) process.stderr.write(`Relies on ${result.reliesOn} layer(s) the target holds (${formatBytes(result.reliedBytes)} left out)${args.site ? `; recorded for site ${args.site}` : ''}\n`);
-      }
+      printPacked({
+        index: index!,
+        output,
+        named: args.output!,
+        seconds: (Date.now() - started) / 1000,
+        reused,
+        volumes,
+        recompressedKept: (args.recompress ?? false) && parts.some((p) => p.resolved.images.some((i) => i.manifest)),
+        thin,
+        ...(args.site ? { site: args.site } : {}),
+      }, args.json ? 'json' : mode);
     },
   };
-}
-
-/** dryRunView says, per image and overall, which layers a pack would carry and which it would rely on. */
-function dryRunView(images: readonly SourceImage[], plan: IncrementalPlan | undefined, recompress: boolean) {
-  const relied = (img: SourceImage, i: number): boolean => {
-    const kept = img.manifest && !recompress ? img.manifest.layers[i] : undefined;
-    return kept ? (plan?.reliedBlobs.has(kept.digest) ?? false) : (plan?.reliedLayers.has(img.diffIds[i]!) ?? false);
-  };
-  const travel = new Set<string>();
-  const reliedOn = new Set<string>();
-  const out = images.map((img) => {
-    const marks = img.diffIds.map((d, i) => {
-      const r = relied(img, i);
-      (r ? reliedOn : travel).add(d);
-      return r;
-    });
-    return { refs: img.refs, imageId: img.id, travels: marks.filter((m) => !m).length, reliedOn: marks.filter(Boolean).length };
-  });
-  return { dryRun: true, images: out, travel: [...travel].sort(), reliedOn: [...reliedOn].sort() };
 }
 
 function parsePlatforms(list: readonly string[]) {
@@ -239,22 +194,6 @@ function parsePlatforms(list: readonly string[]) {
   } catch (err) {
     throw new FerryError('USAGE', (err as Error).message);
   }
-}
-
-function summarise(index: BundleIndex, path: string, ms: number) {
-  const layers = index.blobs.filter((b) => b.diffId);
-  return {
-    bundle: path,
-    id: index.id,
-    images: index.images.map((i) => ({ refs: i.refs, imageId: i.imageId, platform: i.platform, manifest: i.manifest.digest, layers: i.layers.length })),
-    indexes: (index.indexes ?? []).map((i) => ({ refs: i.refs, digest: i.digest, images: i.images.length })),
-    layers: layers.length,
-    bytes: index.blobs.reduce((s, b) => s + b.size, 0),
-    uncompressedBytes: layers.reduce((s, b) => s + (b.uncompressedSize ?? 0), 0),
-    reliesOn: index.reliesOn.length,
-    reliedBytes: index.reliesOn.reduce((s, b) => s + b.size, 0),
-    seconds: ms / 1000,
-  };
 }
 
 function checkLevel(c: Compression, level: number | undefined): number | undefined {

@@ -8,7 +8,7 @@ import { DockerDaemonSource } from './docker-daemon.js';
 import { ociArchiveSource } from './oci-archive.js';
 import { ociLayoutSource } from './oci-layout.js';
 import { registrySource } from './registry.js';
-import type { ImageSource } from './source.js';
+import type { ImageSource, Resolved, ResolveOptions } from './source.js';
 
 export type Transport = 'docker-daemon' | 'docker' | 'docker-archive' | 'oci' | 'oci-archive' | 'bundle';
 
@@ -72,4 +72,34 @@ export async function openSource(t: Transport, opts: OpenOptions): Promise<Image
     case 'bundle':
       return bundleSource();
   }
+}
+
+/** A source opened and the images it resolved: what pack writes from. */
+export interface ResolvedSource {
+  source: ImageSource;
+  resolved: Resolved;
+}
+
+/**
+ * resolveAll opens the source of each transport among names (blob-keeping ones first, see groupByTransport) and
+ * resolves its names, layers unread. On failure every source opened is closed; on success the caller closes them.
+ */
+export async function resolveAll(names: readonly string[], opts: OpenOptions & ResolveOptions): Promise<ResolvedSource[]> {
+  const parts: ResolvedSource[] = [];
+  try {
+    for (const [t, group] of groupByTransport(names)) {
+      const source = await openSource(t, opts);
+      parts.push({ source, resolved: { images: [], indexes: [] } });
+      parts[parts.length - 1]!.resolved = await source.resolve(group, opts);
+    }
+    return parts;
+  } catch (err) {
+    await Promise.allSettled(parts.map((p) => p.source.close()));
+    throw err;
+  }
+}
+
+/** describeSources names where images come from, for progress: "the Docker daemon, docker". */
+export function describeSources(names: readonly string[]): string {
+  return [...groupByTransport(names).keys()].map((t) => (t === 'docker-daemon' ? 'the Docker daemon' : t)).join(', ');
 }
