@@ -18,6 +18,13 @@ export interface LeftoverLayer {
   uncompressedSize: number;
 }
 
+/** What a leftover's blobs go into (the bundle writer): it is asked what it stores, and given what it lacks. */
+export interface LeftoverSink {
+  hasBlob(digest: Digest): boolean;
+  layer(diffId: DiffId): unknown;
+  addBlob(blob: { mediaType: string; digest: Digest; size: number; diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<{ uncompressedSize: number }>;
+}
+
 export class Leftover {
   private layersFound: Promise<Map<DiffId, LeftoverLayer>> | undefined;
 
@@ -61,6 +68,38 @@ export class Leftover {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /**
+   * reuseInto stores in sink the blobs this leftover finished for these images, each checked (digest, and diffID
+   * beside the copy), so sources need not pull or compress them again: kept blobs by digest, layers ferry
+   * compressed by the layer they decompress to (when compressed as this run would). Says how many it took.
+   */
+  async reuseInto(sink: LeftoverSink, images: readonly { diffIds: readonly DiffId[]; keptLayers?: readonly { mediaType: string; digest: Digest; size: number }[] }[], compression: Compression): Promise<number> {
+    let taken = 0;
+    const generated: DiffId[] = [];
+    for (const img of images) {
+      for (const [i, d] of img.diffIds.entries()) {
+        const kept = img.keptLayers?.[i];
+        if (!kept) generated.push(d);
+        else if (this.has(kept.digest) && !sink.hasBlob(kept.digest)) {
+          await sink.addBlob({ ...kept, diffId: d }, this.stream(kept.digest));
+          taken++;
+        }
+      }
+    }
+    if (generated.some((d) => !sink.layer(d))) {
+      const found = await this.layers(compression);
+      for (const d of generated) {
+        const l = found.get(d);
+        if (!l || sink.layer(d) || sink.hasBlob(l.digest)) continue;
+        const stored = await sink.addBlob(l, this.stream(l.digest));
+        // Known now, not only once the check beside the copy ends: pack matches passing layers by it.
+        stored.uncompressedSize = l.uncompressedSize;
+        taken++;
+      }
+    }
+    return taken;
   }
 
   has(digest: Digest): boolean {

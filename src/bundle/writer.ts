@@ -113,32 +113,10 @@ export class BundleWriter {
    * compressed by the layer they decompress to (when compressed as this run would).
    */
   async reuseLeftovers(images: readonly { diffIds: readonly DiffId[]; keptLayers?: readonly { mediaType: string; digest: Digest; size: number }[] }[]): Promise<number> {
-    const left = this.leftover;
-    if (!left) return 0;
-    const before = this.reusedCount;
-    const generated: DiffId[] = [];
-    for (const img of images) {
-      for (const [i, d] of img.diffIds.entries()) {
-        const kept = img.keptLayers?.[i];
-        if (!kept) generated.push(d);
-        else if (left.has(kept.digest) && !this.blobs.has(kept.digest)) {
-          await this.addBlob({ ...kept, diffId: d }, left.stream(kept.digest));
-          this.reusedCount++;
-        }
-      }
-    }
-    if (generated.some((d) => !this.layers.has(d))) {
-      const found = await left.layers(this.compression);
-      for (const d of generated) {
-        const l = found.get(d);
-        if (!l || this.layers.has(d) || this.blobs.has(l.digest)) continue;
-        const stored = await this.addBlob(l, left.stream(l.digest));
-        // Known now, not only once the check beside the copy ends: put() matches layers by it (layersOfSize).
-        stored.uncompressedSize = l.uncompressedSize;
-        this.reusedCount++;
-      }
-    }
-    return this.reusedCount - before;
+    if (!this.leftover) return 0;
+    const n = await this.leftover.reuseInto(this, images, this.compression);
+    this.reusedCount += n;
+    return n;
   }
 
   /**
