@@ -19,6 +19,7 @@ import { BundleReader } from '../bundle/reader.js';
 import { writeVolumes } from '../bundle/volumes.js';
 import { parseSize } from './size-option.js';
 import { printDryRun, printPacked } from './pack-report.js';
+import { copyToStdout, refuseTerminal, stdoutStagingPath } from '../files/to-stdout.js';
 import { recordBundles } from '../sync/site-state.js';
 import type { IncrementalPlan } from '../sync/plan.js';
 
@@ -56,7 +57,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
             describe: 'images: NAME[:TAG] or ID (local daemon), docker://HOST/REPO:TAG, docker-archive:FILE[:REF], oci:DIR[:REF], oci-archive:FILE[:REF], bundle:FILE[:REF]',
           })
           .option('file', { alias: 'f', type: 'string', array: true, describe: 'a list of images: one per line, or YAML (a list, or images: [...])' })
-          .option('output', { alias: 'o', type: 'string', describe: 'the bundle to write (appears only when complete)' })
+          .option('output', { alias: 'o', type: 'string', describe: 'the bundle to write (appears only when complete); - for stdout, to pipe it on (written to TMPDIR first)' })
           .option('compression', { choices: ['zstd', 'gzip', 'none'] as const, default: 'zstd' as Compression, describe: 'compression of layers ferry compresses (daemon and archive layers); gzip or none for engines older than Docker 23' })
           .option('level', { type: 'number', describe: 'compression level (zstd 1-19, default 3; gzip 1-9, default 6)' })
           .option('platform', { type: 'string', array: true, describe: 'os/arch[/variant] to take from multi-platform images (several: a,b or repeat); default: this host\'s' })
@@ -86,7 +87,13 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const platforms = parsePlatforms(args.platform ?? []);
       const optionsFor = registryOptions(args);
       if (args.output === undefined && !args['dry-run']) throw new FerryError('USAGE', 'missing --output (-o): the bundle to write', { hint: 'name it with -o FILE, or plan only with --dry-run' });
-      const output = resolve(args.output ?? 'dry-run.ferry.tar');
+      const toStdout = args.output === '-' && !args['dry-run'];
+      if (toStdout) {
+        refuseTerminal('a bundle');
+        if (args.json) throw new FerryError('USAGE', '--json with -o -: the bundle takes stdout', { hint: 'write the bundle to a file to get the --json summary, or drop --json (the summary goes to stderr)' });
+        if (args['max-volume-size'] !== undefined) throw new FerryError('USAGE', '--max-volume-size with -o -: volumes are files', { hint: 'name the volumes with -o NAME.ferry.tar, or pipe the whole bundle to split(1)' });
+      }
+      const output = toStdout ? stdoutStagingPath() : resolve(args.output ?? 'dry-run.ferry.tar');
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const maxVolume = args['max-volume-size'] !== undefined ? parseSize(args['max-volume-size'], '--max-volume-size') : undefined;
       if (maxVolume !== undefined && maxVolume < 1_000_000) throw new FerryError('USAGE', `--max-volume-size ${args['max-volume-size']} is under 1 MB; no volume could hold its own indexes`);
@@ -126,7 +133,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         },
       };
       const writeStep: Step = {
-        title: `Write layers to ${args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
+        title: `Write layers to ${toStdout ? 'stdout (staged in TMPDIR)' : args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
         run: async (step) => {
           const target = await BundleTarget.create(whole, { compression: args.compression, recompress: args.recompress ?? false, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
           await packImages(parts, target, {
@@ -158,7 +165,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         await runSteps([resolveStep, ...(thin ? [planStep] : []), ...(args['dry-run'] ? [] : [writeStep]), ...(maxVolume !== undefined && !args['dry-run'] ? [splitStep] : [])], mode);
       } catch (err) {
         catalog?.close();
-        if (whole !== output) await rm(whole, { force: true });
+        if (whole !== output || toStdout) await rm(whole, { force: true });
         throw err;
       } finally {
         for (const p of parts) await p.source.close();
@@ -168,15 +175,22 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         printDryRun(dryRunView(parts.flatMap((p) => p.resolved.images), plan, args.recompress ?? false), args.json ? 'json' : mode);
         return;
       }
+      if (toStdout) {
+        try {
+          await copyToStdout(output, signal);
+        } finally {
+          await rm(output, { force: true });
+        }
+      }
       try {
-        if (catalog && args.site) recordBundles(catalog, args.site, volumes.length ? volumes : [{ path: output, index: index! }]);
+        if (catalog && args.site) recordBundles(catalog, args.site, volumes.length ? volumes : [{ path: toStdout ? '(stdout)' : output, index: index! }]);
       } finally {
         catalog?.close();
       }
       printPacked({
         index: index!,
-        output,
-        named: args.output!,
+        output: toStdout ? '-' : output,
+        named: toStdout ? 'stdout' : args.output!,
         seconds: (Date.now() - started) / 1000,
         reused,
         volumes,
