@@ -7,8 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, createReadStream, openSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BundleReader } from '../src/bundle/reader.js';
@@ -127,6 +127,29 @@ describe('containerd as a target (real containerd)', { skip }, () => {
     assert.deepEqual(out.images.map((x) => [x.tags, x.layersSent, x.layersPresent]), [[['docker.io/ferry-test/app:2'], 1, 2]]);
     const ran = await ctd.ctr(['-n', 'k8s.io', 'run', '--rm', 'docker.io/ferry-test/app:2', `ferry-c2-${process.pid}`, '/bin/busybox', 'cat', '/srv/more.txt']);
     assert.equal(ran, 'more\n');
+  });
+
+  it('reads the bundle from stdin as docker load does: redirected (read in place) and piped (spooled, then removed)', async () => {
+    const tmp = join(work, 'stdin-tmp');
+    await mkdir(tmp);
+    const run = (ns: string, stdin: 'file' | 'pipe'): Promise<{ code: number; stderr: string }> =>
+      new Promise((resolve, reject) => {
+        const args = [FERRY_BIN, 'load', '--containerd', ctd.address, '--namespace', ns, ...(stdin === 'pipe' ? ['-'] : [])];
+        const fd = stdin === 'file' ? openSync(full, 'r') : undefined;
+        const p = spawn(process.execPath, args, { env: { ...process.env, TMPDIR: tmp }, stdio: [fd ?? 'pipe', 'ignore', 'pipe'] });
+        if (fd !== undefined) closeSync(fd);
+        else createReadStream(full).pipe(p.stdin!);
+        let stderr = '';
+        p.stderr!.on('data', (d) => (stderr += d));
+        p.on('error', reject);
+        p.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+      });
+    for (const [ns, how] of [['stdin-file', 'file'], ['stdin-pipe', 'pipe']] as const) {
+      const r = await run(ns, how);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((await holdings(ctd, ns)).images, ['docker.io/ferry-test/app:1', 'docker.io/ferry-test/base:1'], `loaded from stdin (${how})`);
+    }
+    assert.deepEqual(await readdir(tmp), [], 'the spooled copy is gone');
   });
 
   it('refuses a thin bundle whose relied-on layers a namespace lacks: exit 4, naming them, nothing written', async () => {

@@ -15,6 +15,7 @@ import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import { containerdFlag, openLoadPlace, type PlaceArgs } from './load-place.js';
+import { stdinAsFile, stdinIsTerminal } from '../files/stdin.js';
 
 interface LoadArgs extends PlaceArgs {
   args: string[];
@@ -33,7 +34,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     describe: 'load bundles (or some of their images) into the Docker daemon or containerd, then name them: BUNDLE… [IMAGE…]',
     builder: (y) =>
       y
-        .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
+        .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply (- or none: stdin), then optionally image names or IDs to load only those' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
         .option('snapshotter', { type: 'string', describe: 'with --containerd: unpack into this snapshotter (default: overlayfs, else native)' })
@@ -49,12 +50,21 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       const rules = retagRules(args.retag);
       const given = [...args.args];
       const address = await containerdFlag(args.containerd, given);
-      if (given.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…]; see `ferry load --help`' });
-      const { bundles: paths, images: select } = await splitBundles(given);
+      // As docker load: with no bundle named, one piped or redirected in is read; `-` names stdin among others.
+      if (given.length === 0 && !stdinIsTerminal()) given.push('-');
+      if (given.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…], or ferry load < BUNDLE; see `ferry load --help`' });
       const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
+      const stdin = given.includes('-') ? await stdinAsFile(signal) : undefined;
+      if (stdin) given[given.indexOf('-')] = stdin.path;
+      const { bundles: paths, images: select } = await splitBundles(given).catch(async (err: unknown) => {
+        await stdin?.remove();
+        throw err;
+      });
       // Volumes of a set are checked whole and put in order before anything else.
-      const { bundles, loneVolume } = await openBundles(paths);
+      // A spooled stdin is unlinked once open: read through the open file, it leaves nothing behind whatever happens.
+      const { bundles, loneVolume } = await openBundles(paths).finally(() => stdin?.remove());
+      const shown = paths.map((p) => (p === stdin?.path ? 'stdin' : p));
       const place = openLoadPlace(address, args);
       let loaded: CopiedBundle[] = [];
       let written: Pick<CopyResult, 'blobs' | 'bytesWritten' | 'bytesSent'> | undefined;
@@ -65,7 +75,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
           await runSteps(
             [
               {
-                title: `Load ${paths.join(', ')} into ${place.title}`,
+                title: `Load ${shown.join(', ')} into ${place.title}`,
                 run: async (step) => {
                   await place.reach(signal);
                   let layers = 0;
@@ -103,7 +113,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         await place.close();
       }
       const images = loaded.flatMap((l) => l.images.map(loadedImage));
-      if (args.json) printJson({ bundles: paths, images, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(written ? { blobs: { present: written.blobs.present, written: written.blobs.written }, bytesWritten: written.bytesWritten, bytesSent: written.bytesSent } : {}), ...(args.receipt ? { receipt: args.receipt } : {}) });
+      if (args.json) printJson({ bundles: shown, images, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(written ? { blobs: { present: written.blobs.present, written: written.blobs.written }, bytesWritten: written.bytesWritten, bytesSent: written.bytesSent } : {}), ...(args.receipt ? { receipt: args.receipt } : {}) });
       else if (!args.quiet) {
         for (const l of images) {
           const names = l.tags.length ? l.tags.map((t) => familiarReference(parseReference(t))).join(', ') : '<untagged>';
