@@ -110,6 +110,10 @@ describe('bundles through Docker daemons', { skip }, () => {
     await assert.rejects(ids('ferry-test/app:1'), 'the original name was rewritten, not added');
     const out = json<{ images: { imageId: string; layersSent: number }[] }>(run);
     assert.equal(out.images.reduce((s, i) => s + i.layersSent, 0), 5, 'each layer sent once');
+    // Plain progress has a line for every layer sent, with bytes of the total: as many as the summary counts.
+    const progress = run.stderr.split('\n').filter((l) => /^ {2}layer \d+ sent \(/.test(l));
+    assert.equal(progress.length, 5, run.stderr);
+    assert.match(progress.at(-1)!, /^ {2}layer 5 sent .* of .*\(\d+%\), .*\/s/);
   });
 
   it('a second load sends no layers and only adds the new names', async () => {

@@ -13,7 +13,7 @@ import type { CopiedBundle, CopiedImage, CopyResult } from '../transfer/copy.js'
 import { FerryError, toFerryError } from '../ui/errors.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
-import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
+import { formatBytes, Meter, progressMode, runSteps } from '../ui/progress.js';
 import { containerdFlag, openLoadPlace, type PlaceArgs } from './load-place.js';
 import { stdinAsFile, stdinIsTerminal } from '../files/stdin.js';
 
@@ -78,19 +78,20 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                 title: `Load ${shown.join(', ')} into ${place.title}`,
                 run: async (step) => {
                   await place.reach(signal);
+                  const meter = new Meter();
                   let layers = 0;
-                  let stored = 0;
-                  let bytes = 0;
                   const r = await loadBundles(bundles, place.target, {
                     select,
                     skipIncomplete: loneVolume,
                     retag: rules,
                     events: {
-                      layer: () => step.update(`${++layers} layer(s) sent`),
-                      blob: (b) => {
-                        if (b.outcome === 'written') bytes += b.size;
-                        step.update(`${++stored} blob(s), ${formatBytes(bytes)} written`);
+                      planned: (n) => meter.plan(n),
+                      sent: (n) => {
+                        meter.add(n);
+                        step.update(meter.text());
                       },
+                      layer: (d) => step.log(`layer ${++layers} sent (${d.slice(7, 19)}): ${meter.text()}`),
+                      blob: (b) => step.log(`${b.outcome === 'present' ? 'already there' : b.outcome} ${b.digest.slice(0, 19)} (${formatBytes(b.size)}): ${meter.text()}`),
                     },
                     signal,
                   });

@@ -11,7 +11,7 @@ import { packImages } from '../transfer/pack.js';
 import { dryRunView, planPack } from '../transfer/pack-plan.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { FerryError } from '../ui/errors.js';
-import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.js';
+import { formatBytes, Meter, progressMode, runSteps, type Step } from '../ui/progress.js';
 import type { BundleIndex } from '../bundle/format.js';
 import { Catalog } from '../catalog/catalog.js';
 import { loadSigner } from '../sign/signature.js';
@@ -135,13 +135,19 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const writeStep: Step = {
         title: `Write layers to ${toStdout ? 'stdout (staged in TMPDIR)' : args.output} (${args.compression} where ferry compresses, pulled blobs ${args.recompress ? 'recompressed' : 'kept as they are'})`,
         run: async (step) => {
+          const meter = new Meter();
           const target = await BundleTarget.create(whole, { compression: args.compression, recompress: args.recompress ?? false, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
           await packImages(parts, target, {
             recompress: args.recompress ?? false,
             ...(plan ? { plan } : {}),
             events: {
+              planned: (n) => meter.plan(n),
+              read: (n) => {
+                meter.add(n);
+                step.update(meter.text());
+              },
               // A kept blob's uncompressed size is known only when its check ends, after this event.
-              layer: (l) => step.update(`layer ${l.done}/${l.total}: ${l.uncompressedSize ? `${formatBytes(l.uncompressedSize)} -> ` : 'kept, '}${formatBytes(l.size)}`),
+              layer: (l) => !l.repeat && step.log(`layer ${l.done}/${l.total}: ${l.uncompressedSize ? `${formatBytes(l.uncompressedSize)} -> ` : 'kept, '}${formatBytes(l.size)}; ${meter.text()}`),
             },
             signal,
           });

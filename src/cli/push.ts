@@ -9,7 +9,7 @@ import type { CopiedImage, CopyResult } from '../transfer/copy.js';
 import { dryRun, pushBundles } from '../transfer/push.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
-import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
+import { formatBytes, Meter, progressMode, runSteps } from '../ui/progress.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { writeDocument } from '../sync/documents.js';
 import { makeReceipt, type ImageOutcome } from '../sync/receipts.js';
@@ -92,11 +92,24 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
                 title: `Push ${paths.join(', ')} to ${where}`,
                 run: async (step) => {
                   await target.client.ping(signal);
-                  let n = 0;
+                  const meter = new Meter();
+                  const counts = { written: 0, mounted: 0, present: 0 };
+                  const tally = (): string => `${counts.written} uploaded, ${counts.mounted} mounted, ${counts.present} already there`;
                   result = await pushBundles(bundles, target, {
                     select,
                     retag: rules,
-                    events: { blob: (x) => step.update(`${++n} blob(s): ${x.digest.slice(0, 19)} ${x.outcome === 'written' ? 'uploaded' : x.outcome}`) },
+                    events: {
+                      planned: (n) => meter.plan(n),
+                      sent: (n) => {
+                        meter.add(n);
+                        step.update(`${meter.text()}; ${tally()}`);
+                      },
+                      // The same outcomes the summary counts, so the last line and the summary agree.
+                      blob: (x) => {
+                        counts[x.outcome]++;
+                        step.log(`${x.outcome === 'written' ? 'uploaded' : x.outcome === 'present' ? 'already there' : 'mounted'} ${x.digest.slice(0, 19)} (${formatBytes(x.size)}); ${tally()}`);
+                      },
+                    },
                     signal,
                   });
                 },

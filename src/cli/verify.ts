@@ -9,7 +9,7 @@ import { loadVerifier } from '../sign/signature.js';
 import { addHave, holdingsOfBundle } from '../sync/have.js';
 import { TargetState } from '../sync/target-state.js';
 import { printJson } from '../ui/output.js';
-import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.js';
+import { formatBytes, Meter, progressMode, runSteps, type Step } from '../ui/progress.js';
 
 interface VerifyArgs {
   bundles: string[];
@@ -45,7 +45,17 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
                 title: `Verify ${bundle.path}`,
                 run: async (step) => {
                   if (verifier) await bundle.checkSignature(verifier);
-                  reports.push({ path: bundle.path, report: await verifyBundle(bundle, { blob: (b) => step.update(`blob ${b.done}/${b.total}: ${b.entry}`) }, signal) });
+                  // Bytes are counted as each blob's check ends (its size from the index).
+                  const meter = new Meter();
+                  meter.plan(bundle.index.blobs.reduce((n, b) => n + b.size, 0));
+                  const blobs = new Map(bundle.index.blobs.map((b) => [`blobs/sha256/${b.digest.slice(7)}`, b]));
+                  const blob = (b: { done: number; total: number; entry: string }): void => {
+                    const known = blobs.get(b.entry);
+                    meter.add(known?.size ?? 0);
+                    // Every layer gets a line of its own; configs and manifests only move the passing state.
+                    (known?.diffId ? step.log : step.update)(`blob ${b.done}/${b.total}: ${b.entry}; ${meter.text()}`);
+                  };
+                  reports.push({ path: bundle.path, report: await verifyBundle(bundle, { blob }, signal) });
                 },
               }),
             ),

@@ -32,6 +32,13 @@ export interface CopyEvents {
   blob?(info: { digest: string; size: number; outcome: BlobOutcome }): void;
   /** A layer sent inside a whole image (targets without writeBlob). */
   layer?(diffId: DiffId): void;
+  /**
+   * Bytes the copy expects to send, told as images are prepared: each blob to write once, or each layer tar of a
+   * whole-image target; negative for a blob the target turned out to have.
+   */
+  planned?(bytes: number): void;
+  /** Bytes sent, as they pass. */
+  sent?(bytes: number): void;
 }
 
 /** What copying one image did. */
@@ -136,19 +143,32 @@ async function copyOne(plan: LayerPlan, forms: LayerForms, target: ImageTarget, 
     return p;
   };
   const images = plan.images.map(({ image, names, within }) => prepare(image, names, within));
+  const planned = new Set<string>();
+  const expect = (key: string, bytes: number): void => {
+    if (planned.has(key)) return;
+    planned.add(key);
+    events.planned?.(bytes);
+  };
+  // Every outcome is counted here and told once, so what progress shows and the summary says agree.
+  const tally = (b: BlobToWrite, outcomes: readonly BlobOutcome[]): void => {
+    for (const outcome of outcomes) {
+      result.blobs[outcome]++;
+      if (outcome === 'written') result.bytesWritten += b.size;
+      events.blob?.({ digest: b.digest, size: b.size, outcome });
+    }
+  };
   if (target.writeBlob) {
     const write = target.writeBlob.bind(target);
     const lanes = new BlobLanes(BLOB_LANES);
     const stored = async (p: PreparedImage): Promise<void> => {
       const blobs = await p.put.blobs();
+      for (const b of blobs) expect(b.digest, b.size);
       await settledAll(
         blobs.map((b) =>
           lanes.run(b.digest, b.size, async () => {
-            for (const outcome of await write(counted(b, result), [...p.put.names, ...p.put.within], signal)) {
-              result.blobs[outcome]++;
-              if (outcome === 'written') result.bytesWritten += b.size;
-              events.blob?.({ digest: b.digest, size: b.size, outcome });
-            }
+            const outcomes = await write(counted(b, result, events), [...p.put.names, ...p.put.within], signal);
+            if (!outcomes.includes('written')) events.planned?.(-b.size);
+            tally(b, outcomes);
           }),
         ),
       );
@@ -161,10 +181,16 @@ async function copyOne(plan: LayerPlan, forms: LayerForms, target: ImageTarget, 
   const indexes: IndexToPut[] = [];
   for (const { index, names } of plan.indexes) indexes.push(await prepareIndex(plan.bundle, forms, index, names, (img) => prepare(img, [], names)));
   if (target.writeBlob) {
-    for (const ix of indexes) for (const a of ix.artifacts) for (const b of a.blobs) for (const outcome of await target.writeBlob(counted(b, result), ix.names, signal)) result.blobs[outcome]++;
+    for (const ix of indexes) for (const a of ix.artifacts) for (const b of a.blobs) tally(b, await target.writeBlob(counted(b, result, events), ix.names, signal));
   }
+  // A whole-image target (a daemon) reads the layer tars it lacks inside putImages: those are the bytes that move.
+  const toPut = ready.map((p) => {
+    if (target.writeBlob || !events.sent) return p.put;
+    for (const l of p.put.layers) if (!l.held) expect(l.diffId, l.uncompressedSize);
+    return { ...p.put, layers: p.put.layers.map((l) => ({ ...l, tar: () => countedTar(l.tar(), events) })) };
+  });
   const put = await target.putImages(
-    ready.map((p) => p.put),
+    toPut,
     indexes,
     { ...(signal ? { signal } : {}), ...(events.layer ? { onLayer: events.layer } : {}) },
   );
@@ -186,15 +212,23 @@ async function copyOne(plan: LayerPlan, forms: LayerForms, target: ImageTarget, 
   };
 }
 
-/** counted is the blob with every byte its target reads of it added to bytesSent. */
-function counted(b: BlobToWrite, result: CopyResult): BlobToWrite {
+/** counted is the blob with every byte its target reads of it added to bytesSent, and told as sent. */
+function counted(b: BlobToWrite, result: CopyResult, events: CopyEvents): BlobToWrite {
   return {
     ...b,
     open: async function* (offset) {
       for await (const chunk of b.open(offset)) {
         result.bytesSent += chunk.length;
+        events.sent?.(chunk.length);
         yield chunk;
       }
     },
   };
+}
+
+async function* countedTar(tar: AsyncIterable<Buffer>, events: CopyEvents): AsyncIterable<Buffer> {
+  for await (const chunk of tar) {
+    events.sent?.(chunk.length);
+    yield chunk;
+  }
 }

@@ -15,6 +15,10 @@ import { ThinPlan } from './thin-plan.js';
 
 export interface PackEvents {
   layer?(info: { digest: string; size: number; uncompressedSize: number; repeat: boolean; done: number; total: number }): void;
+  /** The bytes sources are expected to hand over (an estimate: a daemon's images by their size), told once at the start. */
+  planned?(bytes: number): void;
+  /** Bytes sources handed over, as they pass. */
+  read?(bytes: number): void;
 }
 
 export interface PackPart {
@@ -42,18 +46,29 @@ export async function packImages(parts: readonly PackPart[], target: PackTarget,
     // What a killed run of this same pack finished is taken first, so sources skip it.
     const reused = await target.resume(parts.flatMap((p) => p.resolved.images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !recompress ? { keptLayers: i.manifest.layers } : {}) }))));
     const keys = new Set<string>();
+    let bytes = 0;
     for (const p of parts) {
       for (const img of p.resolved.images) {
         // Layers that stay behind are not progress.
-        if (img.manifest && !recompress) for (const l of img.manifest.layers) !thin.leavesOutBlob(l.digest) && keys.add(l.digest);
-        else for (const d of img.diffIds) !thin.staysBehind(d) && keys.add(d);
+        if (img.manifest && !recompress) {
+          for (const l of img.manifest.layers) {
+            if (thin.leavesOutBlob(l.digest) || keys.has(l.digest)) continue;
+            keys.add(l.digest);
+            bytes += l.size;
+          }
+        } else {
+          for (const d of img.diffIds) !thin.staysBehind(d) && keys.add(d);
+          // A daemon's save carries every layer of the image, held or not.
+          bytes += img.size;
+        }
       }
     }
+    events.planned?.(bytes);
     let done = reused;
     const feed = new SourceFeed(target, thin, (l, repeat) => {
       if (!repeat) done++;
       events.layer?.({ ...l, repeat, done, total: keys.size });
-    });
+    }, (n) => events.read?.(n));
     for (const { source, resolved } of parts) {
       const exported = await source.export(resolved.images, feed, signal);
       // Artifacts (attestations) name their images by digest: after recompressing, they would name nothing.

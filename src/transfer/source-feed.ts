@@ -24,6 +24,8 @@ export class SourceFeed implements LayerSink {
     private readonly thin: ThinPlan,
     /** report is told of each layer stored, and (repeat) of each found stored already. */
     private readonly report: (layer: FedLayer, repeat: boolean) => void,
+    /** read is told of the bytes sources hand over, as they pass. */
+    private readonly read: (bytes: number) => void = () => undefined,
   ) {}
 
   has(diffId: DiffId): boolean {
@@ -35,14 +37,16 @@ export class SourceFeed implements LayerSink {
     return !this.has(b.diffId);
   }
 
-  async put(body: AsyncIterable<Buffer>, info: { size: number }): Promise<DiffId> {
+  async put(passing: AsyncIterable<Buffer>, info: { size: number }): Promise<DiffId> {
+    const body = this.counted(passing);
     // A layer of the same size as one already held (stored from another save, taken from a killed run, or to stay
     // behind) is hashed first, parked in a spool: if it is that layer, it is not compressed again.
     if (this.target.heldLayerOfSize(info.size) || this.thin.layersOfSize(info.size).length) return this.putMaybeHeld(body);
     return this.took(await this.target.ingestLayer(body, this.keep));
   }
 
-  async putBlob(blob: BlobDescriptor & { diffId: DiffId }, body: AsyncIterable<Buffer>): Promise<void> {
+  async putBlob(blob: BlobDescriptor & { diffId: DiffId }, passing: AsyncIterable<Buffer>): Promise<void> {
+    const body = this.counted(passing);
     if (this.target.layerForm(blob.mediaType) === 'stored') {
       await this.target.writeBlob!(once(blob, body), []);
       this.report({ digest: blob.digest, size: blob.size, uncompressedSize: 0 }, false);
@@ -63,6 +67,13 @@ export class SourceFeed implements LayerSink {
 
   async putOpaque(blob: BlobDescriptor, body: AsyncIterable<Buffer>): Promise<void> {
     await this.target.writeBlob!(once(blob, body), []);
+  }
+
+  private async *counted(body: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    for await (const chunk of body) {
+      this.read(chunk.length);
+      yield chunk;
+    }
   }
 
   /** A layer that stays behind is compressed only to learn which one it was; then the plan names it. */
