@@ -246,7 +246,7 @@ describe('incremental sync between sites', { skip }, () => {
     const w1 = join(work, 'c-week1.ferry.tar');
     assert.equal((await ferry(['pack', ...WEEK1, '--site', 'c', '-o', w1], { dockerHost: src.host, env: e })).code, 0);
     // Probes plan only (--dry-run): they neither write nor record a bundle.
-    const probe = async (extra: string[] = []): Promise<{ travel: string[]; reliedOn: string[] }> => {
+    const probe = async (extra: string[] = []): Promise<{ travel: string[]; reliedOn: string[]; bytes: { uncompressed: number; stored: number; unsized: number } }> => {
       const run = await ferry(['pack', ...WEEK2, '--site', 'c', '--dry-run', '--json', '-o', join(work, 'never.ferry.tar'), ...extra], { dockerHost: src.host, env: e });
       assert.equal(run.code, 0, run.stderr);
       return json(run);
@@ -255,8 +255,13 @@ describe('incremental sync between sites', { skip }, () => {
     // Nothing confirmed: every week-2 layer travels.
     const unconfirmed = await probe(['--confirmed-only']);
     assert.deepEqual([unconfirmed.travel.length, unconfirmed.reliedOn.length], [all, 0]);
+    // Sizes from the daemon's image history, every layer's known; the bundle's bytes estimated from them.
+    assert.equal(unconfirmed.bytes.unsized, 0);
+    assert.ok(unconfirmed.bytes.uncompressed > 0 && unconfirmed.bytes.stored > 0, JSON.stringify(unconfirmed.bytes));
     // Assumed (week 1 sent, no word back): only the new layers.
-    assert.equal((await probe()).travel.length, 3);
+    const assumed = await probe();
+    assert.equal(assumed.travel.length, 3);
+    assert.ok(assumed.bytes.uncompressed < unconfirmed.bytes.uncompressed, 'fewer layers, fewer bytes');
 
     // The site loads week 1 and sends a receipt back: now confirmed.
     const c = await startDockerd('sync-c');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ferry } from './helpers/ferry.js';
+import { ferry, json } from './helpers/ferry.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 import { writeSaveArchive } from './helpers/save-archive.js';
 import { missing } from './helpers/tools.js';
@@ -41,6 +41,22 @@ describe('plain progress: bytes, every layer, counts that match the summary', { 
     assert.deepEqual(lines.map((l) => l.match(/layer (\d+\/\d+)/)![1]), ['1/4', '2/4', '3/4', '4/4'], run.stderr);
     for (const l of lines) assert.match(l, METER);
     assert.match(run.stderr, /4 layer\(s\)/, 'the summary counts the same layers');
+  });
+
+  it('pack --dry-run: the bytes each image and the whole bundle would take, each layer counted once', async () => {
+    type Bytes = { stored: number; storedEstimated: boolean; uncompressed: number; unsized: number };
+    const run = await ferry(['pack', `docker-archive:${join(dir, 'a.tar')}`, '--dry-run', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const view = json<{ images: { bytes: Bytes }[]; bytes: Bytes }>(run);
+    const packed = json<{ uncompressedBytes: number }>(await ferry(['pack', `docker-archive:${join(dir, 'a.tar')}`, '-o', join(dir, 'again.ferry.tar'), '--json']));
+    assert.equal(view.bytes.uncompressed, packed.uncompressedBytes, 'the layer tars, the shared base once');
+    assert.equal(view.bytes.unsized, 0);
+    assert.ok(view.bytes.storedEstimated);
+    assert.ok(view.images[0]!.bytes.uncompressed + view.images[1]!.bytes.uncompressed > view.bytes.uncompressed, 'per image, the shared base counts in each');
+    const text = await ferry(['pack', `docker-archive:${join(dir, 'a.tar')}`, '--dry-run']);
+    assert.match(text.stdout, /4 layer\(s\) would travel \(~[\d.]+ [kM]B in the bundle, [\d.]+ [kM]B uncompressed, each layer once\)/);
+    const thin = json<{ bytes: Bytes }>(await ferry(['pack', `docker-archive:${join(dir, 'a.tar')}`, '--dry-run', '--json', '--have', bundle]));
+    assert.deepEqual(thin.bytes, { stored: 0, storedEstimated: false, uncompressed: 0, unsized: 0 }, 'all held: nothing travels');
   });
 
   it('verify: a line per layer with bytes checked of the bundle', async () => {

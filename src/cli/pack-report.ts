@@ -1,6 +1,6 @@
 // What `ferry pack` prints: the bundle written (or its volumes), and a dry run's plan; --json for machines.
 import type { BundleIndex } from '../bundle/format.js';
-import type { DryRunView } from '../transfer/pack-plan.js';
+import type { DryRunBytes, DryRunView } from '../transfer/pack-plan.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, type ProgressMode } from '../ui/progress.js';
 
@@ -24,8 +24,15 @@ export interface Packed {
 export function printDryRun(view: DryRunView, mode: Mode): void {
   if (mode === 'json') return printJson(view);
   if (mode === 'quiet') return;
-  for (const img of view.images) process.stdout.write(`${img.refs.join(', ') || img.imageId}: ${img.travels} layer(s) travel, ${img.reliedOn} relied on\n`);
-  process.stdout.write(`${view.travel.length} layer(s) would travel; ${view.reliedOn.length} the target holds (nothing written)\n`);
+  for (const img of view.images) process.stdout.write(`${img.refs.join(', ') || img.imageId}: ${img.travels} layer(s) travel (${sized(img.bytes)}), ${img.reliedOn} relied on\n`);
+  process.stdout.write(`${view.travel.length} layer(s) would travel (${sized(view.bytes)}, each layer once); ${view.reliedOn.length} the target holds (nothing written)\n`);
+}
+
+/** sized: "~41.2 MB in the bundle, 118 MB uncompressed", saying what is estimated or unknown. */
+function sized(b: DryRunBytes): string {
+  const stored = `${b.storedEstimated ? '~' : ''}${formatBytes(b.stored)} in the bundle`;
+  const unknown = b.unsized ? `; ${b.unsized} layer(s) of unknown uncompressed size` : '';
+  return `${stored}, ${formatBytes(b.uncompressed)} uncompressed${unknown}`;
 }
 
 export function printPacked(p: Packed, mode: Mode): void {

@@ -178,7 +178,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       }
       if (args['dry-run']) {
         catalog?.close();
-        printDryRun(dryRunView(parts.flatMap((p) => p.resolved.images), plan, args.recompress ?? false), args.json ? 'json' : mode);
+        printDryRun(dryRunView(parts.flatMap((p) => p.resolved.images), plan, { recompress: args.recompress ?? false, compression: args.compression }), args.json ? 'json' : mode);
         return;
       }
       if (toStdout) {

@@ -52,3 +52,22 @@ export async function tagImage(engine: DockerEngineClient, imageId: string, repo
   if (res.statusCode >= 300) throw await engine.httpError(res, { method: 'POST', path: `/images/${imageId}/tag` });
   await res.body.text();
 }
+
+/** The diffID of an empty layer tar (1024 zero bytes): a daemon's history gives it no size of its own. */
+const EMPTY_LAYER = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
+
+/**
+ * layerSizes reads each layer's size from the image's history (entries that made a layer have a size; empty
+ * ones, such as ENV, have none), or undefined when the history does not line up with the layers.
+ */
+export async function layerSizes(engine: DockerEngineClient, img: EngineImage, signal?: AbortSignal): Promise<number[] | undefined> {
+  const history = await engine.json<{ Size: number }[]>({ method: 'GET', path: `/images/${encodeURIComponent(img.Id)}/history`, ...(signal ? { signal } : {}) });
+  const sized = history
+    .map((h) => h.Size)
+    .filter((n) => n > 0)
+    .reverse();
+  const diffIds = diffIdsOf(img);
+  if (sized.length !== diffIds.filter((d) => d !== EMPTY_LAYER).length) return undefined;
+  let k = 0;
+  return diffIds.map((d) => (d === EMPTY_LAYER ? 0 : sized[k++]!));
+}

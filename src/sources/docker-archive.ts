@@ -50,7 +50,7 @@ export class DockerArchiveSource implements ImageSource {
       for (const { image, refs } of pick(`${DOCKER_ARCHIVE_TRANSPORT}${location}`, saved, ref)) {
         const known = byId.get(image.id);
         if (known) for (const r of refs) !known.refs.includes(r) && known.refs.push(r);
-        else byId.set(image.id, { asked, refs: [...refs], id: image.id, platform: image.platform, diffIds: image.diffIds, size: image.size });
+        else byId.set(image.id, { asked, refs: [...refs], id: image.id, platform: image.platform, diffIds: image.diffIds, size: image.size, layerSizes: image.layers.map((l) => image.tar.size(l)) });
         this.held.set(image.id, image);
       }
     }

@@ -2,7 +2,7 @@
 // streams so that the daemon prepares one group while ferry compresses another.
 import { DockerEngineClient } from '../engine/client.js';
 import { HttpFramingError } from '../engine/http-response-framer.js';
-import { diffIdsOf, inspectImage, type EngineImage } from '../engine/images.js';
+import { diffIdsOf, inspectImage, layerSizes, type EngineImage } from '../engine/images.js';
 import { hex, type DiffId } from '../image/digest.js';
 import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
@@ -52,7 +52,7 @@ export class DockerDaemonSource implements ImageSource {
           hint: 'check the name with `docker images`, or pull it first',
         });
       }
-      const known = byId.get(img.Id) ?? toSourceImage(asked, img);
+      const known = byId.get(img.Id) ?? toSourceImage(asked, img, await layerSizes(this.engine, img, signal));
       if (ref && ref.tag && !ref.digest) {
         const full = formatReference(ref);
         if (!known.refs.includes(full)) known.refs.push(full);
@@ -118,7 +118,7 @@ export class DockerDaemonSource implements ImageSource {
   }
 }
 
-function toSourceImage(asked: string, img: EngineImage): SourceImage {
+function toSourceImage(asked: string, img: EngineImage, sizes: number[] | undefined): SourceImage {
   return {
     asked,
     refs: [],
@@ -126,6 +126,7 @@ function toSourceImage(asked: string, img: EngineImage): SourceImage {
     platform: { os: img.Os, architecture: img.Architecture, ...(img.Variant ? { variant: img.Variant } : {}) },
     diffIds: diffIdsOf(img),
     size: img.Size,
+    ...(sizes ? { layerSizes: sizes } : {}),
   };
 }
 

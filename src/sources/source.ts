@@ -15,6 +15,8 @@ export interface SourceImage {
   diffIds: DiffId[];
   /** A size estimate for planning (bytes of all layers), 0 if unknown. */
   size: number;
+  /** Uncompressed bytes of each layer, base first, where the source knows them cheaply (an archive, a daemon's history). */
+  layerSizes?: number[];
   /** Set by sources that hold distributable manifests (registry, OCI layout, bundle); absent for a daemon's images. */
   manifest?: KeptImageManifest;
 }
