@@ -1,4 +1,4 @@
-// `ferry load`: bundles into the Docker daemon at DOCKER_HOST, or containerd with --containerd: only the layers it
+// `ferry load`: bundles into a Docker daemon (-H, DOCKER_HOST, a Docker context), or containerd with --containerd: only the layers it
 // lacks, then names; several bundles apply in order as a chain. --receipt writes what it holds afterwards, to carry back.
 import type { CommandModule } from 'yargs';
 import type { BundleReader } from '../bundle/reader.js';
@@ -15,6 +15,7 @@ import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import { containerdFlag, openLoadPlace, type PlaceArgs } from './load-place.js';
+import { withDaemonOptions } from './daemon-options.js';
 
 interface LoadArgs extends PlaceArgs {
   args: string[];
@@ -32,7 +33,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     command: 'load [args..]',
     describe: 'load bundles (or some of their images) into the Docker daemon or containerd, then name them: BUNDLE… [IMAGE…]',
     builder: (y) =>
-      y
+      withDaemonOptions(y)
         .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
@@ -41,6 +42,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         .option('require-signature', { type: 'string', describe: 'refuse, before anything is loaded, bundles not signed by this public key (NAME.pub)' })
         .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
         .option('receipt', { type: 'string', describe: 'write a receipt (what the daemon holds of these bundles afterwards) to this file, even if the load fails' })
+        .conflicts('containerd', ['host', 'context'])
         .example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed')
         .example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name')
         .example('$0 load week46.ferry.tar week47.ferry.tar --receipt site-b.receipt.json', 'two bundles as a chain, with a receipt to carry back')

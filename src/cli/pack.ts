@@ -10,6 +10,7 @@ import { groupByTransport, openSource } from '../sources/open.js';
 import { parsePlatform } from '../image/platform.js';
 import { packImages, type PackPart } from '../transfer/pack.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
+import { daemonEndpoint, withDaemonOptions, type DaemonArgs } from './daemon-options.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps, type Step } from '../ui/progress.js';
@@ -25,7 +26,7 @@ import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
 import { addSiteState } from '../sync/site-state.js';
 import { TargetState } from '../sync/target-state.js';
 
-interface PackArgs extends RegistryArgs {
+interface PackArgs extends RegistryArgs, DaemonArgs {
   images?: string[];
   file?: string[];
   output?: string;
@@ -52,7 +53,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
     describe: 'write images from a Docker daemon, registries, archives, OCI layouts or other bundles into one bundle',
     builder: (y) =>
       withRegistryOptions(
-        y
+        withDaemonOptions(y)
           .positional('images', {
             type: 'string',
             array: true,
@@ -119,7 +120,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${where})`,
         run: async () => {
           for (const [t, group] of groups) {
-            const source = await openSource(t, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn });
+            const source = await openSource(t, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn, daemon: () => daemonEndpoint(args) });
             parts.push({ source, resolved: { images: [], indexes: [] } });
             parts[parts.length - 1]!.resolved = await source.resolve(group, { platforms, allPlatforms: args['all-platforms'] ?? false, signal });
           }
