@@ -1,7 +1,8 @@
 // Reaching the Docker daemon as the docker CLI does: a dockerd behind --tlsverify (certificates made here with
 // openssl) reached through DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, through -H and the TLS flags, through a Docker context
 // made by the real `docker context create/use`; refused clearly without a client certificate, with an untrusted
-// daemon certificate, or in plain HTTP; the choice between flags, environment and contexts in docker's order.
+// daemon certificate, or in plain HTTP; the choice between flags, environment and contexts in docker's order; and a
+// load that moves a tag from another image says so, as `docker load` does.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -145,6 +146,19 @@ describe('the Docker daemon reached as the docker CLI reaches it', { skip }, () 
 
     const missingCa = await run(['load', baseBundle, '-H', tcp, '--tlsverify'], { DOCKER_CERT_PATH: join(work, 'empty') });
     assertFails(missingCa, 2, ['--tlsverify', join(work, 'empty', 'ca.pem'), /^hint: /m]);
+  });
+
+  it('a load that moves a tag from another image says which, in plain output and --json', async () => {
+    const first = await run(['load', baseBundle, '--retag', 'ferry-conn/base:1=ferry-conn/moved:1', '--json'], { DOCKER_HOST: d.host });
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(json<{ renamed: unknown[] }>(first).renamed, []);
+    const second = await run(['load', appBundle, '--retag', 'ferry-conn/app:1=ferry-conn/moved:1', '--json'], { DOCKER_HOST: d.host });
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(json<{ renamed: unknown[] }>(second).renamed, [{ tag: 'docker.io/ferry-conn/moved:1', imageId: appId, previousImageId: baseId }]);
+    const back = await run(['load', baseBundle, '--retag', 'ferry-conn/base:1=ferry-conn/moved:1'], { DOCKER_HOST: d.host });
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(back.stderr, new RegExp(`^The image ferry-conn/moved:1 already exists, renaming the old one with ID ${appId} to empty string$`, 'm'));
+    assert.equal((await d.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-conn/moved:1'])).trim(), baseId);
   });
 
   it("chooses as docker's CLI does: --context, -H, DOCKER_HOST, DOCKER_CONTEXT, currentContext, the default socket", async () => {

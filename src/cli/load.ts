@@ -10,6 +10,7 @@ import { makeReceipt } from '../sync/receipts.js';
 import { loadSigner, loadVerifier, type Signer } from '../sign/signature.js';
 import { loadBundles } from '../transfer/load.js';
 import type { CopiedBundle, CopiedImage, CopyResult } from '../transfer/copy.js';
+import type { NamedRef } from '../targets/target.js';
 import { FerryError, toFerryError } from '../ui/errors.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
@@ -59,6 +60,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       const { bundles, loneVolume } = await openBundles(paths);
       const place = openLoadPlace(address, args);
       let loaded: CopiedBundle[] = [];
+      let named: NamedRef[] = [];
       let written: Pick<CopyResult, 'blobs' | 'bytesWritten' | 'bytesSent'> | undefined;
       try {
         // Every bundle's signature is checked before the first is loaded.
@@ -87,6 +89,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                     signal,
                   });
                   loaded = r.bundles;
+                  named = r.named;
                   // Targets that store blobs (containerd) say what they had, what was written and what it took.
                   if (place.target.writeBlob) written = { blobs: r.blobs, bytesWritten: r.bytesWritten, bytesSent: r.bytesSent };
                 },
@@ -105,8 +108,11 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         await place.close();
       }
       const images = loaded.flatMap((l) => l.images.map(loadedImage));
-      if (args.json) printJson({ bundles: paths, images, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(written ? { blobs: { present: written.blobs.present, written: written.blobs.written }, bytesWritten: written.bytesWritten, bytesSent: written.bytesSent } : {}), ...(args.receipt ? { receipt: args.receipt } : {}) });
+      // Tags the load took from other images, as `docker load` reports them.
+      const renamed = named.flatMap((n) => (n.movedFrom && n.imageId ? [{ tag: n.name, imageId: n.imageId, previousImageId: n.movedFrom }] : []));
+      if (args.json) printJson({ bundles: paths, images, renamed, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(written ? { blobs: { present: written.blobs.present, written: written.blobs.written }, bytesWritten: written.bytesWritten, bytesSent: written.bytesSent } : {}), ...(args.receipt ? { receipt: args.receipt } : {}) });
       else if (!args.quiet) {
+        for (const m of renamed) process.stderr.write(`The image ${familiarReference(parseReference(m.tag))} already exists, renaming the old one with ID ${m.previousImageId} to empty string\n`);
         for (const l of images) {
           const names = l.tags.length ? l.tags.map((t) => familiarReference(parseReference(t))).join(', ') : '<untagged>';
           process.stderr.write(`Loaded ${l.imageId.slice(0, 19)} ${names} (${l.layersSent} layer(s) sent, ${l.layersPresent} already present)\n`);
