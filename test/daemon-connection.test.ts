@@ -177,6 +177,10 @@ describe('the Docker daemon reached as the docker CLI reaches it', { skip }, () 
     assert.ok(ctx.tls?.verify && ctx.tls.ca && ctx.tls.cert && ctx.tls.key);
     assert.equal(resolveEndpoint({ host: 'tcp://example.com' }, env).host, 'tcp://example.com:2375');
     assert.equal(resolveEndpoint({ host: 'unix:///x.sock', tlsverify: true }, env).tls, undefined);
+    // A certificate without its key, or files that do not load, are refused before any connection.
+    const noDir = { DOCKER_CERT_PATH: join(work, 'empty') };
+    assert.throws(() => resolveEndpoint({ host: tcp, tlsverify: true, tlscacert: files.ca, tlscert: files.cert }, noDir), { code: 'USAGE', message: /certificate without its key/ });
+    assert.throws(() => resolveEndpoint({ host: tcp, tlsverify: true, tlscacert: files.ca, tlscert: files.cert, tlskey: files.ca }, noDir), { code: 'USAGE', message: /do not load/ });
     // --tls alone: TLS without verifying, no CA needed.
     assert.deepEqual(resolveEndpoint({ host: tcp, tls: true }, { DOCKER_CERT_PATH: join(work, 'empty') }).tls, { verify: false });
   });

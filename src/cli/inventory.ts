@@ -35,7 +35,7 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
     describe: 'describe what a target holds (the Docker daemon, a registry, containerd, or a catalogued site) for `pack --have`',
     builder: (y) =>
       withRegistryOptions(
-        withDaemonOptions(y)
+        withDaemonOptions(y
           .option('output', { alias: 'o', type: 'string', describe: 'the file to write (default: stdout)' })
           .option('registry', { type: 'string', describe: 'HOST[:PORT][/PREFIX]: inventory this registry (repositories under PREFIX) instead of the daemon' })
           .option('containerd', { type: 'string', describe: 'inventory containerd at this socket (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock): its content store, one namespace' })
@@ -48,7 +48,7 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
           .conflicts('context', ['registry', 'site', 'containerd'])
           .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon (DOCKER_HOST, or the Docker context)')
           .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix')
-          .example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)"),
+          .example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)")),
       ),
     handler: async (args) => {
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;

@@ -34,7 +34,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     command: 'load [args..]',
     describe: 'load bundles (or some of their images) into the Docker daemon or containerd, then name them: BUNDLE… [IMAGE…]',
     builder: (y) =>
-      withDaemonOptions(y)
+      withDaemonOptions(y
         .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
@@ -47,7 +47,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         .example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed')
         .example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name')
         .example('$0 load week46.ferry.tar week47.ferry.tar --receipt site-b.receipt.json', 'two bundles as a chain, with a receipt to carry back')
-        .example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io"),
+        .example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io")),
     handler: async (args) => {
       const rules = retagRules(args.retag);
       const given = [...args.args];

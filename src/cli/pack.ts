@@ -53,7 +53,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
     describe: 'write images from a Docker daemon, registries, archives, OCI layouts or other bundles into one bundle',
     builder: (y) =>
       withRegistryOptions(
-        withDaemonOptions(y)
+        withDaemonOptions(y
           .positional('images', {
             type: 'string',
             array: true,
@@ -80,7 +80,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive')
           .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10')
           .example('$0 pack -f images.yaml --have site-b.inventory.json -o week48.ferry.tar', 'only what site B lacks')
-          .example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle'),
+          .example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle')),
       ),
     handler: async (args) => {
       const names = [...(args.images ?? [])];

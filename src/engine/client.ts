@@ -44,12 +44,14 @@ export class DockerEngineClient {
       this.client = new Pool('http://docker', { ...pool, socketPath: this.target.path });
       return;
     }
-    // resolveEndpoint gives tcp://host:port only.
-    const url = new URL(`http://${endpoint.host.slice('tcp://'.length)}`);
-    const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    // resolveEndpoint gives tcp://host:port only, the port always written out.
+    const at = endpoint.host.lastIndexOf(':');
+    const name = endpoint.host.slice('tcp://'.length, at);
+    const port = Number(endpoint.host.slice(at + 1));
+    const hostname = name.replace(/^\[(.*)\]$/, '$1');
     const tls = endpoint.tls ? tlsOptions(endpoint.tls, hostname) : undefined;
-    this.target = { host: hostname, port: Number(url.port), ...(tls ? { tls } : {}) };
-    this.client = tls ? new Pool(`https://${url.host}`, { ...pool, connect: tls }) : new Pool(url.origin, pool);
+    this.target = { host: hostname, port, ...(tls ? { tls } : {}) };
+    this.client = new Pool(`${tls ? 'https' : 'http'}://${name}:${port}`, tls ? { ...pool, connect: tls } : pool);
   }
 
   async request(req: EngineRequest): Promise<EngineResponse> {

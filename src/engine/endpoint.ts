@@ -4,6 +4,7 @@
 // DOCKER_TLS/DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { FerryError } from '../ui/errors.js';
 import { DEFAULT_CONTEXT, currentContext, dockerConfigDir, readContext } from './docker-contexts.js';
 
@@ -41,8 +42,9 @@ const HOST_HINT = 'use unix:///path/to/docker.sock or tcp://host:port (ssh://, n
 
 /** resolveEndpoint picks the daemon and its TLS settings from flags, environment and docker's config files. */
 export function resolveEndpoint(flags: EndpointFlags = {}, env: NodeJS.ProcessEnv = process.env): EngineEndpoint {
-  if (Array.isArray(flags.host) && flags.host.length > 1) throw new FerryError('USAGE', `specify only one -H (given: ${flags.host.join(', ')})`);
-  const hostFlag = Array.isArray(flags.host) ? flags.host[0] : flags.host;
+  if (Array.isArray(flags.host) && flags.host.length > 1) throw new FerryError('USAGE', `specify only one -H (given: ${flags.host.join(', ')})`, { hint: 'ferry talks to one Docker daemon per run' });
+  // An empty -H is no -H, as an empty DOCKER_HOST is none (docker falls back to its default for both).
+  const hostFlag = (Array.isArray(flags.host) ? flags.host[0] : flags.host)?.trim() || undefined;
   if (flags.context !== undefined && hostFlag !== undefined) {
     throw new FerryError('USAGE', 'conflicting options: cannot specify both --host and --context', { hint: 'give one: -H names a daemon, --context a stored one' });
   }
@@ -59,7 +61,7 @@ export function resolveEndpoint(flags: EndpointFlags = {}, env: NodeJS.ProcessEn
   const host = parseHost(ctx.host, `the host of ${from}`);
   const hasTls = ctx.tls.ca !== undefined || ctx.tls.cert !== undefined || ctx.tls.key !== undefined;
   if (!host.startsWith('tcp://') || (!hasTls && !ctx.skipTlsVerify)) return { host, from };
-  return { host, from, tls: pairChecked({ ...ctx.tls, verify: !ctx.skipTlsVerify }, `the TLS files of ${from}`) };
+  return { host, from, tls: tlsChecked({ ...ctx.tls, verify: !ctx.skipTlsVerify }, `the TLS files of ${from}`) };
 }
 
 /** defaultEndpoint is docker's "default" context: -H or DOCKER_HOST, TLS from the flags and environment. */
@@ -88,13 +90,23 @@ function defaultEndpoint(flags: EndpointFlags, hostFlag: string | undefined, env
   const ca = file(flags.tlscacert, 'ca.pem', verify);
   const cert = file(flags.tlscert, 'cert.pem', false);
   const key = file(flags.tlskey, 'key.pem', false);
-  return { host, from, tls: pairChecked({ ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), verify }, why) };
+  return { host, from, tls: tlsChecked({ ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), verify }, why) };
 }
 
-/** pairChecked refuses a client certificate without its key, or a key without its certificate. */
-function pairChecked(tls: EngineTls, what: string): EngineTls {
+/**
+ * tlsChecked refuses a client certificate without its key (or the reverse), and files that are not PEM or do not
+ * match, here rather than as an OpenSSL error at the first connection.
+ */
+function tlsChecked(tls: EngineTls, what: string): EngineTls {
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     throw new FerryError('USAGE', `${what}: a client ${tls.cert ? 'certificate without its key' : 'key without its certificate'}`, { hint: 'give both cert.pem and key.pem (--tlscert and --tlskey), or neither' });
+  }
+  try {
+    createSecureContext({ ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) });
+  } catch (err) {
+    throw new FerryError('USAGE', `${what}: the TLS files do not load (${(err as Error).message})`, {
+      hint: 'ca.pem and cert.pem must be PEM certificates, key.pem the unencrypted PEM key of cert.pem',
+    });
   }
   return tls;
 }
