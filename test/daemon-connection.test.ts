@@ -102,7 +102,7 @@ describe('the Docker daemon reached as the docker CLI reaches it', { skip }, () 
     assert.equal((await d.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-conn/by-flags:1'])).trim(), baseId);
   });
 
-  it('load through a Docker context made by `docker context create` and chosen by `docker context use`, DOCKER_CONTEXT or --context', async () => {
+  it('load (and inventory) through a Docker context made by `docker context create` and chosen by `docker context use`, DOCKER_CONTEXT or --context', async () => {
     const config = join(work, 'docker-config');
     await mkdir(config);
     await dockerWith(config, ['context', 'create', 'tls-daemon', '--docker', `host=${tcp},ca=${files.ca},cert=${files.cert},key=${files.key}`]);
@@ -122,6 +122,10 @@ describe('the Docker daemon reached as the docker CLI reaches it', { skip }, () 
     const byFlag = await run(['load', baseBundle, '--context', 'tls-daemon', '--retag', 'ferry-conn/base:1=ferry-conn/by-flag-context:1'], { DOCKER_CONFIG: config, DOCKER_HOST: 'unix:///nonexistent.sock' });
     assert.equal(byFlag.code, 0, byFlag.stderr);
     for (const t of ['by-env-context', 'by-flag-context']) assert.equal((await d.docker(['image', 'inspect', '--format', '{{.Id}}', `ferry-conn/${t}:1`])).trim(), baseId);
+    // inventory reaches the daemon the same way.
+    const inv = await run(['inventory', '--context', 'tls-daemon'], { DOCKER_CONFIG: config });
+    assert.equal(inv.code, 0, inv.stderr);
+    assert.ok(json<{ images: { id: string }[] }>(inv).images.some((i) => i.id === appId), inv.stdout.slice(0, 500));
 
     assertFails(await run(['load', baseBundle, '--context', 'tls-daemon', '-H', tcp], { DOCKER_CONFIG: config }), 2, [/cannot specify both --host and --context/]);
     assertFails(await run(['load', baseBundle, '--context', 'nosuch'], { DOCKER_CONFIG: config }), 2, [/Docker context "nosuch" \(--context\) does not exist/]);
