@@ -1,11 +1,12 @@
 // A daemon's save stream read through one reused buffer: the HTTP framing, the GET itself against real servers
-// (tcp and unix socket), and that every reader downstream survives chunks overwritten once the next is asked for;
+// (tcp, unix socket, tcp with TLS), and that every reader downstream survives chunks overwritten once the next is asked for;
 // and the check that runs beside a layer sent as stored (inflateChecked).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { compress as zstdCompress } from 'zstd-napi';
 import type { Compression } from '../src/image/media-types.js';
 import { paxRecords, tarBytes, type RawEntry } from './helpers/crafted-tar.js';
 import { ferry } from './helpers/ferry.js';
+import { selfSigned } from './helpers/certs.js';
 import { seededRandom } from './helpers/seeded.js';
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -205,6 +207,47 @@ describe('recycledGet against real HTTP servers', () => {
       }
     });
   }
+
+  it('reads a 24 MiB body whole over TLS with a slow reader (TLS decrypts past a declined read: no shared buffer there)', async () => {
+    const cert = selfSigned(work, 'tls-server');
+    const tlsServer = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => server.emit('request', req, res));
+    await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+    try {
+      for (const mode of ['chunked', 'length']) {
+        const target = { host: '127.0.0.1', port: (tlsServer.address() as AddressInfo).port, tls: { ca: cert.cert } };
+        const res = await recycledGet(target, `/images/get?${mode === 'length' ? 'length=1&' : ''}x=tls`);
+        assert.equal(res.statusCode, 200);
+        const h = createHash('sha256');
+        let k = 0;
+        for await (const c of res.body) {
+          h.update(c);
+          if (++k % 7 === 0) await new Promise((r) => setTimeout(r, 1));
+        }
+        assert.equal(`sha256:${h.digest('hex')}`, sha(payload), mode);
+      }
+      // A server whose certificate the client was not told to trust: the handshake's error, as the socket gives it.
+      await assert.rejects(recycledGet({ host: '127.0.0.1', port: (tlsServer.address() as AddressInfo).port, tls: {} }, '/_ping'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    } finally {
+      tlsServer.closeAllConnections();
+      await new Promise((r) => tlsServer.close(r));
+    }
+  });
+
+  it("a chunked body whose end arrives in a read of its own still ends (the reader is told, not left waiting)", { timeout: 10_000 }, async () => {
+    const raw = createNetServer((sock) => {
+      sock.once('data', () => {
+        sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+        setTimeout(() => sock.end('0\r\n\r\n'), 100);
+      });
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    try {
+      const res = await recycledGet({ host: '127.0.0.1', port: (raw.address() as AddressInfo).port }, '/x');
+      assert.equal(await res.body.text(), 'hello');
+    } finally {
+      await new Promise((r) => raw.close(r));
+    }
+  });
 
   it("an error answer's message reads with text()", async () => {
     const res = await recycledGet(targets[0]![1], '/error');

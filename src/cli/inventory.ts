@@ -1,4 +1,4 @@
-// `ferry inventory`: what a target holds (the Docker daemon at DOCKER_HOST, a registry, containerd, or a catalogued site), as a
+// `ferry inventory`: what a target holds (a Docker daemon, a registry, containerd, or a catalogued site), as a
 // small deterministic file to carry back across the gap.
 import type { CommandModule } from 'yargs';
 import { Catalog } from '../catalog/catalog.js';
@@ -16,8 +16,9 @@ import { loadSigner } from '../sign/signature.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
+import { daemonEndpoint, withDaemonOptions, type DaemonArgs } from './daemon-options.js';
 
-interface InventoryArgs extends RegistryArgs {
+interface InventoryArgs extends RegistryArgs, DaemonArgs {
   output?: string;
   registry?: string;
   containerd?: string;
@@ -34,7 +35,7 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
     describe: 'describe what a target holds (the Docker daemon, a registry, containerd, or a catalogued site) for `pack --have`',
     builder: (y) =>
       withRegistryOptions(
-        y
+        withDaemonOptions(y
           .option('output', { alias: 'o', type: 'string', describe: 'the file to write (default: stdout)' })
           .option('registry', { type: 'string', describe: 'HOST[:PORT][/PREFIX]: inventory this registry (repositories under PREFIX) instead of the daemon' })
           .option('containerd', { type: 'string', describe: 'inventory containerd at this socket (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock): its content store, one namespace' })
@@ -43,9 +44,11 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
           .option('sign', { type: 'string', describe: 'sign the inventory with this private key (written beside it as FILE.sig)' })
           .conflicts('registry', ['site', 'containerd'])
           .conflicts('site', 'containerd')
-          .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon at DOCKER_HOST')
+          .conflicts('host', ['registry', 'site', 'containerd'])
+          .conflicts('context', ['registry', 'site', 'containerd'])
+          .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon (DOCKER_HOST, or the Docker context)')
           .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix')
-          .example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)"),
+          .example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)")),
       ),
     handler: async (args) => {
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
@@ -68,7 +71,7 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
           await client.close();
         }
       } else {
-        const engine = new DockerEngineClient();
+        const engine = new DockerEngineClient(daemonEndpoint(args));
         try {
           await engine.ping();
           inv = await inventoryOfDaemon(engine, signal);

@@ -1,5 +1,5 @@
-// Where `ferry load` puts images: the Docker daemon at DOCKER_HOST, or containerd (--containerd [ADDRESS]), each as
-// a target for the copy loop with how receipts describe it.
+// Where `ferry load` puts images: a Docker daemon (-H, DOCKER_HOST, a Docker context), or containerd (--containerd
+// [ADDRESS]), each as a target for the copy loop with how receipts describe it.
 import { stat } from 'node:fs/promises';
 import { ContainerdClient, containerdAddress } from '../containerd/index.js';
 import { DockerEngineClient } from '../engine/client.js';
@@ -9,8 +9,9 @@ import type { TargetInfo } from '../sync/documents.js';
 import { ContainerdTarget } from '../targets/containerd.js';
 import { DockerDaemonTarget } from '../targets/docker-daemon.js';
 import type { ImageTarget } from '../targets/target.js';
+import { daemonEndpoint, type DaemonArgs } from './daemon-options.js';
 
-export interface PlaceArgs {
+export interface PlaceArgs extends DaemonArgs {
   containerd?: string;
   namespace: string;
   snapshotter?: string;
@@ -51,7 +52,7 @@ export function openLoadPlace(address: string | undefined, args: PlaceArgs): Loa
       close: async () => target.close(),
     };
   }
-  const engine = new DockerEngineClient();
+  const engine = new DockerEngineClient(daemonEndpoint(args));
   const target = new DockerDaemonTarget(engine);
   return {
     target,

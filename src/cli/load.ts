@@ -1,4 +1,4 @@
-// `ferry load`: bundles into the Docker daemon at DOCKER_HOST, or containerd with --containerd: only the layers it
+// `ferry load`: bundles into a Docker daemon (-H, DOCKER_HOST, a Docker context), or containerd with --containerd: only the layers it
 // lacks, then names; several bundles apply in order as a chain. --receipt writes what it holds afterwards, to carry back.
 import type { CommandModule } from 'yargs';
 import type { BundleReader } from '../bundle/reader.js';
@@ -10,12 +10,14 @@ import { makeReceipt } from '../sync/receipts.js';
 import { loadSigner, loadVerifier, type Signer } from '../sign/signature.js';
 import { loadBundles } from '../transfer/load.js';
 import type { CopiedBundle, CopiedImage, CopyResult } from '../transfer/copy.js';
+import type { NamedRef } from '../targets/target.js';
 import { FerryError, toFerryError } from '../ui/errors.js';
 import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, Meter, progressMode, runSteps } from '../ui/progress.js';
 import { containerdFlag, openLoadPlace, type PlaceArgs } from './load-place.js';
 import { stdinAsFile, stdinIsTerminal } from '../files/stdin.js';
+import { withDaemonOptions } from './daemon-options.js';
 
 interface LoadArgs extends PlaceArgs {
   args: string[];
@@ -33,7 +35,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     command: 'load [args..]',
     describe: 'load bundles (or some of their images) into the Docker daemon or containerd, then name them: BUNDLE… [IMAGE…]',
     builder: (y) =>
-      y
+      withDaemonOptions(y
         .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply (- or none: stdin), then optionally image names or IDs to load only those' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
@@ -42,10 +44,11 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         .option('require-signature', { type: 'string', describe: 'refuse, before anything is loaded, bundles not signed by this public key (NAME.pub)' })
         .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
         .option('receipt', { type: 'string', describe: 'write a receipt (what the daemon holds of these bundles afterwards) to this file, even if the load fails' })
+        .conflicts('containerd', ['host', 'context'])
         .example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed')
         .example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name')
         .example('$0 load week46.ferry.tar week47.ferry.tar --receipt site-b.receipt.json', 'two bundles as a chain, with a receipt to carry back')
-        .example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io"),
+        .example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io")),
     handler: async (args) => {
       const rules = retagRules(args.retag);
       const given = [...args.args];
@@ -67,6 +70,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       const shown = paths.map((p) => (p === stdin?.path ? 'stdin' : p));
       const place = openLoadPlace(address, args);
       let loaded: CopiedBundle[] = [];
+      let named: NamedRef[] = [];
       let written: Pick<CopyResult, 'blobs' | 'bytesWritten' | 'bytesSent'> | undefined;
       try {
         // Every bundle's signature is checked before the first is loaded.
@@ -96,6 +100,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                     signal,
                   });
                   loaded = r.bundles;
+                  named = r.named;
                   // Targets that store blobs (containerd) say what they had, what was written and what it took.
                   if (place.target.writeBlob) written = { blobs: r.blobs, bytesWritten: r.bytesWritten, bytesSent: r.bytesSent };
                 },
@@ -114,8 +119,11 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         await place.close();
       }
       const images = loaded.flatMap((l) => l.images.map(loadedImage));
-      if (args.json) printJson({ bundles: shown, images, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(written ? { blobs: { present: written.blobs.present, written: written.blobs.written }, bytesWritten: written.bytesWritten, bytesSent: written.bytesSent } : {}), ...(args.receipt ? { receipt: args.receipt } : {}) });
+      // Tags the load took from other images, as `docker load` reports them.
+      const renamed = named.flatMap((n) => (n.movedFrom && n.imageId ? [{ tag: n.name, imageId: n.imageId, previousImageId: n.movedFrom }] : []));
+      if (args.json) printJson({ bundles: shown, images, renamed, skipped: loaded.flatMap((l) => l.skipped.map((s) => ({ imageId: s.image.imageId, refs: s.image.refs, missingLayers: s.missing }))), ...(written ? { blobs: { present: written.blobs.present, written: written.blobs.written }, bytesWritten: written.bytesWritten, bytesSent: written.bytesSent } : {}), ...(args.receipt ? { receipt: args.receipt } : {}) });
       else if (!args.quiet) {
+        for (const m of renamed) process.stderr.write(`The image ${familiarReference(parseReference(m.tag))} already exists, renaming the old one with ID ${m.previousImageId} to empty string\n`);
         for (const l of images) {
           const names = l.tags.length ? l.tags.map((t) => familiarReference(parseReference(t))).join(', ') : '<untagged>';
           process.stderr.write(`Loaded ${l.imageId.slice(0, 19)} ${names} (${l.layersSent} layer(s) sent, ${l.layersPresent} already present)\n`);

@@ -10,6 +10,7 @@ import { parsePlatform } from '../image/platform.js';
 import { packImages } from '../transfer/pack.js';
 import { dryRunView, planPack } from '../transfer/pack-plan.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
+import { daemonEndpoint, withDaemonOptions, type DaemonArgs } from './daemon-options.js';
 import { FerryError } from '../ui/errors.js';
 import { formatBytes, Meter, progressMode, runSteps, type Step } from '../ui/progress.js';
 import type { BundleIndex } from '../bundle/format.js';
@@ -23,7 +24,7 @@ import { copyToStdout, refuseTerminal, stdoutStagingPath } from '../files/to-std
 import { recordBundles } from '../sync/site-state.js';
 import type { IncrementalPlan } from '../sync/plan.js';
 
-interface PackArgs extends RegistryArgs {
+interface PackArgs extends RegistryArgs, DaemonArgs {
   images?: string[];
   file?: string[];
   output?: string;
@@ -50,7 +51,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
     describe: 'write images from a Docker daemon, registries, archives, OCI layouts or other bundles into one bundle',
     builder: (y) =>
       withRegistryOptions(
-        y
+        withDaemonOptions(y
           .positional('images', {
             type: 'string',
             array: true,
@@ -77,7 +78,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive')
           .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10')
           .example('$0 pack -f images.yaml --have site-b.inventory.json -o week48.ferry.tar', 'only what site B lacks')
-          .example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle'),
+          .example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle')),
       ),
     handler: async (args) => {
       const names = [...(args.images ?? [])];
@@ -120,7 +121,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const resolveStep: Step = {
         title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${describeSources(names)})`,
         run: async () => {
-          parts = await resolveAll(names, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn, platforms, allPlatforms: args['all-platforms'] ?? false, signal });
+          parts = await resolveAll(names, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn, daemon: () => daemonEndpoint(args), platforms, allPlatforms: args['all-platforms'] ?? false, signal });
         },
       };
       const planStep: Step = {

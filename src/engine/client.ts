@@ -1,9 +1,13 @@
-// DockerEngineClient: the Docker Engine API over DOCKER_HOST (unix socket or tcp), through undici; a save stream
-// through recycledGet.
-import { Pool } from 'undici';
+// DockerEngineClient: the Docker Engine API at an endpoint (unix socket, tcp, tcp with TLS), through undici; a save
+// stream through recycledGet.
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import { Pool } from 'undici';
 import { FerryError } from '../ui/errors.js';
+import { resolveEndpoint, type EngineEndpoint, type EngineTls } from './endpoint.js';
 import { HttpFramingError } from './http-response-framer.js';
+import { reachError } from './reach-errors.js';
 import { recycledGet, type RecycledResponse, type SocketTarget } from './recycled-get.js';
 
 export interface EngineResponse {
@@ -22,32 +26,32 @@ export interface EngineRequest {
   signal?: AbortSignal;
 }
 
-/** resolveDockerHost reads DOCKER_HOST as docker does; default is the system socket. */
-export function resolveDockerHost(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DOCKER_HOST && env.DOCKER_HOST.trim() !== '' ? env.DOCKER_HOST.trim() : 'unix:///var/run/docker.sock';
-}
-
 export class DockerEngineClient {
+  /** The daemon's address, for messages: unix:///var/run/docker.sock, tcp://host:2376. */
   readonly host: string;
+  readonly endpoint: EngineEndpoint;
   // A pool, not one connection: long requests (loads split into several) must run side by side.
   private readonly client: Pool;
   private readonly target: SocketTarget;
 
-  constructor(host: string = resolveDockerHost()) {
-    this.host = host;
-    if (host.startsWith('unix://')) {
-      this.target = { path: host.slice('unix://'.length) };
-      this.client = new Pool('http://docker', { socketPath: this.target.path, headersTimeout: 0, bodyTimeout: 0, connections: 8 });
-    } else if (host.startsWith('tcp://') || host.startsWith('http://')) {
-      const url = parseUrl(`http://${host.replace(/^(tcp|http):\/\//, '')}`);
-      if (!url) throw new FerryError('USAGE', `DOCKER_HOST "${host}" is not a host and port`, { hint: 'use unix:///path/to/docker.sock or tcp://host:port' });
-      // Docker's port for plain tcp when none is given.
-      if (!url.port) url.port = '2375';
-      this.target = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port) };
-      this.client = new Pool(url.origin, { headersTimeout: 0, bodyTimeout: 0, connections: 8 });
-    } else {
-      throw new FerryError('USAGE', `unsupported DOCKER_HOST "${host}"`, { hint: 'use unix:///path/to/docker.sock or tcp://host:port' });
+  /** The endpoint defaults to docker's choice without flags (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`). */
+  constructor(endpoint: EngineEndpoint = resolveEndpoint()) {
+    this.endpoint = endpoint;
+    this.host = endpoint.host;
+    const pool = { headersTimeout: 0, bodyTimeout: 0, connections: 8 };
+    if (endpoint.host.startsWith('unix://')) {
+      this.target = { path: endpoint.host.slice('unix://'.length) };
+      this.client = new Pool('http://docker', { ...pool, socketPath: this.target.path });
+      return;
     }
+    // resolveEndpoint gives tcp://host:port only, the port always written out.
+    const at = endpoint.host.lastIndexOf(':');
+    const name = endpoint.host.slice('tcp://'.length, at);
+    const port = Number(endpoint.host.slice(at + 1));
+    const hostname = name.replace(/^\[(.*)\]$/, '$1');
+    const tls = endpoint.tls ? tlsOptions(endpoint.tls, hostname) : undefined;
+    this.target = { host: hostname, port, ...(tls ? { tls } : {}) };
+    this.client = new Pool(`${tls ? 'https' : 'http'}://${name}:${port}`, tls ? { ...pool, connect: tls } : pool);
   }
 
   async request(req: EngineRequest): Promise<EngineResponse> {
@@ -87,11 +91,18 @@ export class DockerEngineClient {
     return (await res.body.json()) as T;
   }
 
-  /** ping checks that the daemon answers; it says which DOCKER_HOST it tried when it does not. */
+  /** ping checks that the daemon answers; it says which address it tried when it does not. */
   async ping(): Promise<void> {
     const res = await this.request({ method: 'GET', path: '/_ping' });
-    await res.body.text();
-    if (res.statusCode !== 200) throw new FerryError('DAEMON_UNREACHABLE', `Docker daemon at ${this.host} answered ${res.statusCode} to a ping`);
+    const text = await res.body.text();
+    if (res.statusCode === 200) return;
+    // Go's answer to plain HTTP on a TLS port.
+    if (res.statusCode === 400 && text.includes('HTTPS server')) {
+      throw new FerryError('DAEMON_UNREACHABLE', `the Docker daemon at ${this.host} speaks TLS, and ferry spoke plain HTTP to it`, {
+        hint: 'set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (a directory with ca.pem, cert.pem, key.pem), or pass --tlsverify and --tlscacert/--tlscert/--tlskey, or use a Docker context that has them',
+      });
+    }
+    throw new FerryError('DAEMON_UNREACHABLE', `Docker daemon at ${this.host} answered ${res.statusCode} to a ping`);
   }
 
   async httpError(res: { statusCode: number; body: { text(): Promise<string> } }, req: Pick<EngineRequest, 'method' | 'path'>): Promise<FerryError> {
@@ -106,18 +117,9 @@ export class DockerEngineClient {
     return new FerryError('DAEMON_ERROR', `Docker daemon at ${this.host}: ${what}`);
   }
 
+  /** unreachable turns a failure to connect (or to agree on TLS) into an error that says what to check. */
   unreachable(err: unknown): Error {
-    if (err instanceof FerryError) return err;
-    const e = err as NodeJS.ErrnoException;
-    if (e?.name === 'AbortError') return e;
-    const codes = ['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EHOSTUNREACH', 'ENOTFOUND', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET'];
-    if (codes.includes(String(e?.code))) {
-      return new FerryError('DAEMON_UNREACHABLE', `cannot reach the Docker daemon at ${this.host} (${e.code})`, {
-        hint: 'is dockerd running? set DOCKER_HOST to its socket (unix:///path/docker.sock or tcp://host:2375) and check you may use it',
-        cause: err,
-      });
-    }
-    return err instanceof Error ? err : new Error(String(err));
+    return reachError(err, this.endpoint);
   }
 
   async close(): Promise<void> {
@@ -134,10 +136,13 @@ function withQuery(req: Pick<EngineRequest, 'path' | 'query'>): string {
   return qs.size > 0 ? `${req.path}?${qs}` : req.path;
 }
 
-function parseUrl(url: string): URL | undefined {
-  try {
-    return new URL(url);
-  } catch {
-    return undefined;
-  }
+/** tlsOptions are node's options for the endpoint's TLS; a name (not an IP) is also the server name to verify. */
+function tlsOptions(tls: EngineTls, hostname: string): ConnectionOptions {
+  return {
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    ...(tls.cert ? { cert: tls.cert } : {}),
+    ...(tls.key ? { key: tls.key } : {}),
+    rejectUnauthorized: tls.verify,
+    ...(isIP(hostname) ? {} : { servername: hostname }),
+  };
 }

@@ -1,10 +1,14 @@
 // recycledGet: one GET on a connection of its own whose response is read into one reused buffer. Node gives every
 // socket read (64 KiB) a new buffer; over a gigabyte of `docker save`, allocating and collecting them took ~1.5 s
 // of CPU (measured: 0.3 s this way), CPU the compressor needs. So body chunks here are views of that one buffer.
+// Over TLS, no: node may decrypt several records into the buffer after a read was declined, overwriting views still
+// queued (seen as a corrupt tar), so TLS reads take node's own buffers, with the same framing and back-pressure.
 import { connect } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { HttpResponseFramer, type ResponseHead } from './http-response-framer.js';
 
-export type SocketTarget = { path: string } | { host: string; port: number };
+/** A unix socket, or a tcp host and port (with tls: spoken to over TLS with these options). */
+export type SocketTarget = { path: string } | { host: string; port: number; tls?: ConnectionOptions };
 
 export interface RecycledBody extends AsyncIterable<Buffer> {
   /** text reads a short body (an error's message) whole, up to limit bytes. */
@@ -54,36 +58,41 @@ export function recycledGet(target: SocketTarget, path: string, opts: RecycledGe
     };
     const onAbort = (): void => fail(signal!.reason);
 
-    const socket = connect({
-      ...target,
-      onread: {
-        buffer: buf,
-        callback: (n: number): boolean => {
-          try {
-            framer.feed(buf.subarray(0, n), (view) => queue.push(view));
-          } catch (err) {
-            fail(err);
-            return false;
-          }
-          if (!headSent && framer.head) {
-            headSent = true;
-            resolveHead(response(framer.head));
-          }
-          if (framer.done && !ended) {
-            ended = true;
-            // The response is whole; the connection (Connection: close) has nothing more for us. Destroying it
-            // leaves buf, and the views still queued, as they are.
-            socket.destroy();
-          }
-          if (queue.length === 0) return true;
-          notify();
-          paused = !ended;
-          return false;
-        },
-      },
-    });
+    const tls = 'tls' in target ? target.tls : undefined;
+    /** take frames one read; false: hold further reads until the reader has every view of this one. */
+    const take = (bytes: Buffer): boolean => {
+      try {
+        framer.feed(bytes, (view) => queue.push(view));
+      } catch (err) {
+        fail(err);
+        return false;
+      }
+      if (!headSent && framer.head) {
+        headSent = true;
+        resolveHead(response(framer.head));
+      }
+      if (framer.done && !ended) {
+        ended = true;
+        // The response is whole; the connection (Connection: close) has nothing more for us. Destroying it
+        // leaves buf, and the views still queued, as they are.
+        socket.destroy();
+        // A read that held only the end (a chunked body's last "0\r\n\r\n") queues nothing: the reader waiting for
+        // more must still hear of it.
+        notify();
+      }
+      if (queue.length === 0) return true;
+      notify();
+      paused = !ended;
+      return false;
+    };
+    const onread = { buffer: buf, callback: (n: number): boolean => take(buf.subarray(0, n)) };
+    const socket =
+      'path' in target ? connect({ path: target.path, onread })
+      : tls ? connectTls({ ...tls, host: target.host, port: target.port })
+      : connect({ host: target.host, port: target.port, onread });
+    if (tls) socket.on('data', (chunk: Buffer) => void (take(chunk) || socket.pause()));
     signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: ferry\r\nConnection: close\r\n\r\n`));
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: ferry\r\nConnection: close\r\n\r\n`));
     socket.on('error', fail);
     // Every way out (the response whole, a failure, an abort, the reader gone) ends in a destroy, so here.
     socket.on('close', () => {

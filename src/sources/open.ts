@@ -1,6 +1,7 @@
 // Which source an image name belongs to, as skopeo spells transports; a bare name is the local Docker daemon.
 // This is the one module that knows every source; each source knows only itself.
 import { DockerEngineClient } from '../engine/client.js';
+import type { EngineEndpoint } from '../engine/endpoint.js';
 import type { RegistryOptions } from '../registry/client.js';
 import { bundleSource } from './bundle.js';
 import { DockerArchiveSource } from './docker-archive.js';
@@ -50,6 +51,8 @@ export interface OpenOptions {
   registry: (host: string) => RegistryOptions;
   /** warn is told of what a source skips (an OCI layout's unreadable entries). */
   warn?: (message: string) => void;
+  /** The Docker daemon (-H, a context, TLS); default: docker's choice without flags. */
+  daemon?: () => EngineEndpoint;
 }
 
 /** openSource opens the source of one transport; the daemon's is pinged first, so an unreachable one fails here. */
@@ -57,7 +60,7 @@ export async function openSource(t: Transport, opts: OpenOptions): Promise<Image
   const warn = opts.warn ?? (() => undefined);
   switch (t) {
     case 'docker-daemon': {
-      const engine = new DockerEngineClient();
+      const engine = new DockerEngineClient(opts.daemon?.());
       await engine.ping();
       return new DockerDaemonSource(engine, opts.concurrentSaves !== undefined ? { concurrentSaves: opts.concurrentSaves } : {});
     }

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import type { DockerEngineClient } from '../engine/client.js';
 import { heldChains, inspectImage, tagImage } from '../engine/images.js';
-import { chainIds, hex, type ChainId, type DiffId } from '../image/digest.js';
+import { chainIds, hex, type ChainId, type DiffId, type Digest } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
 import type { Platform } from '../image/platform.js';
 import { parseReference, repository } from '../image/reference.js';
@@ -83,15 +83,20 @@ export class DockerDaemonTarget implements ImageTarget {
     return images.map((i) => results.get(i.imageId)!);
   }
 
-  /** commit tags every image put; a name moved from another image leaves that one untagged, as docker load does. */
-  async commit(): Promise<NamedRef[]> {
+  /**
+   * commit tags every image put; a name moved from another image leaves that one without it, as docker load does, and
+   * says which image that was (asked just before the tag moves).
+   */
+  async commit(signal?: AbortSignal): Promise<NamedRef[]> {
     const out: NamedRef[] = [];
     for (const img of this.put) {
       for (const t of img.names) {
         const ref = parseReference(t);
         if (ref.digest) continue;
+        const name = `${repository(ref)}:${ref.tag ?? 'latest'}`;
+        const before = (await inspectImage(this.engine, name, signal))?.Id;
         await tagImage(this.engine, img.imageId, repository(ref), ref.tag ?? 'latest');
-        out.push({ name: t, digest: img.imageId, imageId: img.imageId });
+        out.push({ name: t, digest: img.imageId, imageId: img.imageId, ...(before && before !== img.imageId ? { movedFrom: before as Digest } : {}) });
       }
     }
     return out;

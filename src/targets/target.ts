@@ -153,4 +153,6 @@ export interface NamedRef {
   digest: Digest;
   /** The image's ID, for a name given to one image (not an index). */
   imageId?: Digest;
+  /** The image that held this name before, when commit moved it (a daemon leaves that one without it, as docker load). */
+  movedFrom?: Digest;
 }

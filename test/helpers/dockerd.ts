@@ -46,8 +46,8 @@ async function waitUntilUp(socket: string, child: ChildProcess, log: string, ms 
   throw new Error(`dockerd did not answer within ${ms} ms:\n${(await readFile(log, 'utf8')).slice(-3000)}`);
 }
 
-/** startDockerd starts a private daemon; overlay2 where the kernel allows, else vfs. */
-export async function startDockerd(name: string, opts: { tcpPort?: number } = {}): Promise<Dockerd> {
+/** startDockerd starts a private daemon; overlay2 where the kernel allows, else vfs; extraArgs go to dockerd as given. */
+export async function startDockerd(name: string, opts: { tcpPort?: number; extraArgs?: readonly string[] } = {}): Promise<Dockerd> {
   const dir = await mkdtemp(join(tmpdir(), `ferry-${name}-`));
   for (const driver of ['overlay2', 'vfs']) {
     const socket = join(dir, 'docker.sock');
@@ -67,6 +67,7 @@ export async function startDockerd(name: string, opts: { tcpPort?: number } = {}
         '--ip-masq=false',
         `--storage-driver=${driver}`,
         '--log-level=warn',
+        ...(opts.extraArgs ?? []),
       ],
       { stdio: ['ignore', out, out], detached: false },
     );
