@@ -61,7 +61,15 @@ const EMPTY_LAYER = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddf
  * ones, such as ENV, have none), or undefined when the history does not line up with the layers.
  */
 export async function layerSizes(engine: DockerEngineClient, img: EngineImage, signal?: AbortSignal): Promise<number[] | undefined> {
-  const history = await engine.json<{ Size: number }[]>({ method: 'GET', path: `/images/${encodeURIComponent(img.Id)}/history`, ...(signal ? { signal } : {}) });
+  let history: { Size: number }[];
+  try {
+    history = await engine.json<{ Size: number }[]>({ method: 'GET', path: `/images/${encodeURIComponent(img.Id)}/history`, ...(signal ? { signal } : {}) });
+  } catch {
+    // Sizes only feed estimates (a dry run's bytes): a history the daemon cannot give is no reason to fail.
+    signal?.throwIfAborted();
+    return undefined;
+  }
+  if (!Array.isArray(history)) return undefined;
   const sized = history
     .map((h) => h.Size)
     .filter((n) => n > 0)
