@@ -97,7 +97,7 @@ describe('LayerEntryScan', () => {
 
   it('stops, as unsafe, where readers would part ways: a bad header, content on a link header, old GNU sparse', () => {
     const bad = tarBytes([file('a'), file('b')]);
-    bad[BLOCK * 2 + 148] ^= 1;
+    bad[BLOCK * 2 + 148] = bad[BLOCK * 2 + 148]! ^ 1;
     unsafe(bad, /tar header at byte 1024.*is not a valid tar header/);
     // Go reads no content after a symlink header: the "content" could be a hidden entry that we would skip.
     const hidden = tarBytes([file('../../hidden')]);

@@ -9,7 +9,8 @@ import { ByteQueue } from './queue.js';
 const QUEUED = 2 << 20;
 
 export interface Uncompressed {
-  digest: string;
+  /** The diffID to hash against; undefined checks size (and inspect) only. */
+  digest: string | undefined;
   size: number;
   what: string;
 }
@@ -29,7 +30,9 @@ export async function* inflateChecked(
 ): AsyncGenerator<Buffer> {
   const queue = new ByteQueue(QUEUED);
   const checking = (async () => {
-    for await (const piece of sized(verified(decompress(queue, compression, expect.size, { transient: true }), expect), expect.size, expect.what)) inspect?.(piece);
+    const inflated = decompress(queue, compression, expect.size, { transient: true });
+    const digest = expect.digest;
+    for await (const piece of sized(digest === undefined ? inflated : verified(inflated, { ...expect, digest }), expect.size, expect.what)) inspect?.(piece);
   })();
   checking.catch((err: unknown) => queue.fail(err));
   let at = 0;

@@ -45,8 +45,8 @@ export class LayerForms {
    * With checkLayer, a layer is also decompressed on the side and checked against its diffID and uncompressed size
    * (read from the start even when a write resumes): for a target that unpacks it where ferry cannot watch, a lie
    * must fail the write before it completes. Unless unsafe layers are allowed, every layer is decompressed on the
-   * side for its tar entries too (unsafe-layers.ts), and then its diffID is checked as well: the decompression is the
-   * cost, a registry's upload only closes once the check has passed.
+   * side for its tar entries too (unsafe-layers.ts); a registry's upload closes only once that check has passed.
+   * (A registry gets no diffID check: whoever pulls checks it, so the push does not hash the layer too.)
    */
   stored(blob: { digest: Digest; size: number; mediaType: string }, checkLayer = false): BlobToWrite {
     const entry = blobPath(blob.digest);
@@ -58,7 +58,7 @@ export class LayerForms {
         ? inflateChecked(
             src,
             compression,
-            { digest: layer.diffId, size: layer.uncompressedSize, what: `${entry} (uncompressed)` },
+            { digest: checkLayer ? layer.diffId : undefined, size: layer.uncompressedSize, what: `${entry} (uncompressed)` },
             offset,
             this.allowUnsafe ? undefined : entryInspector(bundle.path, entry, stopped),
           )
