@@ -1,5 +1,6 @@
 // checkBlob: one blob of a bundle read from its byte range, checked against its digest and size and, for a
-// layer, its diffID and uncompressed size after decompression. Returns the faults; throws only on I/O errors.
+// layer, its diffID and uncompressed size after decompression and its tar entries (LayerEntryScan) on the same bytes.
+// Returns the faults; throws only on I/O errors.
 import { createReadStream, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
@@ -7,6 +8,7 @@ import { compressionOf, type Compression } from '../image/media-types.js';
 import { chunksOf } from '../stream/chunks.js';
 import { decompress, DecompressError, syncDecompressor } from '../stream/decompress.js';
 import { DigestMismatchError, Sha256Counter, verified } from '../stream/hash.js';
+import { LayerEntryScan } from '../tar/layer-entries.js';
 import type { BundleBlob } from './format.js';
 
 export interface BlobCheck {
@@ -30,6 +32,7 @@ export async function checkBlob(job: BlobCheck): Promise<string[]> {
   const inflater = compression && syncDecompressor(compression);
   if (compression && !inflater) return checkBlobStreamed(job);
   const faults: string[] = [];
+  const entries = inflater ? new LayerEntryScan() : undefined;
   const fh = await open(job.path, 'r');
   try {
     const raw = new Sha256Counter();
@@ -38,6 +41,7 @@ export async function checkBlob(job: BlobCheck): Promise<string[]> {
       for (const p of pieces) {
         if (raw.bytes + p.length > limit) throw new DecompressError(`decompresses to more than its declared ${limit} bytes`);
         raw.update(p);
+        entries?.write(p);
       }
     };
     await readStored(fh, job, { digest: b.digest, size: b.size, what: entry }, (bytes) => {
@@ -48,6 +52,7 @@ export async function checkBlob(job: BlobCheck): Promise<string[]> {
       if (raw.bytes !== b.uncompressedSize) faults.push(`decompresses to ${raw.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
       const got = raw.digest() as string;
       if (got !== b.diffId) faults.push(`diffID after decompression is ${got}, ferry.json says ${b.diffId}`);
+      faults.push(...entries!.report());
     }
   } catch (err) {
     if (err instanceof DigestMismatchError) faults.push(err.message.replace(`${entry} `, ''));
@@ -68,10 +73,15 @@ async function checkBlobStreamed(job: BlobCheck): Promise<string[]> {
   const stored = verified(raw, { digest: b.digest, size: b.size, what: entry });
   try {
     const h = new Sha256Counter();
-    for await (const chunk of decompress(stored, compressionOf(b.mediaType)!, b.uncompressedSize ?? 0, { transient: true })) h.update(chunk);
+    const entries = new LayerEntryScan();
+    for await (const chunk of decompress(stored, compressionOf(b.mediaType)!, b.uncompressedSize ?? 0, { transient: true })) {
+      h.update(chunk);
+      entries.write(chunk);
+    }
     if (h.bytes !== b.uncompressedSize) faults.push(`decompresses to ${h.bytes} bytes, ferry.json says ${b.uncompressedSize}`);
     const d = h.digest() as string;
     if (d !== b.diffId) faults.push(`diffID after decompression is ${d}, ferry.json says ${b.diffId}`);
+    faults.push(...entries.report());
   } catch (err) {
     if (err instanceof DigestMismatchError) faults.push(err.message.replace(`${entry} `, ''));
     else if (err instanceof DecompressError) faults.push(err.message);

@@ -19,7 +19,8 @@ export interface TarEntry {
 
 const MAX_ENTRIES = 200_000;
 const MAX_JSON = 64 << 20;
-const TOP_LEVEL = new Set(['oci-layout', 'index.json', 'manifest.json', FERRY_INDEX, 'repositories', BUNDLE_SIGNATURE]);
+// No `repositories`: ferry never writes one, and docker load would tag images by it that ferry.json does not name.
+const TOP_LEVEL = new Set(['oci-layout', 'index.json', 'manifest.json', FERRY_INDEX, BUNDLE_SIGNATURE]);
 const BLOB = /^blobs\/sha256\/[a-f0-9]{64}(?:\.part[0-9]{3,4})?$/;
 
 export class BundleReader {
@@ -119,6 +120,8 @@ async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>
   const entries = new Map<string, TarEntry>();
   await walkTarFile(fh, {
     kind: 'bundle',
+    // GNU tar and Python's tarfile apply a global header's path to every later entry: they would read another archive.
+    visitGlobalHeaders: true,
     fail: (entry, what) => bundleError(path, entry, what),
     visit: (h) => {
       const name = h.name;
@@ -126,7 +129,13 @@ async function walk(fh: FileHandle, path: string): Promise<Map<string, TarEntry>
       if (h.type === 'directory' && (clean === 'blobs/' || clean === 'blobs/sha256/' || clean === 'blobs' || clean === 'blobs/sha256')) return undefined;
       if (h.type !== 'file') throw bundleError(path, name, `is ${describeType(h.type, h.typeflag, h.linkname)}; a bundle holds only regular files`);
       if (!TOP_LEVEL.has(clean) && !BLOB.test(clean)) {
-        const why = clean.startsWith('/') ? 'an absolute path' : clean.split('/').includes('..') ? 'a path that climbs out of the bundle' : 'not a name a bundle uses';
+        const why = clean.startsWith('/')
+          ? 'an absolute path'
+          : clean.split('/').includes('..')
+            ? 'a path that climbs out of the bundle'
+            : clean === 'repositories'
+              ? "docker's legacy tag list, which ferry never writes (plain docker load would tag images by it, unchecked)"
+              : 'not a name a bundle uses';
         throw bundleError(path, name, `is ${why}`);
       }
       if (entries.has(clean)) throw bundleError(path, name, 'appears twice; a later copy would override the first');
@@ -151,6 +160,8 @@ function describeType(type: string, typeflag: string, linkname: string): string 
     case 'gnu-longname':
     case 'gnu-longlink':
       return `a GNU long-name header (type '${typeflag}')`;
+    case 'pax-global':
+      return "a PAX global header (type 'g'), which GNU tar and Python's tarfile apply to every later entry";
   }
   const names: Record<string, string> = { '3': 'a character device', '4': 'a block device', '6': 'a FIFO (named pipe)' };
   const flag = typeflag.replace(/[^\x21-\x7e]/g, '?');

@@ -24,6 +24,7 @@ interface LoadArgs extends PlaceArgs {
   retag?: string[];
   receipt?: string;
   'require-signature'?: string;
+  'allow-unsafe-layers'?: boolean;
   sign?: string;
   json?: boolean;
   quiet?: boolean;
@@ -41,6 +42,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
         .option('snapshotter', { type: 'string', describe: 'with --containerd: unpack into this snapshotter (default: overlayfs, else native)' })
         .option('retag', { type: 'string', array: true, describe: RETAG_DESCRIPTION })
+        .option('allow-unsafe-layers', { type: 'boolean', describe: "send layers whose tar entries reach outside the image's root (../ or absolute names, links out, writes through a symlink), which are otherwise refused (exit 3)" })
         .option('require-signature', { type: 'string', describe: 'refuse, before anything is loaded, bundles not signed by this public key (NAME.pub)' })
         .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
         .option('receipt', { type: 'string', describe: 'write a receipt (what the daemon holds of these bundles afterwards) to this file, even if the load fails' })
@@ -88,6 +90,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                     select,
                     skipIncomplete: loneVolume,
                     retag: rules,
+                    allowUnsafeLayers: args['allow-unsafe-layers'] === true,
                     events: {
                       planned: (n) => meter.plan(n),
                       sent: (n) => {

@@ -24,6 +24,7 @@ interface PushArgs extends RegistryArgs {
   'dry-run'?: boolean;
   receipt?: string;
   'require-signature'?: string;
+  'allow-unsafe-layers'?: boolean;
   sign?: string;
   json?: boolean;
   quiet?: boolean;
@@ -45,6 +46,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
             describe: 'gzip: zstd layers are pushed as gzip so Docker < 23 can pull them (gzip and plain layers, and their digests, stay); keep: push every blob as stored',
           })
           .option('dry-run', { type: 'boolean', describe: 'print what would be pushed where, asking the registry what it has, writing nothing' })
+          .option('allow-unsafe-layers', { type: 'boolean', describe: "send layers whose tar entries reach outside the image's root (../ or absolute names, links out, writes through a symlink), which are otherwise refused (exit 3)" })
           .option('require-signature', { type: 'string', describe: 'refuse, before anything is pushed, a bundle not signed by this public key (NAME.pub)' })
           .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
           .option('receipt', { type: 'string', describe: 'write a receipt (what the registry holds of this bundle afterwards) to this file, even if the push fails' })
@@ -98,6 +100,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
                   result = await pushBundles(bundles, target, {
                     select,
                     retag: rules,
+                    allowUnsafeLayers: args['allow-unsafe-layers'] === true,
                     events: {
                       planned: (n) => meter.plan(n),
                       sent: (n) => {

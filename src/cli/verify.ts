@@ -72,7 +72,9 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
       if (faults.length) {
         throw new FerryError('BUNDLE_INVALID', `${args.bundles.join(', ')}: ${faults.length} fault(s) found`, {
           details: faults,
-          hint: 'the bundle is damaged or was altered; copy it again from the source',
+          hint: faults.every((f) => /: layer entry "|: and \d+ more unsafe layer entr/.test(f))
+            ? "its layers would write outside the image's root when unpacked (the image was built so, or the bundle was altered); load and push refuse them unless --allow-unsafe-layers"
+            : 'the bundle is damaged or was altered; copy it again from the source',
         });
       }
       let applies: { missing: string[]; against: string[] } | undefined;

@@ -56,6 +56,7 @@ export async function uploadBlob(
             continue;
           }
         } else {
+          await cursor.finish();
           res = await t.request({ method: 'PUT', url: withDigest(session.url, digest), scopes, idempotent: false, slowAnswer: true, signal, headers: { 'content-length': '0' } });
           if (res.status === 201 || res.status === 204) {
             await res.body.dump();
@@ -173,6 +174,17 @@ class Cursor {
       yield buf;
     }
     this.clean = true;
+  }
+
+  /**
+   * finish asks a stream read to its size for its end before the upload is closed: a source that checks what it
+   * passed on as it ends (a layer's diffID and tar entries) fails the upload then, instead of after the registry took it.
+   */
+  async finish(): Promise<void> {
+    if (!this.it || !this.clean || this.pos !== this.size) return;
+    this.clean = false;
+    const r = this.rest?.length ? { done: false } : await this.it.next();
+    if (!r.done) throw new FerryError('RUNTIME', `blob source holds more than its ${this.size} bytes`);
   }
 
   async close(): Promise<void> {

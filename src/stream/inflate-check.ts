@@ -1,5 +1,5 @@
-// inflateChecked: a compressed layer passed on as it is, while its uncompressed form is checked on the side (size
-// and diffID), for targets that take layers as stored and unpack them out of our sight (containerd, a registry).
+// inflateChecked: a compressed layer passed on as it is, while its uncompressed form is checked on the side (size,
+// diffID, and whatever the caller inspects), for targets that take layers as stored and unpack them out of our sight.
 import type { Compression } from '../image/media-types.js';
 import { decompress } from './decompress.js';
 import { sized, verified } from './hash.js';
@@ -9,7 +9,8 @@ import { ByteQueue } from './queue.js';
 const QUEUED = 2 << 20;
 
 export interface Uncompressed {
-  digest: string;
+  /** The diffID to hash against; undefined checks size (and inspect) only. */
+  digest: string | undefined;
   size: number;
   what: string;
 }
@@ -17,12 +18,21 @@ export interface Uncompressed {
 /**
  * inflateChecked yields src's chunks unchanged (from `skip` bytes on: a resumed write sends only the rest, but the
  * check reads from the start), and throws rather than end if the uncompressed stream is larger or smaller than
- * `expect.size` or hashes to another digest. A bomb stops as soon as it passes the declared size.
+ * `expect.size` or hashes to another digest, or if `inspect` throws on an uncompressed chunk (each valid only during
+ * the call). A bomb stops as soon as it passes the declared size.
  */
-export async function* inflateChecked(src: AsyncIterable<Buffer>, compression: Compression, expect: Uncompressed, skip = 0): AsyncGenerator<Buffer> {
+export async function* inflateChecked(
+  src: AsyncIterable<Buffer>,
+  compression: Compression,
+  expect: Uncompressed,
+  skip = 0,
+  inspect?: (uncompressed: Buffer) => void,
+): AsyncGenerator<Buffer> {
   const queue = new ByteQueue(QUEUED);
   const checking = (async () => {
-    for await (const piece of sized(verified(decompress(queue, compression, expect.size, { transient: true }), expect), expect.size, expect.what)) void piece;
+    const inflated = decompress(queue, compression, expect.size, { transient: true });
+    const digest = expect.digest;
+    for await (const piece of sized(digest === undefined ? inflated : verified(inflated, { ...expect, digest }), expect.size, expect.what)) inspect?.(piece);
   })();
   checking.catch((err: unknown) => queue.fail(err));
   let at = 0;

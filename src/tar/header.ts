@@ -60,9 +60,11 @@ export function encodeHeader(name: string, size: number, mode = 0o644): Buffer {
   return buf;
 }
 
+/** checksum sums the header's bytes, its own field counted as spaces (two loops: this runs once per entry of every layer). */
 function checksum(buf: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : buf[i]!;
+  let sum = 8 * 32;
+  for (let i = 0; i < 148; i++) sum += buf[i]!;
+  for (let i = 156; i < BLOCK; i++) sum += buf[i]!;
   return sum;
 }
 
@@ -78,10 +80,20 @@ function readNumber(buf: Buffer, off: number, len: number): number {
     if (buf[off] !== 0x80 || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError('tar size field out of range');
     return Number(n);
   }
-  const s = buf.toString('latin1', off, off + len).replace(/[\0 ]+$/, '').replace(/^[ ]+/, '');
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new RangeError(`tar number field is not octal: ${JSON.stringify(s)}`);
-  return parseInt(s, 8);
+  // Octal digits after leading spaces, then only NULs and spaces; read byte by byte (no strings: once per entry).
+  const end = off + len;
+  let i = off;
+  while (i < end && buf[i] === 0x20) i++;
+  let n = 0;
+  let digits = 0;
+  for (; i < end && buf[i]! >= 0x30 && buf[i]! <= 0x37; i++, digits++) n = n * 8 + (buf[i]! - 0x30);
+  for (; i < end; i++) {
+    if (buf[i] !== 0 && buf[i] !== 0x20) {
+      const s = buf.toString('latin1', off, end).replace(/[\0 ]+$/, '').replace(/^[ ]+/, '');
+      throw new RangeError(`tar number field is not octal: ${JSON.stringify(s)}`);
+    }
+  }
+  return digits === 0 ? 0 : n;
 }
 
 /** isZeroBlock tells the end-of-archive marker from a header. */

@@ -22,6 +22,8 @@ export interface WalkOptions {
   kind: string;
   /** Apply GNU long-name headers ('L') to the entry after them instead of handing them to visit. */
   gnuLongNames?: boolean;
+  /** Hand PAX global headers ('g') to visit (to refuse them) instead of passing over them. */
+  visitGlobalHeaders?: boolean;
 }
 
 const WINDOW = 64 << 10;
@@ -87,7 +89,7 @@ export async function walkTarFile(fh: FileHandle, opts: WalkOptions): Promise<vo
       pos = next;
       continue;
     }
-    if (h.type === 'pax-global') {
+    if (h.type === 'pax-global' && !opts.visitGlobalHeaders) {
       pos = next;
       continue;
     }

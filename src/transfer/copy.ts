@@ -21,6 +21,8 @@ export interface CopyOptions {
   retag?: readonly RetagRule[];
   /** Leave out (and report) images whose layers neither the target nor the bundles hold, instead of refusing: one volume of a set given alone. */
   skipIncomplete?: boolean;
+  /** Send layers whose tar entries reach outside the image's root instead of refusing the bundle (exit 3). */
+  allowUnsafeLayers?: boolean;
   /** The command, for messages: "the load was stopped: nothing was loaded". */
   verb: 'load' | 'push';
   events?: CopyEvents;
@@ -115,7 +117,7 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
 
   const result: CopyResult = { bundles: [], named: [], blobs: { present: 0, mounted: 0, written: 0 }, bytesWritten: 0, bytesSent: 0 };
   const stopped = `the ${verb} was stopped: nothing was ${done}${verb === 'load' ? ' or tagged' : ''}`;
-  const forms = views.map((v) => new LayerForms(v, bundles, stopped, signal));
+  const forms = views.map((v) => new LayerForms(v, bundles, stopped, signal, opts.allowUnsafeLayers));
   try {
     for (const [k, plan] of plans.entries()) result.bundles.push(await copyOne(plan, forms[k]!, target, result, events, signal));
     result.named = await target.commit(signal);

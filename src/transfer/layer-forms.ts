@@ -19,6 +19,7 @@ import { Limiter } from '../stream/limiter.js';
 import { bundleError } from '../ui/errors.js';
 import type { BlobToWrite } from '../targets/target.js';
 import { failingAs } from './bundle-faults.js';
+import { entriesChecked, entryInspector } from './unsafe-layers.js';
 
 /** Layers smaller than this are decompressed in this thread: a worker's round trips would cost more than they save. */
 const ON_WORKER = 1 << 20;
@@ -35,13 +36,17 @@ export class LayerForms {
     private readonly readers: readonly BundleReader[],
     readonly stopped: string,
     private readonly signal?: AbortSignal,
+    /** Send layers whose tar entries reach outside the root (--allow-unsafe-layers) instead of refusing them. */
+    private readonly allowUnsafe = false,
   ) {}
 
   /**
    * stored hands out a blob as the bundle holds it, checked against its digest and size when read from the start.
    * With checkLayer, a layer is also decompressed on the side and checked against its diffID and uncompressed size
    * (read from the start even when a write resumes): for a target that unpacks it where ferry cannot watch, a lie
-   * must fail the write before it completes. (Not for a registry: the check cost a push 1.8x its time, measured.)
+   * must fail the write before it completes. Unless unsafe layers are allowed, every layer is decompressed on the
+   * side for its tar entries too (unsafe-layers.ts); a registry's upload closes only once that check has passed.
+   * (A registry gets no diffID check: whoever pulls checks it, so the push does not hash the layer too.)
    */
   stored(blob: { digest: Digest; size: number; mediaType: string }, checkLayer = false): BlobToWrite {
     const entry = blobPath(blob.digest);
@@ -49,8 +54,14 @@ export class LayerForms {
     const layer = bundle.blob(blob.digest);
     const compression = compressionOf(blob.mediaType);
     const checked = (src: AsyncIterable<Buffer>, offset: number): AsyncIterable<Buffer> =>
-      checkLayer && compression && layer?.diffId !== undefined && layer.uncompressedSize !== undefined
-        ? inflateChecked(src, compression, { digest: layer.diffId, size: layer.uncompressedSize, what: `${entry} (uncompressed)` }, offset)
+      (checkLayer || !this.allowUnsafe) && compression && layer?.diffId !== undefined && layer.uncompressedSize !== undefined
+        ? inflateChecked(
+            src,
+            compression,
+            { digest: checkLayer ? layer.diffId : undefined, size: layer.uncompressedSize, what: `${entry} (uncompressed)` },
+            offset,
+            this.allowUnsafe ? undefined : entryInspector(bundle.path, entry, stopped),
+          )
         : offset === 0
           ? src
           : bundle.stream(entry, offset);
@@ -89,7 +100,10 @@ export class LayerForms {
       blob.uncompressedSize,
       `${entry} (uncompressed)`,
     );
-    return failingAs(raw, this.bundle.path, entry, this.stopped);
+    // A daemon load streams the layer into the request as it is checked (a first pass would decompress it twice): a
+    // chunk goes on only once its entries are checked, and a refused layer stops the request before its end, so the
+    // daemon, which unpacks a request's layers only once the whole archive has arrived, unpacks nothing of it.
+    return failingAs(this.allowUnsafe ? raw : entriesChecked(raw, this.bundle.path, entry, this.stopped), this.bundle.path, entry, this.stopped);
   }
 
   /** close waits for conversions under way and removes their files. */
@@ -107,6 +121,7 @@ export class LayerForms {
       size: blob.uncompressedSize ?? 0,
       what: `${entry} (uncompressed)`,
     });
+    const inflated = this.allowUnsafe ? raw : entriesChecked(raw, this.bundle.path, entry, this.stopped);
     const h = new Sha256Counter();
     const hashing = new Transform({
       transform(chunk: Buffer, _enc, cb) {
@@ -114,7 +129,7 @@ export class LayerForms {
         cb(null, chunk);
       },
     });
-    await pipeline(Readable.from(failingAs(raw, this.bundle.path, entry, this.stopped)), createGzip(), hashing, createWriteStream(path), { signal: this.signal ?? new AbortController().signal });
+    await pipeline(Readable.from(failingAs(inflated, this.bundle.path, entry, this.stopped)), createGzip(), hashing, createWriteStream(path), { signal: this.signal ?? new AbortController().signal });
     return { digest: h.digest(), size: h.bytes, mediaType, open: (offset) => createReadStream(path, { start: offset, highWaterMark: 1 << 20 }) };
   }
 }

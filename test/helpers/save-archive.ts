@@ -11,8 +11,8 @@ export type ArchiveFile = string | Buffer | { data: Buffer; mode: number };
 
 export interface ArchiveImage {
   tag: string | undefined;
-  /** Layers bottom first: each a map of file path to content. */
-  layers: Record<string, ArchiveFile>[];
+  /** Layers bottom first: each a map of file path to content, or a layer tar as it is (crafted entries). */
+  layers: (Record<string, ArchiveFile> | Buffer)[];
   arch?: string;
 }
 
@@ -39,7 +39,7 @@ export async function writeSaveArchive(path: string, images: readonly ArchiveIma
   const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
   const out: ArchivedImage[] = [];
   for (const img of images) {
-    const tars = img.layers.map(layerTar);
+    const tars = img.layers.map((l) => (Buffer.isBuffer(l) ? l : layerTar(l)));
     const diffIds = tars.map((t) => `sha256:${sha(t)}`);
     for (const t of tars) {
       const name = `${sha(t)}/layer.tar`;
