@@ -10,8 +10,18 @@ export async function splitBundles(args: readonly string[]): Promise<{ bundles: 
     if (!st) break;
     bundles.push(args[k]!);
   }
-  if (bundles.length === 0) {
-    throw new FerryError('USAGE', `cannot open bundle ${args[0]}: no such file`, { hint: 'name the bundle files first, then any images to use from them' });
+  const images = args.slice(k);
+  // `load a.ferry.tar b.ferry.tar` with b missing means a missing file, not an image named b.ferry.tar.
+  const file = bundles.length === 0 ? args[0] : images.find(looksLikeFile);
+  if (file !== undefined) {
+    throw new FerryError('USAGE', `cannot open bundle ${file}: no such file`, { hint: 'check the path; name the bundle files first, then any images to use from them' });
   }
-  return { bundles, images: args.slice(k) };
+  return { bundles, images };
+}
+
+/** looksLikeFile: a path (./x, /x, ../x, ~/x) or a name ending as archives and documents do, which no image name does. */
+function looksLikeFile(arg: string): boolean {
+  if (/^(\.{0,2}\/|~\/)/.test(arg)) return true;
+  const last = arg.slice(arg.lastIndexOf('/') + 1);
+  return !last.includes(':') && !last.includes('@') && /\.(tar|tgz|tar\.(gz|zst|xz|bz2)|json)$/i.test(last);
 }

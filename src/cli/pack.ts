@@ -9,6 +9,7 @@ import type { SourceImage } from '../sources/source.js';
 import { groupByTransport, openSource } from '../sources/open.js';
 import { parsePlatform } from '../image/platform.js';
 import { packImages, type PackPart } from '../transfer/pack.js';
+import { checkPackPlatforms } from '../transfer/pack-platforms.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
@@ -92,7 +93,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const output = resolve(args.output ?? 'dry-run.ferry.tar');
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const maxVolume = args['max-volume-size'] !== undefined ? parseSize(args['max-volume-size'], '--max-volume-size') : undefined;
-      if (maxVolume !== undefined && maxVolume < 1_000_000) throw new FerryError('USAGE', `--max-volume-size ${args['max-volume-size']} is under 1 MB; no volume could hold its own indexes`);
+      if (maxVolume !== undefined && maxVolume < 1_000_000) throw new FerryError('USAGE', `--max-volume-size ${args['max-volume-size']} is under 1 MB; no volume could hold its own indexes`, { hint: 'give a size of at least 1MB, e.g. --max-volume-size 4.7G for a DVD' });
       // Volumes are cut from a whole bundle written first beside them, then removed. Its name is fixed, so a run
       // after a killed one finds (and reuses) what that one wrote.
       const whole = maxVolume !== undefined ? join(dirname(output), `.${basename(output)}.whole`) : output;
@@ -122,6 +123,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
             const source = await openSource(t, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn });
             parts.push({ source, resolved: { images: [], indexes: [] } });
             parts[parts.length - 1]!.resolved = await source.resolve(group, { platforms, allPlatforms: args['all-platforms'] ?? false, signal });
+            checkPackPlatforms(parts[parts.length - 1]!.resolved, platforms, t === 'docker-daemon' ? 'the Docker daemon' : undefined);
           }
         },
       };
@@ -236,7 +238,7 @@ function parsePlatforms(list: readonly string[]) {
   try {
     return list.flatMap((p) => p.split(',')).filter((p) => p.trim() !== '').map(parsePlatform);
   } catch (err) {
-    throw new FerryError('USAGE', (err as Error).message);
+    throw new FerryError('USAGE', (err as Error).message, { hint: 'e.g. --platform linux/amd64, or several: --platform linux/amd64,linux/arm64' });
   }
 }
 
@@ -258,10 +260,12 @@ function summarise(index: BundleIndex, path: string, ms: number) {
 
 function checkLevel(c: Compression, level: number | undefined): number | undefined {
   if (level === undefined) return undefined;
-  if (Number.isNaN(level)) throw new FerryError('USAGE', '--level takes a whole number');
+  if (Number.isNaN(level)) throw new FerryError('USAGE', '--level takes a whole number', { hint: 'zstd takes 1-19 (default 3), gzip 1-9 (default 6)' });
   const [lo, hi] = c === 'zstd' ? [1, 19] : c === 'gzip' ? [1, 9] : [0, 0];
   if (c === 'none' || !Number.isInteger(level) || level < lo || level > hi) {
-    throw new FerryError('USAGE', c === 'none' ? '--level has no meaning with --compression none' : `--level ${level} is out of range for ${c} (${lo}-${hi})`);
+    throw new FerryError('USAGE', c === 'none' ? '--level has no meaning with --compression none' : `--level ${level} is out of range for ${c} (${lo}-${hi})`, {
+      hint: c === 'none' ? 'leave out --level, or choose --compression zstd or gzip' : `give a level from ${lo} to ${hi}, or leave it out for the default`,
+    });
   }
   return level;
 }
@@ -302,7 +306,8 @@ export async function readImageList(file: string): Promise<string[]> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new FerryError('USAGE', `cannot read image list ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FerryError('USAGE', `cannot read image list ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? err)}`, { hint: 'check the path given to -f (a list of images: one per line, or YAML)' });
   }
   let doc: unknown;
   try {
@@ -314,7 +319,7 @@ export async function readImageList(file: string): Promise<string[]> {
   if (list) {
     return list.map((v, i) => {
       const name = typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' ? (v as { name: string }).name : undefined;
-      if (!name) throw new FerryError('USAGE', `${file}: item ${i + 1} is not an image name`);
+      if (!name) throw new FerryError('USAGE', `${file}: item ${i + 1} is not an image name`, { hint: 'each item is a name (nginx:1.27) or {name: nginx:1.27}; see examples/images.yaml' });
       return name.trim();
     });
   }
