@@ -6,6 +6,7 @@ import { formatPlatform } from '../image/platform.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes } from '../ui/progress.js';
+import { example } from './help.js';
 
 interface InspectArgs {
   bundle: string;
@@ -16,7 +17,7 @@ export function inspectCommand(): CommandModule<object, InspectArgs> {
   return {
     command: 'inspect <bundle>',
     describe: 'show the images, tags, layers and sizes in a bundle (reads only its indexes)',
-    builder: (y) => y.positional('bundle', { type: 'string', demandOption: true }).example('$0 inspect week47.ferry.tar', ''),
+    builder: (y) => y.positional('bundle', { type: 'string', demandOption: true }).example(...example('$0 inspect week47.ferry.tar', '')),
     handler: async (args) => {
       const bundle = await BundleReader.open(args.bundle);
       try {

@@ -16,6 +16,7 @@ import { loadSigner } from '../sign/signature.js';
 import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
+import { example } from './help.js';
 
 interface InventoryArgs extends RegistryArgs {
   output?: string;
@@ -43,9 +44,9 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
           .option('sign', { type: 'string', describe: 'sign the inventory with this private key (written beside it as FILE.sig)' })
           .conflicts('registry', ['site', 'containerd'])
           .conflicts('site', 'containerd')
-          .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon at DOCKER_HOST')
-          .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix')
-          .example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)"),
+          .example(...example('$0 inventory -o site-b.inventory.json', 'the Docker daemon at DOCKER_HOST'))
+          .example(...example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix'))
+          .example(...example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)")),
       ),
     handler: async (args) => {
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;

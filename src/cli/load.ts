@@ -15,9 +15,10 @@ import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, progressMode, runSteps } from '../ui/progress.js';
 import { containerdFlag, openLoadPlace, type PlaceArgs } from './load-place.js';
+import { example } from './help.js';
 
 interface LoadArgs extends PlaceArgs {
-  args: string[];
+  args?: string[];
   retag?: string[];
   receipt?: string;
   'require-signature'?: string;
@@ -33,7 +34,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     describe: 'load bundles (or some of their images) into the Docker daemon or containerd, then name them: BUNDLE… [IMAGE…]',
     builder: (y) =>
       y
-        .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
+        .positional('args', { type: 'string', array: true, default: undefined, describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
         .option('snapshotter', { type: 'string', describe: 'with --containerd: unpack into this snapshotter (default: overlayfs, else native)' })
@@ -41,13 +42,13 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         .option('require-signature', { type: 'string', describe: 'refuse, before anything is loaded, bundles not signed by this public key (NAME.pub)' })
         .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
         .option('receipt', { type: 'string', describe: 'write a receipt (what the daemon holds of these bundles afterwards) to this file, even if the load fails' })
-        .example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed')
-        .example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name')
-        .example('$0 load week46.ferry.tar week47.ferry.tar --receipt site-b.receipt.json', 'two bundles as a chain, with a receipt to carry back')
-        .example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io"),
+        .example(...example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed'))
+        .example(...example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name'))
+        .example(...example('$0 load week46.ferry.tar week47.ferry.tar --receipt site-b.receipt.json', 'two bundles as a chain, with a receipt to carry back'))
+        .example(...example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io")),
     handler: async (args) => {
       const rules = retagRules(args.retag);
-      const given = [...args.args];
+      const given = [...(args.args ?? [])];
       const address = await containerdFlag(args.containerd, given);
       if (given.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…]; see `ferry load --help`' });
       const { bundles: paths, images: select } = await splitBundles(given);

@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { EXIT, FerryError, toFerryError } from '../ui/errors.js';
 import { printError } from '../ui/output.js';
 import { VERSION } from '../version.js';
+import { helpWidth } from './help.js';
 import { unknown } from './suggest.js';
 import type { CommandModule } from 'yargs';
 
@@ -53,7 +54,7 @@ export async function main(argv: string[]): Promise<void> {
       .strict()
       .version(VERSION)
       .help()
-      .wrap(Math.min(110, process.stdout.columns || 100))
+      .wrap(helpWidth())
       // recommendCommands reports its guess as a failure of its own, then strict mode the unknown word: one error.
       .recommendCommands()
       .fail((msg, err, usage) => {

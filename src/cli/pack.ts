@@ -25,6 +25,7 @@ import { recordBundles } from '../sync/site-state.js';
 import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
 import { addSiteState } from '../sync/site-state.js';
 import { TargetState } from '../sync/target-state.js';
+import { example } from './help.js';
 
 interface PackArgs extends RegistryArgs {
   images?: string[];
@@ -57,6 +58,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .positional('images', {
             type: 'string',
             array: true,
+            default: undefined,
             describe: 'images: NAME[:TAG] or ID (local daemon), docker://HOST/REPO:TAG, docker-archive:FILE[:REF], oci:DIR[:REF], oci-archive:FILE[:REF], bundle:FILE[:REF]',
           })
           .option('file', { alias: 'f', type: 'string', array: true, describe: 'a list of images: one per line, or YAML (a list, or images: [...])' })
@@ -75,12 +77,12 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('dry-run', { type: 'boolean', describe: 'resolve and plan only: say which layers would travel and which the target already holds; write and record nothing' })
           .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
           .conflicts('platform', 'all-platforms')
-          .example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon')
-          .example('$0 pack docker://registry.example/team/app:2.4 --platform linux/amd64,linux/arm64 -o app.ferry.tar', 'two platforms from a registry, digests kept')
-          .example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive')
-          .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10')
-          .example('$0 pack -f images.yaml --have site-b.inventory.json -o week48.ferry.tar', 'only what site B lacks')
-          .example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle'),
+          .example(...example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon'))
+          .example(...example('$0 pack docker://registry.example/team/app:2.4 --platform linux/amd64,linux/arm64 -o app.ferry.tar', 'two platforms from a registry, digests kept'))
+          .example(...example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive'))
+          .example(...example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10'))
+          .example(...example('$0 pack -f images.yaml --have site-b.inventory.json -o week48.ferry.tar', 'only what site B lacks'))
+          .example(...example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle')),
       ),
     handler: async (args) => {
       const names = [...(args.images ?? [])];
