@@ -70,6 +70,5 @@ function notTar(head: Buffer, path: string): FerryError {
 }
 
 function notBundle(path: string, what: string, hint: string): FerryError {
-  const is = /^(a|an|not) /.test(what) ? what : `${what} file`;
-  return new FerryError('BUNDLE_INVALID', `${path} is ${is}, not a ferry bundle`, { hint });
+  return new FerryError('BUNDLE_INVALID', `${path} is not a ferry bundle: it is ${what}`, { hint });
 }

@@ -19,6 +19,8 @@ import { example } from './help.js';
 
 interface LoadArgs extends PlaceArgs {
   args?: string[];
+  /** A string, or several when repeated (not an array option: that would take the image names after it too). */
+  input?: string | string[];
   retag?: string[];
   receipt?: string;
   'require-signature'?: string;
@@ -35,6 +37,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     builder: (y) =>
       y
         .positional('args', { type: 'string', array: true, default: undefined, describe: 'bundle files, in the order they apply, then optionally image names or IDs to load only those' })
+        .option('input', { alias: 'i', type: 'string', describe: 'a bundle to load, as `docker load -i` takes it (repeatable; the same as naming it first)' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
         .option('snapshotter', { type: 'string', describe: 'with --containerd: unpack into this snapshotter (default: overlayfs, else native)' })
@@ -50,8 +53,9 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       const rules = retagRules(args.retag);
       const given = [...(args.args ?? [])];
       const address = await containerdFlag(args.containerd, given);
-      if (given.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…]; see `ferry load --help`' });
-      const { bundles: paths, images: select } = await splitBundles(given);
+      const inputs = args.input === undefined ? [] : [args.input].flat();
+      if (given.length === 0 && inputs.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…]; see `ferry load --help`' });
+      const { bundles: paths, images: select } = await splitBundles(given, inputs);
       const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       // Volumes of a set are checked whole and put in order before anything else.
