@@ -50,6 +50,9 @@ describe('a mistyped command or flag gets "did you mean"; every usage error has 
   it('usage errors that once had no hint: a bad retag rule, a missing image list', async () => {
     assertFails(await ferry(['load', 'x.ferry.tar', '--retag', 'nginx']), 2, [/invalid retag rule "nginx"/, /hint: .*--retag nginx=web/]);
     assertFails(await ferry(['pack', '-f', 'no-such-list.txt', '-o', 'x.ferry.tar']), 2, ['no-such-list.txt', /no such file/, /hint: check the path given to -f/]);
+    // Optional positionals have no default (help shows none): nothing given is still nothing.
+    assertFails(await ferry(['load']), 2, [/name at least one bundle/]);
+    assertFails(await ferry(['pack', '-o', 'x.ferry.tar']), 2, [/no images named/]);
   });
 });
 

@@ -51,7 +51,8 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         .example(...example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io")),
     handler: async (args) => {
       const rules = retagRules(args.retag);
-      const given = [...(args.args ?? [])];
+      // An optional array positional without a default (so help shows none) is [undefined] when nothing is given.
+      const given = (args.args ?? []).filter((a) => a !== undefined);
       const address = await containerdFlag(args.containerd, given);
       const inputs = args.input === undefined ? [] : [args.input].flat();
       if (given.length === 0 && inputs.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…]; see `ferry load --help`' });

@@ -85,7 +85,8 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .example(...example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle')),
       ),
     handler: async (args) => {
-      const names = [...(args.images ?? [])];
+      // An optional array positional without a default (so help shows none) is [undefined] when nothing is given.
+      const names = (args.images ?? []).filter((a) => a !== undefined);
       for (const f of args.file ?? []) names.push(...(await readImageList(f)));
       if (names.length === 0) throw new FerryError('USAGE', 'no images named', { hint: 'name images as arguments or in a list file with -f' });
       const level = checkLevel(args.compression, args.level);
