@@ -2,6 +2,7 @@
 // archive, an inventory or receipt, a compressed file…), so the error names it and says how to go on, instead of
 // reporting a "truncated bundle at offset 0". Asked only after the bundle walk failed; undefined: no better answer.
 import type { FileHandle } from 'node:fs/promises';
+import { BLOCK } from '../tar/header.js';
 import { walkTarFile } from '../tar/offset-walk.js';
 import { FerryError } from '../ui/errors.js';
 import { FERRY_INDEX } from './format.js';
@@ -13,8 +14,10 @@ export async function recogniseNotBundle(fh: FileHandle, path: string): Promise<
   const { bytesRead } = await fh.read(head, 0, SNIFF, 0);
   const start = head.subarray(0, bytesRead);
   if (bytesRead === 0) return undefined;
-  // A tar header has "ustar" at 257: a damaged first header of a real tar is the walk's to report, not ours.
-  if (bytesRead < 262 || start.toString('latin1', 257, 262) !== 'ustar') return notTar(start, path);
+  // A tar header has "ustar" at 257: a damaged first header of a real tar is the walk's to report, not ours, and so
+  // is a file cut inside its first header, unless its first bytes say what else it is.
+  if (bytesRead < BLOCK) return notTar(start, path, false);
+  if (start.toString('latin1', 257, 262) !== 'ustar') return notTar(start, path, true);
   const names = await tarNames(fh);
   if (!names || names.has(FERRY_INDEX)) return undefined;
   if (names.has('manifest.json')) {
@@ -45,8 +48,8 @@ async function tarNames(fh: FileHandle): Promise<Set<string> | undefined> {
   return names;
 }
 
-/** notTar names a file by its first bytes: a JSON document (an inventory or receipt, say), a compressed file, or else. */
-function notTar(head: Buffer, path: string): FerryError {
+/** notTar names a file by its first bytes: a JSON document (an inventory or receipt, say), a compressed file, or else (if orElse). */
+function notTar(head: Buffer, path: string, orElse: boolean): FerryError | undefined {
   const bundleHint = 'give the bundle file itself (NAME.ferry.tar, as `ferry pack` writes it)';
   const magic: [number[], string, string][] = [
     [[0x1f, 0x8b], 'gzip-compressed', `decompress it first (\`gunzip -k ${path}\`); ferry reads bundles uncompressed`],
@@ -66,7 +69,7 @@ function notTar(head: Buffer, path: string): FerryError {
     if (doc === 'bundle') return notBundle(path, "a bundle's ferry.json taken out of it (JSON)", bundleHint);
     return notBundle(path, 'a JSON document', bundleHint);
   }
-  return notBundle(path, 'not a tar archive (no tar header at its start)', bundleHint);
+  return orElse ? notBundle(path, 'not a tar archive (no tar header at its start)', bundleHint) : undefined;
 }
 
 function notBundle(path: string, what: string, hint: string): FerryError {
