@@ -1,12 +1,12 @@
 // The README's quick start runs for real: private daemons, pack, inspect, verify, load under a new name.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { missing } from './helpers/tools.js';
+import { missing, which } from './helpers/tools.js';
 
 const skip = missing(['dockerd', 'docker', 'busybox', 'zstd', 'npm'], { root: true });
 const script = fileURLToPath(new URL('../examples/quickstart.sh', import.meta.url));
@@ -43,7 +43,7 @@ describe('the examples, run for real', { skip }, () => {
     // Run as the README has it, right after its install step: the script must find `npm ci` done and the tools there,
     // and run neither again. npm and apt-get on PATH refuse those two calls (npm passes the rest to the real one).
     const stubs = await mkdtemp(join(tmpdir(), 'ferry-quickstart-stubs-'));
-    const npm = execFileSync('bash', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim();
+    const npm = which('npm')!;
     await writeFile(join(stubs, 'npm'), `#!/bin/sh\nif [ "$1" = ci ]; then echo "quickstart ran npm ci again" >&2; exit 97; fi\nexec ${npm} "$@"\n`, { mode: 0o755 });
     await writeFile(join(stubs, 'apt-get'), '#!/bin/sh\necho "quickstart ran apt-get" >&2\nexit 97\n', { mode: 0o755 });
     const { code, out } = await runScript(script, { PATH: `${stubs}:${process.env.PATH ?? ''}`, QUICKSTART_SKIP_INSTALL: '' }).finally(() => rm(stubs, { recursive: true, force: true }));
