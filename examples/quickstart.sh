@@ -3,17 +3,33 @@
 # Docker daemon, verifies the bundle, and loads it into a second, empty daemon under a new name.
 # Both daemons are private (own data-root and socket under a temp dir) and are stopped at the end, so your
 # own Docker is left alone. Set QUICKSTART_IMAGE=nginx:1.27 to pack that image from the daemon at
-# DOCKER_HOST (or /var/run/docker.sock) instead of a demo image built here.
+# DOCKER_HOST (or /var/run/docker.sock) instead of a demo image built here. QUICKSTART_SKIP_INSTALL=1 skips the install
+# step (it is skipped piece by piece anyway where docker, busybox, zstd and ferry's node modules are already there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+# The install step runs only what is missing: the README's `npm ci` (just done) is not run again, nor apt-get for
+# tools already there. QUICKSTART_SKIP_INSTALL=1 skips the whole step.
 if [ "${QUICKSTART_SKIP_INSTALL:-}" != 1 ]; then
-  say "Installing docker.io, busybox-static and zstd (apt-get), then ferry's node modules (npm ci builds ferry)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker.io busybox-static zstd ca-certificates >/dev/null
-  npm ci --no-audit --no-fund >/dev/null
+  PKGS=""
+  for tool in dockerd:docker.io busybox:busybox-static zstd:zstd; do
+    command -v "${tool%%:*}" >/dev/null || PKGS="$PKGS ${tool#*:}"
+  done
+  if [ -n "$PKGS" ]; then
+    say "Installing$PKGS (apt-get)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $PKGS ca-certificates >/dev/null
+  fi
+  if [ -f dist/cli/main.js ] && npm ls --depth=0 >/dev/null 2>&1; then
+    say "ferry's node modules are installed (npm ci was done): not running it again"
+    if [ -n "$(find src -name '*.ts' -newer dist/cli/main.js -print -quit)" ]; then npm run build --silent; fi
+  else
+    say "Installing ferry's node modules (npm ci builds ferry)"
+    npm ci --no-audit --no-fund >/dev/null
+  fi
 fi
 FERRY="node $(pwd)/bin/ferry"
 

@@ -244,8 +244,9 @@ describe('bad input gets a clear error and loses nothing', { skip }, () => {
       await refused(t, 'flip-in-header', flip(f.header + 2), [String(f.header), /checksum/]);
     });
 
-    it('not a tar at all, and an empty file: exit 3', async (t) => {
-      await refused(t, 'not-a-tar', Buffer.from('{"this is": "not a bundle"}\n'.repeat(40)), ['offset 0', /not a tar/]);
+    it('not a tar at all, and an empty file: exit 3, saying what it is', async (t) => {
+      await refused(t, 'not-a-tar', Buffer.from('{"this is": "not a bundle"}\n'.repeat(40)), [/not a ferry bundle: it is a JSON document/]);
+      await refused(t, 'not-a-tar-binary', Buffer.alloc(2048, 0xa5), [/not a ferry bundle: it is not a tar archive/]);
       await refused(t, 'empty', Buffer.alloc(0), [/is empty/]);
     });
 

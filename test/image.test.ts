@@ -46,6 +46,17 @@ describe('retag rules', () => {
     const r = [parseRetagRule('docker.io/=registry.local:5000/hub/')];
     assert.equal(applyRetag('docker.io/library/nginx:1', r), 'registry.local:5000/hub/library/nginx:1');
   });
+  it('renames every tag of a bare repository, keeping the tag; exact renames win, prefixes come last', () => {
+    const r = ['docker.io/library/=mirror.local/lib/', 'demo=web', 'demo:2=old:2'].map(parseRetagRule);
+    assert.equal(r[1]!.kind, 'repository');
+    assert.equal(applyRetag('docker.io/library/demo:1', r), 'docker.io/library/web:1');
+    assert.equal(applyRetag('docker.io/library/demo:latest', r), 'docker.io/library/web:latest');
+    assert.equal(applyRetag('docker.io/library/demo:2', r), 'docker.io/library/old:2');
+    assert.equal(applyRetag('docker.io/library/demox:1', r), 'mirror.local/lib/demox:1');
+    // A tag on either side makes it one image, named as docker normalises it (demo is demo:latest).
+    assert.equal(parseRetagRule('demo=web:1').from, 'docker.io/library/demo:latest');
+    assert.equal(parseRetagRule('registry.local:5000/demo=web').kind, 'repository');
+  });
   for (const bad of ['nginx', '=x', 'a/=b', 'nginx:1=Bad:Name']) {
     it(`rejects ${bad}`, () => assert.throws(() => parseRetagRule(bad)));
   }

@@ -2,17 +2,20 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { missing } from './helpers/tools.js';
+import { missing, which } from './helpers/tools.js';
 
-const skip = missing(['dockerd', 'docker', 'busybox'], { root: true });
+const skip = missing(['dockerd', 'docker', 'busybox', 'zstd', 'npm'], { root: true });
 const script = fileURLToPath(new URL('../examples/quickstart.sh', import.meta.url));
 const twoSite = fileURLToPath(new URL('../examples/two-site.sh', import.meta.url));
 
-function runScript(path: string): Promise<{ code: number; out: string }> {
+function runScript(path: string, env: NodeJS.ProcessEnv = { QUICKSTART_SKIP_INSTALL: '1' }): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     // The install step is what `npm ci` and scripts/setup.sh already did for the test run.
-    const p = spawn('bash', [path], { env: { ...process.env, QUICKSTART_SKIP_INSTALL: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('bash', [path], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (out += d));
@@ -37,8 +40,16 @@ async function leftBehind(out: string): Promise<string[]> {
 
 describe('the examples, run for real', { skip }, () => {
   it('quickstart.sh: packs, verifies and loads the demo image into an empty daemon with the same image ID', async () => {
-    const { code, out } = await runScript(script);
+    // Run as the README has it, right after its install step: the script must find `npm ci` done and the tools there,
+    // and run neither again. npm and apt-get on PATH refuse those two calls (npm passes the rest to the real one).
+    const stubs = await mkdtemp(join(tmpdir(), 'ferry-quickstart-stubs-'));
+    const npm = which('npm')!;
+    await writeFile(join(stubs, 'npm'), `#!/bin/sh\nif [ "$1" = ci ]; then echo "quickstart ran npm ci again" >&2; exit 97; fi\nexec ${npm} "$@"\n`, { mode: 0o755 });
+    await writeFile(join(stubs, 'apt-get'), '#!/bin/sh\necho "quickstart ran apt-get" >&2\nexit 97\n', { mode: 0o755 });
+    const { code, out } = await runScript(script, { PATH: `${stubs}:${process.env.PATH ?? ''}`, QUICKSTART_SKIP_INSTALL: '' }).finally(() => rm(stubs, { recursive: true, force: true }));
     assert.equal(code, 0, out);
+    assert.doesNotMatch(out, /quickstart ran/);
+    assert.match(out, /npm ci was done\): not running it again/);
     const loaded = /Loaded sha256:([a-f0-9]{12}) registry\.local\/mirror\/ferry-demo\/hello:1/.exec(out);
     assert.ok(loaded, out);
     const source = /source image ID: sha256:([a-f0-9]{64})/.exec(out);

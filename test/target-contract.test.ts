@@ -161,6 +161,20 @@ describe('the target contract, through a recording target', () => {
     assert.deepEqual(r.named.map((n) => n.name).sort(), ['docker.io/mirror/app:1', 'docker.io/mirror/tool:1'], 'names come from commit, retag rules applied');
   });
 
+  it('a retag rule that renames nothing: refused (USAGE, exit 2) before the target is asked anything, for every target kind', async () => {
+    for (const [reuse, form] of [['chain', 'uncompressed'], ['blob', 'stored']] as const) {
+      const t = new RecordingTarget(reuse, form, new Set());
+      await assert.rejects(copyBundles([full], t, { verb: 'load', retag: [parseRetagRule('contract/app:1=web:1'), parseRetagRule('nosuch=web')] }), (err: unknown) => {
+        assert.ok(err instanceof FerryError && err.exitCode === 2, String(err));
+        assert.match(err.message, /--retag nosuch=web renames nothing/);
+        assert.match(err.message, /contract\/app:1, contract\/tool:1/);
+        assert.doesNotMatch(err.message, /contract\/app:1=web:1 renames/);
+        return true;
+      });
+      assert.deepEqual(t.kinds(), [], `${reuse} target: no call at all`);
+    }
+  });
+
   it('a layer the target holds is neither written nor opened', async () => {
     const t = new RecordingTarget('blob', 'stored', new Set([base.digest]));
     await copyBundles([full], t, { verb: 'push' });

@@ -7,6 +7,7 @@ import { parseReference } from '../image/reference.js';
 import { bundleError, FerryError } from '../ui/errors.js';
 import { walkTarFile } from '../tar/offset-walk.js';
 import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, FERRY_INDEX, type BundleBlob, type BundleIndex } from './format.js';
+import { recogniseNotBundle } from './recognise.js';
 import { validateBundleIndex } from './schema.js';
 import { BUNDLE_SIGNATURE, checkSignature, type Verifier } from '../sign/signature.js';
 
@@ -52,9 +53,12 @@ export class BundleReader {
       const st = await fh.stat();
       if (st.isDirectory()) throw new FerryError('USAGE', `cannot read bundle ${path}: it is a directory`, { hint: 'name the bundle file itself' });
       if (!st.isFile()) throw new FerryError('USAGE', `cannot read bundle ${path}: not a regular file (a bundle is read by offset)`, { hint: 'copy it to a file first' });
-      const entries = await walk(fh, path);
+      // A file that is no bundle at all (a docker save archive, an inventory) is named for what it is.
+      const entries = await walk(fh, path).catch(async (err: unknown) => {
+        throw (await recogniseNotBundle(fh, path)) ?? err;
+      });
       const ferry = entries.get(FERRY_INDEX);
-      if (!ferry) throw bundleError(path, undefined, 'no ferry.json: this is not a ferry bundle, or it was cut short');
+      if (!ferry) throw (await recogniseNotBundle(fh, path)) ?? bundleError(path, undefined, 'no ferry.json: this is not a ferry bundle, or it was cut short');
       const raw = await readEntry(fh, path, ferry, MAX_JSON);
       const index = parseIndex(path, raw);
       return new BundleReader(path, fh, entries, index);

@@ -1,4 +1,4 @@
-// `ferry inspect`: what a bundle holds and relies on, read from its indexes without touching layer content.
+// `ferry inspect`: what bundles hold and rely on, read from their indexes without touching layer content.
 import type { CommandModule } from 'yargs';
 import { BundleReader } from '../bundle/reader.js';
 import type { BundleIndex } from '../bundle/format.js';
@@ -6,25 +6,32 @@ import { formatPlatform } from '../image/platform.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes } from '../ui/progress.js';
+import { example } from './help.js';
 
 interface InspectArgs {
-  bundle: string;
+  bundles: string[];
   json?: boolean;
 }
 
 export function inspectCommand(): CommandModule<object, InspectArgs> {
   return {
-    command: 'inspect <bundle>',
-    describe: 'show the images, tags, layers and sizes in a bundle (reads only its indexes)',
-    builder: (y) => y.positional('bundle', { type: 'string', demandOption: true }).example('$0 inspect week47.ferry.tar', ''),
+    command: 'inspect <bundles..>',
+    describe: 'show the images, tags, layers and sizes in bundles (reads only their indexes)',
+    builder: (y) =>
+      y
+        .positional('bundles', { type: 'string', array: true, default: undefined, demandOption: true, describe: 'bundles, or volumes of a set, each shown on its own' })
+        .example(...example('$0 inspect week47.ferry.tar', ''))
+        .example(...example('$0 inspect week46.ferry.tar week47.ferry.tar --json', 'several: a JSON array, one object per bundle in the order given')),
     handler: async (args) => {
-      const bundle = await BundleReader.open(args.bundle);
+      // Every bundle is opened before anything is shown, so a bad one fails the command with nothing half printed.
+      const bundles: BundleReader[] = [];
       try {
-        const view = describe(bundle.index);
-        if (args.json) printJson(view);
-        else process.stdout.write(render(view));
+        for (const path of args.bundles) bundles.push(await BundleReader.open(path));
+        const views = bundles.map((b) => describe(b.index));
+        if (args.json) printJson(views.length === 1 ? views[0] : views);
+        else process.stdout.write(views.map((v, k) => `${views.length > 1 ? `${bundles[k]!.path}:\n` : ''}${render(v)}`).join('\n'));
       } finally {
-        await bundle.close();
+        await Promise.all(bundles.map((b) => b.close()));
       }
     },
   };

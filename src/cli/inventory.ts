@@ -17,6 +17,7 @@ import { FerryError } from '../ui/errors.js';
 import { printJson } from '../ui/output.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { daemonEndpoint, withDaemonOptions, type DaemonArgs } from './daemon-options.js';
+import { example } from './help.js';
 
 interface InventoryArgs extends RegistryArgs, DaemonArgs {
   output?: string;
@@ -46,9 +47,9 @@ export function inventoryCommand(signal: AbortSignal): CommandModule<object, Inv
           .conflicts('site', 'containerd')
           .conflicts('host', ['registry', 'site', 'containerd'])
           .conflicts('context', ['registry', 'site', 'containerd'])
-          .example('$0 inventory -o site-b.inventory.json', 'the Docker daemon (DOCKER_HOST, or the Docker context)')
-          .example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix')
-          .example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)")),
+          .example(...example('$0 inventory -o site-b.inventory.json', 'the Docker daemon (DOCKER_HOST, or the Docker context)'))
+          .example(...example('$0 inventory --registry registry.local:5000/mirror -o site-b.inventory.json', 'a registry, under a prefix'))
+          .example(...example('$0 inventory --containerd /run/k3s/containerd/containerd.sock -o node.inventory.json', "a k3s node's images (namespace k8s.io)"))),
       ),
     handler: async (args) => {
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;

@@ -2,6 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { generateKeys } from '../sign/signature.js';
 import { printJson } from '../ui/output.js';
+import { example } from './help.js';
 
 interface KeyArgs {
   name?: string;
@@ -18,7 +19,7 @@ export function keyCommand(): CommandModule<object, KeyArgs> {
         .command<KeyArgs>({
           command: 'generate [name]',
           describe: 'write NAME.key (private: keep it on the connected side) and NAME.pub (give it to whoever checks)',
-          builder: (a) => a.positional('name', { type: 'string', default: 'ferry', describe: 'path and base name of the two files' }).example('$0 key generate site-a', 'site-a.key and site-a.pub'),
+          builder: (a) => a.positional('name', { type: 'string', default: 'ferry', describe: 'path and base name of the two files' }).example(...example('$0 key generate site-a', 'site-a.key and site-a.pub')),
           handler: async (a) => {
             const k = await generateKeys(a.name ?? 'ferry');
             if (a.json) printJson(k);

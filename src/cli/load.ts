@@ -18,9 +18,12 @@ import { formatBytes, Meter, progressMode, runSteps } from '../ui/progress.js';
 import { containerdFlag, openLoadPlace, type PlaceArgs } from './load-place.js';
 import { stdinAsFile, stdinIsTerminal } from '../files/stdin.js';
 import { withDaemonOptions } from './daemon-options.js';
+import { example } from './help.js';
 
 interface LoadArgs extends PlaceArgs {
-  args: string[];
+  args?: string[];
+  /** A string, or several when repeated (not an array option: that would take the image names after it too). */
+  input?: string | string[];
   retag?: string[];
   receipt?: string;
   'require-signature'?: string;
@@ -37,7 +40,8 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
     describe: 'load bundles (or some of their images) into the Docker daemon or containerd, then name them: BUNDLE… [IMAGE…]',
     builder: (y) =>
       withDaemonOptions(y
-        .positional('args', { type: 'string', array: true, default: [], describe: 'bundle files, in the order they apply (- or none: stdin), then optionally image names or IDs to load only those' })
+        .positional('args', { type: 'string', array: true, default: undefined, describe: 'bundle files, in the order they apply (- or none: stdin), then optionally image names or IDs to load only those' })
+        .option('input', { alias: 'i', type: 'string', describe: 'a bundle to load, as `docker load -i` takes it (repeatable; the same as naming it first)' })
         .option('containerd', { type: 'string', describe: 'load into containerd at this socket instead of the Docker daemon (default: CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)' })
         .option('namespace', { alias: 'n', type: 'string', default: 'k8s.io', describe: "with --containerd: the namespace (k8s.io is the kubelet's)" })
         .option('snapshotter', { type: 'string', describe: 'with --containerd: unpack into this snapshotter (default: overlayfs, else native)' })
@@ -47,22 +51,24 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
         .option('receipt', { type: 'string', describe: 'write a receipt (what the daemon holds of these bundles afterwards) to this file, even if the load fails' })
         .conflicts('containerd', ['host', 'context'])
-        .example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed')
-        .example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name')
-        .example('$0 load week46.ferry.tar week47.ferry.tar --receipt site-b.receipt.json', 'two bundles as a chain, with a receipt to carry back')
-        .example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io")),
+        .example(...example('$0 load week47.ferry.tar --retag docker.io/library/=registry.local/mirror/', 'load all, renamed'))
+        .example(...example('$0 load week47.ferry.tar nginx:1.27 --retag nginx:1.27=web:prod', 'one image, one new name'))
+        .example(...example('$0 load week46.ferry.tar week47.ferry.tar --receipt site-b.receipt.json', 'two bundles as a chain, with a receipt to carry back'))
+        .example(...example('$0 load week47.ferry.tar --containerd /run/k3s/containerd/containerd.sock', "into a k3s node's containerd, namespace k8s.io"))),
     handler: async (args) => {
       const rules = retagRules(args.retag);
-      const given = [...args.args];
+      // An optional array positional without a default (so help shows none) is [undefined] when nothing is given.
+      const given = (args.args ?? []).filter((a) => a !== undefined);
       const address = await containerdFlag(args.containerd, given);
+      const inputs = args.input === undefined ? [] : [args.input].flat();
       // As docker load: with no bundle named, one piped or redirected in is read; `-` names stdin among others.
-      if (given.length === 0 && !stdinIsTerminal()) given.push('-');
-      if (given.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…], or ferry load < BUNDLE; see `ferry load --help`' });
+      if (given.length === 0 && inputs.length === 0 && !stdinIsTerminal()) given.push('-');
+      if (given.length === 0 && inputs.length === 0) throw new FerryError('USAGE', 'name at least one bundle to load', { hint: 'ferry load BUNDLE… [IMAGE…], or ferry load < BUNDLE; see `ferry load --help`' });
       const verifier = args['require-signature'] !== undefined ? await loadVerifier(args['require-signature']) : undefined;
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const stdin = given.includes('-') ? await stdinAsFile(signal) : undefined;
       if (stdin) given[given.indexOf('-')] = stdin.path;
-      const { bundles: paths, images: select } = await splitBundles(given).catch(async (err: unknown) => {
+      const { bundles: paths, images: select } = await splitBundles(given, inputs).catch(async (err: unknown) => {
         await stdin?.remove();
         throw err;
       });

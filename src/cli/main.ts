@@ -4,6 +4,8 @@ import { hideBin } from 'yargs/helpers';
 import { EXIT, FerryError, toFerryError } from '../ui/errors.js';
 import { printError } from '../ui/output.js';
 import { VERSION } from '../version.js';
+import { helpWidth } from './help.js';
+import { unknown } from './suggest.js';
 import type { CommandModule } from 'yargs';
 
 /**
@@ -52,10 +54,17 @@ export async function main(argv: string[]): Promise<void> {
       .strict()
       .version(VERSION)
       .help()
-      .wrap(Math.min(110, process.stdout.columns || 100))
-      .fail((msg, err) => {
+      .wrap(helpWidth())
+      // recommendCommands reports its guess as a failure of its own, then strict mode the unknown word: one error.
+      .recommendCommands()
+      .fail((msg, err, usage) => {
         if (err) throw err;
-        throw new FerryError('USAGE', msg, { hint: 'see `ferry --help` or `ferry <command> --help`' });
+        if (/^Did you mean /.test(msg)) return;
+        const command = args.find((a) => !a.startsWith('-'));
+        const help = command !== undefined && Object.hasOwn(COMMANDS, command) ? `see \`ferry ${command} --help\`` : 'see `ferry --help` or `ferry <command> --help`';
+        const flags = Object.keys((usage as unknown as { getDescriptions?: () => Record<string, string> }).getDescriptions?.() ?? {});
+        const { message, mean } = unknown(msg, args, flags, Object.keys(COMMANDS));
+        throw new FerryError('USAGE', message, { hint: mean ? `${mean} ${help}` : help });
       })
       .parseAsync(hideBin(['node', 'ferry', ...args]));
   } catch (err) {

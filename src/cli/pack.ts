@@ -9,6 +9,7 @@ import { describeSources, resolveAll, type ResolvedSource } from '../sources/ope
 import { parsePlatform } from '../image/platform.js';
 import { packImages } from '../transfer/pack.js';
 import { dryRunView, planPack } from '../transfer/pack-plan.js';
+import { checkPackPlatforms } from '../transfer/pack-platforms.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { daemonEndpoint, withDaemonOptions, type DaemonArgs } from './daemon-options.js';
 import { FerryError } from '../ui/errors.js';
@@ -23,6 +24,7 @@ import { printDryRun, printPacked } from './pack-report.js';
 import { copyToStdout, refuseTerminal, stdoutStagingPath } from '../files/to-stdout.js';
 import { recordBundles } from '../sync/site-state.js';
 import type { IncrementalPlan } from '../sync/plan.js';
+import { example } from './help.js';
 
 interface PackArgs extends RegistryArgs, DaemonArgs {
   images?: string[];
@@ -55,6 +57,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .positional('images', {
             type: 'string',
             array: true,
+            default: undefined,
             describe: 'images: NAME[:TAG] or ID (local daemon), docker://HOST/REPO:TAG, docker-archive:FILE[:REF], oci:DIR[:REF], oci-archive:FILE[:REF], bundle:FILE[:REF]',
           })
           .option('file', { alias: 'f', type: 'string', array: true, describe: 'a list of images: one per line, or YAML (a list, or images: [...])' })
@@ -73,15 +76,16 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('dry-run', { type: 'boolean', describe: 'resolve and plan only: say which layers would travel and which the target already holds; write and record nothing' })
           .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
           .conflicts('platform', 'all-platforms')
-          .example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon')
-          .example('$0 pack docker://registry.example/team/app:2.4 --platform linux/amd64,linux/arm64 -o app.ferry.tar', 'two platforms from a registry, digests kept')
-          .example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive')
-          .example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10')
-          .example('$0 pack -f images.yaml --have site-b.inventory.json -o week48.ferry.tar', 'only what site B lacks')
-          .example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle')),
+          .example(...example('$0 pack nginx:1.27 redis:7 -o week47.ferry.tar', 'two images from the local daemon'))
+          .example(...example('$0 pack docker://registry.example/team/app:2.4 --platform linux/amd64,linux/arm64 -o app.ferry.tar', 'two platforms from a registry, digests kept'))
+          .example(...example('$0 pack bundle:week47.ferry.tar:nginx:1.27 docker-archive:old.tar -o merged.ferry.tar', 'a subset of a bundle plus a docker-save archive'))
+          .example(...example('$0 pack -f images.yaml -o week48.ferry.tar --compression gzip', 'a list, loadable by Docker 20.10'))
+          .example(...example('$0 pack -f images.yaml --have site-b.inventory.json -o week48.ferry.tar', 'only what site B lacks'))
+          .example(...example('$0 pack -f images.yaml --site site-b -o week48.ferry.tar', 'only what the catalog says site B lacks, and record the bundle'))),
       ),
     handler: async (args) => {
-      const names = [...(args.images ?? [])];
+      // An optional array positional without a default (so help shows none) is [undefined] when nothing is given.
+      const names = (args.images ?? []).filter((a) => a !== undefined);
       for (const f of args.file ?? []) names.push(...(await readImageList(f)));
       if (names.length === 0) throw new FerryError('USAGE', 'no images named', { hint: 'name images as arguments or in a list file with -f' });
       const level = checkLevel(args.compression, args.level);
@@ -97,7 +101,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const output = toStdout ? stdoutStagingPath() : resolve(args.output ?? 'dry-run.ferry.tar');
       const signer = args.sign !== undefined ? await loadSigner(args.sign) : undefined;
       const maxVolume = args['max-volume-size'] !== undefined ? parseSize(args['max-volume-size'], '--max-volume-size') : undefined;
-      if (maxVolume !== undefined && maxVolume < 1_000_000) throw new FerryError('USAGE', `--max-volume-size ${args['max-volume-size']} is under 1 MB; no volume could hold its own indexes`);
+      if (maxVolume !== undefined && maxVolume < 1_000_000) throw new FerryError('USAGE', `--max-volume-size ${args['max-volume-size']} is under 1 MB; no volume could hold its own indexes`, { hint: 'give a size of at least 1MB, e.g. --max-volume-size 4.7G for a DVD' });
       // Volumes are cut from a whole bundle written first beside them, then removed. Its name is fixed, so a run
       // after a killed one finds (and reuses) what that one wrote.
       const whole = maxVolume !== undefined ? join(dirname(output), `.${basename(output)}.whole`) : output;
@@ -122,6 +126,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${describeSources(names)})`,
         run: async () => {
           parts = await resolveAll(names, { concurrentSaves: args['concurrent-saves'], registry: optionsFor, warn, daemon: () => daemonEndpoint(args), platforms, allPlatforms: args['all-platforms'] ?? false, signal });
+          for (const p of parts) checkPackPlatforms(p.resolved, platforms, p.source.transport === 'docker-daemon' ? 'the Docker daemon' : undefined);
         },
       };
       const planStep: Step = {
@@ -213,16 +218,18 @@ function parsePlatforms(list: readonly string[]) {
   try {
     return list.flatMap((p) => p.split(',')).filter((p) => p.trim() !== '').map(parsePlatform);
   } catch (err) {
-    throw new FerryError('USAGE', (err as Error).message);
+    throw new FerryError('USAGE', (err as Error).message, { hint: 'e.g. --platform linux/amd64, or several: --platform linux/amd64,linux/arm64' });
   }
 }
 
 function checkLevel(c: Compression, level: number | undefined): number | undefined {
   if (level === undefined) return undefined;
-  if (Number.isNaN(level)) throw new FerryError('USAGE', '--level takes a whole number');
+  if (Number.isNaN(level)) throw new FerryError('USAGE', '--level takes a whole number', { hint: 'zstd takes 1-19 (default 3), gzip 1-9 (default 6)' });
   const [lo, hi] = c === 'zstd' ? [1, 19] : c === 'gzip' ? [1, 9] : [0, 0];
   if (c === 'none' || !Number.isInteger(level) || level < lo || level > hi) {
-    throw new FerryError('USAGE', c === 'none' ? '--level has no meaning with --compression none' : `--level ${level} is out of range for ${c} (${lo}-${hi})`);
+    throw new FerryError('USAGE', c === 'none' ? '--level has no meaning with --compression none' : `--level ${level} is out of range for ${c} (${lo}-${hi})`, {
+      hint: c === 'none' ? 'leave out --level, or choose --compression zstd or gzip' : `give a level from ${lo} to ${hi}, or leave it out for the default`,
+    });
   }
   return level;
 }
@@ -263,7 +270,8 @@ export async function readImageList(file: string): Promise<string[]> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new FerryError('USAGE', `cannot read image list ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FerryError('USAGE', `cannot read image list ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? err)}`, { hint: 'check the path given to -f (a list of images: one per line, or YAML)' });
   }
   let doc: unknown;
   try {
@@ -275,7 +283,7 @@ export async function readImageList(file: string): Promise<string[]> {
   if (list) {
     return list.map((v, i) => {
       const name = typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' ? (v as { name: string }).name : undefined;
-      if (!name) throw new FerryError('USAGE', `${file}: item ${i + 1} is not an image name`);
+      if (!name) throw new FerryError('USAGE', `${file}: item ${i + 1} is not an image name`, { hint: 'each item is a name (nginx:1.27) or {name: nginx:1.27}; see examples/images.yaml' });
       return name.trim();
     });
   }

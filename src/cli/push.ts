@@ -15,6 +15,7 @@ import { writeDocument } from '../sync/documents.js';
 import { makeReceipt, type ImageOutcome } from '../sync/receipts.js';
 import { loadSigner, loadVerifier } from '../sign/signature.js';
 import { toFerryError } from '../ui/errors.js';
+import { example } from './help.js';
 
 interface PushArgs extends RegistryArgs {
   args: string[];
@@ -37,7 +38,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
     builder: (y) =>
       withRegistryOptions(
         y
-          .positional('args', { type: 'string', array: true, demandOption: true, describe: 'bundle files (volumes of a set in any order), then optionally image names or IDs to push only those' })
+          .positional('args', { type: 'string', array: true, default: undefined, demandOption: true, describe: 'bundle files (volumes of a set in any order), then optionally image names or IDs to push only those' })
           .option('to', { type: 'string', demandOption: true, describe: 'HOST[:PORT][/PREFIX]: each image goes to HOST/PREFIX/<its repository path>' })
           .option('retag', { type: 'string', array: true, describe: `${RETAG_DESCRIPTION}, applied before --to` })
           .option('compression', {
@@ -50,9 +51,9 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
           .option('require-signature', { type: 'string', describe: 'refuse, before anything is pushed, a bundle not signed by this public key (NAME.pub)' })
           .option('sign', { type: 'string', describe: 'sign the receipt with this private key (written beside it as FILE.sig)' })
           .option('receipt', { type: 'string', describe: 'write a receipt (what the registry holds of this bundle afterwards) to this file, even if the push fails' })
-          .example('$0 push week47.ferry.tar --to registry.local:5000/mirror', 'docker.io/library/nginx:1.27 becomes registry.local:5000/mirror/library/nginx:1.27')
-          .example('$0 push week47.ferry.tar --to registry.local --retag docker.io/library/=registry.local/', 'docker.io/library/nginx:1.27 becomes registry.local/nginx:1.27')
-          .example('$0 push app.ferry.tar --to registry.local:5000 --dry-run', 'the plan only'),
+          .example(...example('$0 push week47.ferry.tar --to registry.local:5000/mirror', 'docker.io/library/nginx:1.27 becomes registry.local:5000/mirror/library/nginx:1.27'))
+          .example(...example('$0 push week47.ferry.tar --to registry.local --retag docker.io/library/=registry.local/', 'docker.io/library/nginx:1.27 becomes registry.local/nginx:1.27'))
+          .example(...example('$0 push app.ferry.tar --to registry.local:5000 --dry-run', 'the plan only')),
       ),
     handler: async (args) => {
       const rules = retagRules(args.retag);

@@ -21,19 +21,19 @@ export function withRegistryOptions<T>(y: Argv<T>): Argv<T & RegistryArgs> {
 
 /** registryOptions checks the flags once and returns options per registry host. */
 export function registryOptions(args: RegistryArgs): (registry: string) => RegistryOptions {
-  if (args.creds !== undefined && args['creds-file'] !== undefined) throw new FerryError('USAGE', '--creds and --creds-file are mutually exclusive');
+  if (args.creds !== undefined && args['creds-file'] !== undefined) throw new FerryError('USAGE', '--creds and --creds-file are mutually exclusive', { hint: 'give one of them' });
   let creds: RegistryOptions['creds'];
   let text = args.creds;
   if (args['creds-file'] !== undefined) {
     try {
       text = readFileSync(args['creds-file'], 'utf8').split('\n')[0]!.replace(/\r$/, '');
     } catch (err) {
-      throw new FerryError('USAGE', `cannot read --creds-file ${args['creds-file']}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      throw new FerryError('USAGE', `cannot read --creds-file ${args['creds-file']}: ${(err as NodeJS.ErrnoException).code ?? err}`, { hint: 'check the path; the file holds USER:PASSWORD on its first line' });
     }
   }
   if (text !== undefined) {
     const colon = text.indexOf(':');
-    if (colon <= 0) throw new FerryError('USAGE', 'credentials must be USER:PASSWORD');
+    if (colon <= 0) throw new FerryError('USAGE', 'credentials must be USER:PASSWORD', { hint: 'e.g. --creds alice:secret, or --creds-file FILE with USER:PASSWORD on its first line' });
     creds = { username: text.slice(0, colon), password: text.slice(colon + 1) };
   }
   const insecure = new Set((args['insecure-registry'] ?? []).flatMap((h) => h.split(',')).map((h) => h.trim().toLowerCase()));

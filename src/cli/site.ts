@@ -87,7 +87,7 @@ export function siteCommand(): CommandModule<object, SiteArgs> {
           describe: 'import inventories and receipts that came back from a site',
           builder: (a) =>
             a
-              .positional('files', { type: 'string', array: true, demandOption: true })
+              .positional('files', { type: 'string', array: true, default: undefined, demandOption: true })
               .option('site', { type: 'string', describe: 'the site they come from (a receipt for a catalogued bundle names it itself)' })
               .option('require-signature', { type: 'string', describe: "refuse documents not signed (FILE.sig) by this public key: the site's" }),
           handler: async (a) => {

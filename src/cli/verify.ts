@@ -10,6 +10,7 @@ import { addHave, holdingsOfBundle } from '../sync/have.js';
 import { TargetState } from '../sync/target-state.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, Meter, progressMode, runSteps, type Step } from '../ui/progress.js';
+import { example } from './help.js';
 
 interface VerifyArgs {
   bundles: string[];
@@ -25,12 +26,12 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
     describe: 'check every blob digest, layer diffID and cross-reference in a bundle (or every volume of a set)',
     builder: (y) =>
       y
-        .positional('bundles', { type: 'string', array: true, demandOption: true, describe: 'a bundle, or the volumes of a set (in any order)' })
+        .positional('bundles', { type: 'string', array: true, default: undefined, demandOption: true, describe: 'a bundle, or the volumes of a set (in any order)' })
         .option('key', { type: 'string', describe: 'require a signature by this public key (NAME.pub): an unsigned bundle, or one signed by another key or altered, fails' })
         .option('have', { type: 'string', array: true, describe: 'also say whether the bundle can apply to a target that holds this (an inventory, a receipt or an earlier bundle; repeatable): exit 4 if it lacks a relied-on layer' })
-        .example('$0 verify week47.ferry.tar', '')
-        .example('$0 verify week48.ferry.tar --have site-b.inventory.json', 'and whether site B has every layer it relies on')
-        .example('$0 verify week48.*.ferry.tar', 'every volume of a set, and that none is missing'),
+        .example(...example('$0 verify week47.ferry.tar', ''))
+        .example(...example('$0 verify week48.ferry.tar --have site-b.inventory.json', 'and whether site B has every layer it relies on'))
+        .example(...example('$0 verify week48.*.ferry.tar', 'every volume of a set, and that none is missing')),
     handler: async (args) => {
       const verifier = args.key !== undefined ? await loadVerifier(args.key) : undefined;
       const { bundles } = await openBundles(args.bundles);

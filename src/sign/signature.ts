@@ -72,7 +72,7 @@ export async function loadVerifier(path: string): Promise<Verifier> {
   } catch {
     throw new FerryError('USAGE', `${path} is not a PEM public key`, { hint: 'give the NAME.pub file `ferry key generate` wrote' });
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new FerryError('USAGE', `${path} is a ${key.asymmetricKeyType} key; ferry signatures are Ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519') throw new FerryError('USAGE', `${path} is a ${key.asymmetricKeyType} key; ferry signatures are Ed25519`, { hint: 'make a key pair with `ferry key generate NAME`' });
   return { keyId: keyIdOf(key), path, key };
 }
 

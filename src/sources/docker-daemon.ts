@@ -9,7 +9,8 @@ import { FerryError } from '../ui/errors.js';
 import { hashOnly, readSaveStream, SaveFormatError } from './docker-save-stream.js';
 import type { ExportedImage, ImageSource, LayerSink, Resolved, ResolveOptions, SourceImage } from './source.js';
 
-const IMAGE_ID = /^(sha256:)?[a-f0-9]{12,64}$/;
+/** An image ID or any prefix of one, as docker takes it (`docker save 401f`); an all-hex name is tried as a name first. */
+const IMAGE_ID = /^(sha256:)?[a-f0-9]{1,64}$/;
 
 export interface DockerDaemonSourceOptions {
   /**
@@ -52,6 +53,8 @@ export class DockerDaemonSource implements ImageSource {
           hint: 'check the name with `docker images`, or pull it first',
         });
       }
+      // The daemon, like docker, tried an all-hex name as a repository before as an ID prefix: say which it found.
+      if (byIdName) ref = hexNameAsTag(name, img);
       const known = byId.get(img.Id) ?? toSourceImage(asked, img, await layerSizes(this.engine, img, signal));
       if (ref && ref.tag && !ref.digest) {
         const full = formatReference(ref);
@@ -116,6 +119,20 @@ export class DockerDaemonSource implements ImageSource {
   async close(): Promise<void> {
     await this.engine.close();
   }
+}
+
+/** hexNameAsTag is the reference an all-hex name found the image by (cafe is cafe:latest), if it was a tag, not an ID prefix. */
+function hexNameAsTag(name: string, img: EngineImage): ReturnType<typeof parseReference> | undefined {
+  if (name.startsWith('sha256:') || name.length === 64) return undefined;
+  const asName = formatReference(parseReference(name));
+  const tagged = (img.RepoTags ?? []).some((t) => {
+    try {
+      return formatReference(parseReference(t)) === asName;
+    } catch {
+      return false;
+    }
+  });
+  return tagged ? parseReference(name) : undefined;
 }
 
 function toSourceImage(asked: string, img: EngineImage, sizes: number[] | undefined): SourceImage {

@@ -86,12 +86,12 @@ export async function readReport(path: string, verifier?: Verifier): Promise<Rep
   try {
     fh = await open(path, 'r');
   } catch (err) {
-    throw new FerryError('USAGE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    throw new FerryError('USAGE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { hint: 'check the path' });
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new FerryError('USAGE', `${path} is not a regular file`);
-    if (st.size > MAX_REPORT_BYTES) throw new FerryError('USAGE', `${path} is ${st.size} bytes, too large for an inventory or receipt`);
+    if (!st.isFile()) throw new FerryError('USAGE', `${path} is not a regular file`, { hint: 'name the inventory or receipt file itself' });
+    if (st.size > MAX_REPORT_BYTES) throw new FerryError('USAGE', `${path} is ${st.size} bytes, too large for an inventory or receipt`, { hint: 'name the inventory or receipt file (ferry inventory -o FILE, load/push --receipt FILE)' });
     const bytes = await fh.readFile();
     if (verifier) {
       const sig = await readFile(signaturePath(path)).catch(() => undefined);
@@ -126,7 +126,7 @@ export function documentBytes(doc: Inventory | Receipt): Buffer {
 export async function writeDocument(path: string, doc: Inventory | Receipt, signer?: Signer): Promise<void> {
   const bytes = documentBytes(doc);
   if (path === '-') {
-    if (signer) throw new FerryError('USAGE', 'a signed document needs a file (-o FILE): its signature goes beside it in FILE.sig');
+    if (signer) throw new FerryError('USAGE', 'a signed document needs a file (-o FILE): its signature goes beside it in FILE.sig', { hint: 'add -o FILE' });
     await new Promise<void>((res, rej) => process.stdout.write(bytes, (err) => (err ? rej(err) : res())));
     return;
   }

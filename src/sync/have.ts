@@ -67,7 +67,7 @@ async function looksLikeJson(path: string): Promise<boolean> {
   try {
     fh = await open(path, 'r');
   } catch (err) {
-    throw new FerryError('USAGE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    throw new FerryError('USAGE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { hint: 'check the path: an inventory, a receipt or an earlier bundle' });
   }
   try {
     const { buffer, bytesRead } = await fh.read(Buffer.alloc(64), 0, 64, 0);

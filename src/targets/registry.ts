@@ -26,7 +26,7 @@ export function parsePushPlace(to: string): PushPlace {
   const prefix = slash < 0 ? '' : s.slice(slash + 1);
   if (!HOST.test(registry)) throw new FerryError('USAGE', `--to ${to}: "${registry}" is not a registry host`, { hint: 'write --to HOST[:PORT][/PREFIX], e.g. --to registry.local:5000/mirror' });
   if (prefix !== '' && !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(prefix)) {
-    throw new FerryError('USAGE', `--to ${to}: "${prefix}" is not a valid repository prefix (lower case, / between parts)`);
+    throw new FerryError('USAGE', `--to ${to}: "${prefix}" is not a valid repository prefix (lower case, / between parts)`, { hint: 'e.g. --to registry.local:5000/mirror' });
   }
   return { registry, prefix };
 }

@@ -13,6 +13,7 @@ import { asLayerLie } from './bundle-faults.js';
 import { LayerForms } from './layer-forms.js';
 import { checkBundles, findMissing, type LayerPlan } from './preflight.js';
 import { prepareImage, prepareIndex, type PreparedImage } from './prepare.js';
+import { checkRetagRules } from './retag-check.js';
 import { chooseAcross } from './select.js';
 
 export interface CopyOptions {
@@ -99,6 +100,7 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
   );
   const views = bundles.map((b) => pooled(b, bundles));
   const retag = opts.retag ?? [];
+  checkRetagRules(retag, choices);
   const rename = (refs: readonly string[]): string[] => [...new Set(refs.map((r) => applyRetag(r, retag)))];
   const plans: LayerPlan[] = choices.map((c, k) => {
     const indexes = c.indexes.map((x) => ({ index: x.index, names: rename(x.refs) }));

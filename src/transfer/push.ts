@@ -9,6 +9,7 @@ import { applyRetag, type RetagRule } from '../image/retag.js';
 import type { RegistryTarget } from '../targets/registry.js';
 import { copyBundles, type CopyOptions, type CopyResult } from './copy.js';
 import { checkBundles } from './preflight.js';
+import { checkRetagRules } from './retag-check.js';
 import { chooseAcross } from './select.js';
 
 export type PushOptions = Omit<CopyOptions, 'verb'>;
@@ -30,6 +31,7 @@ export async function dryRun(bundles: readonly BundleReader[], target: RegistryT
   const retag: readonly RetagRule[] = opts.retag ?? [];
   const rename = (refs: readonly string[]): string[] => refs.map((r) => applyRetag(r, retag));
   const choices = chooseAcross(bundles.map((b) => b.index), opts.select ?? [], undefined);
+  checkRetagRules(retag, choices);
   const repos = new Map<string, DryRunRepo & { seen: Set<string> }>();
   const entries: { bundle: BundleReader; image: BundleImage; repo: string }[] = [];
   const names: string[] = [];

@@ -48,9 +48,34 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   INTERRUPTED: 130,
 };
 
+/**
+ * What to do when the code that raised an error had nothing more precise to say: every error prints a `hint:` line,
+ * as the README promises. Raise with a hint of its own wherever the user can act on something specific.
+ */
+const DEFAULT_HINT: Record<ErrorCode, string> = {
+  USAGE: 'see `ferry --help` or `ferry <command> --help`',
+  RUNTIME: 'run it again with FERRY_DEBUG=1 to see the underlying cause',
+  IMAGE_NOT_FOUND: '`docker images`, `ferry inspect BUNDLE` or the registry lists what there is',
+  OUTPUT: 'choose a location you can write to',
+  DISK_FULL: 'free some space or write to another disk',
+  BUNDLE_INVALID: 'the bundle is damaged or was altered; copy it again from the source and run `ferry verify` on it',
+  BUNDLE_VERSION: 'use a newer ferry to read this bundle',
+  MISSING_LAYERS: 'apply the bundles that carried those layers first, or pack a bundle against what this target holds',
+  DAEMON_UNREACHABLE: 'check that dockerd runs and that DOCKER_HOST names it',
+  DAEMON_ERROR: "the Docker daemon's log says more (e.g. journalctl -u docker)",
+  REGISTRY_UNREACHABLE: 'check the address, the network and the TLS settings (--insecure-registry, /etc/docker/certs.d)',
+  REGISTRY_AUTH: 'check the credentials: --creds, --creds-file, or `docker login`',
+  REGISTRY_ERROR: "the registry's log says more; running the same push again skips what arrived",
+  LOAD_FAILED: "nothing was tagged; the daemon's log says more (e.g. journalctl -u docker)",
+  CONTAINERD_UNREACHABLE: 'check that containerd runs and that --containerd or CONTAINERD_ADDRESS names its socket',
+  CONTAINERD_ERROR: "containerd's log says more (e.g. journalctl -u containerd)",
+  INTERRUPTED: 'run the same command again to finish the job',
+};
+
 export class FerryError extends Error {
   readonly code: ErrorCode;
-  readonly hint: string | undefined;
+  /** What to do; a default for the code when the raiser gave none. */
+  readonly hint: string;
   /** Individual faults behind this error (verify reports every one it finds). */
   readonly details: readonly string[];
 
@@ -58,7 +83,7 @@ export class FerryError extends Error {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'FerryError';
     this.code = code;
-    this.hint = opts.hint;
+    this.hint = opts.hint ?? DEFAULT_HINT[code];
     this.details = opts.details ?? [];
   }
 
@@ -118,7 +143,7 @@ export function toFerryError(err: unknown): FerryError {
     case 'EROFS':
       return new FerryError('OUTPUT', `permission denied${where}`, { hint: 'choose a location you can write to', cause: err });
     case 'ENOENT':
-      return new FerryError('RUNTIME', `no such file or directory${where}`, { cause: err });
+      return new FerryError('RUNTIME', `no such file or directory${where}`, { hint: 'check the path', cause: err });
   }
   return new FerryError('RUNTIME', e?.message ?? String(err), { cause: err });
 }
