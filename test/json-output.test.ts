@@ -74,8 +74,9 @@ describe('--json output matches its schema (real containerd and registry)', { sk
 
   it('push to a registry (and its dry run), inventory of the registry', async () => {
     checkJson('push-dry-run', json(await run(['push', bundle, '--to', `${reg.host}/json`, '--dry-run', '--json'])));
-    const pushed = checkJson('push', json<{ images: { platform?: unknown }[] }>(await run(['push', bundle, '--to', `${reg.host}/json`, '--json'])));
+    const pushed = checkJson('push', json<{ images: { imageId?: string; platform?: unknown }[] }>(await run(['push', bundle, '--to', `${reg.host}/json`, '--json'])));
     assert.deepEqual(pushed.images.map((i) => i.platform), [PLATFORM, PLATFORM]);
+    assert.ok(pushed.images.every((i) => i.imageId), 'each pushed image says its imageId');
     checkJson('inventory', json(await run(['inventory', '--registry', `${reg.host}/json`, '-o', join(work, 'reg.inventory.json'), '--json'])));
   });
 

@@ -112,7 +112,7 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
         const r = result!;
         const images = r.named.map((n) => {
           const img = r.bundles.flatMap((b) => b.images).find((i) => i.image.imageId === n.imageId && i.manifest === n.digest);
-          return { name: n.name, digest: n.digest, imageId: n.imageId, ...(img ? { platform: img.image.platform } : {}) };
+          return { name: n.name, digest: n.digest, ...(n.imageId ? { imageId: n.imageId } : {}), ...(img ? { platform: img.image.platform } : {}) };
         });
         const untagged = r.bundles.flatMap((b) => b.untagged.map((i) => i.imageId));
         const summary = { images, blobs: { present: r.blobs.present, mounted: r.blobs.mounted, uploaded: r.blobs.written }, bytesUploaded: r.bytesWritten, untagged };
