@@ -22,7 +22,7 @@ const exec = promisify(execFile);
 const skip = containerdMissing() ?? missing(['busybox', 'runc', 'zstd']);
 
 interface LoadJson {
-  images: { imageId: string; tags: string[]; status: string; layersSent: number; layersPresent: number }[];
+  images: { imageId: string; refs: string[]; status: string; layersSent: number; layersPresent: number }[];
   blobs: { present: number; written: number };
   bytesWritten: number;
   bytesSent: number;
@@ -62,7 +62,7 @@ describe('containerd as a target (real containerd)', { skip }, () => {
     const r = await load([full, '--receipt', join(work, 'full.receipt.json'), '--json'], 'k8s.io');
     assert.equal(r.code, 0, r.stderr);
     const out = json<LoadJson>(r);
-    assert.deepEqual(out.images.map((i) => [i.imageId, i.tags, i.status]), [
+    assert.deepEqual(out.images.map((i) => [i.imageId, i.refs, i.status]), [
       [ids[0]!.id, ['docker.io/ferry-test/base:1'], 'loaded'],
       [ids[1]!.id, ['docker.io/ferry-test/app:1'], 'loaded'],
     ]);
@@ -124,7 +124,7 @@ describe('containerd as a target (real containerd)', { skip }, () => {
     const r = await load([thin, '--json'], 'k8s.io');
     assert.equal(r.code, 0, r.stderr);
     const out = json<LoadJson>(r);
-    assert.deepEqual(out.images.map((x) => [x.tags, x.layersSent, x.layersPresent]), [[['docker.io/ferry-test/app:2'], 1, 2]]);
+    assert.deepEqual(out.images.map((x) => [x.refs, x.layersSent, x.layersPresent]), [[['docker.io/ferry-test/app:2'], 1, 2]]);
     const ran = await ctd.ctr(['-n', 'k8s.io', 'run', '--rm', 'docker.io/ferry-test/app:2', `ferry-c2-${process.pid}`, '/bin/busybox', 'cat', '/srv/more.txt']);
     assert.equal(ran, 'more\n');
   });
@@ -229,7 +229,7 @@ describe('containerd as a target (real containerd)', { skip }, () => {
     const out = json<LoadJson>(r);
     const size = (await readFile(big)).length;
     assert.ok(out.bytesSent <= size - offset, `the re-run sent ${out.bytesSent} B; ${offset} B had arrived of a ${size} B bundle`);
-    assert.deepEqual(out.images.map((i) => i.tags), [['docker.io/ferry-test/big:1']]);
+    assert.deepEqual(out.images.map((i) => i.refs), [['docker.io/ferry-test/big:1']]);
     const check = await ctd.ctr(['-n', 'kill', 'images', 'check']);
     assert.match(check, /complete \(/);
     assert.equal((await ctd.ctr(['-n', 'kill', 'content', 'active'])).trim().split('\n').length, 1, 'no ingest left behind');

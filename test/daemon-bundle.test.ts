@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import { buildTestImages, startDockerd, type Dockerd, type TestImages } from './helpers/dockerd.js';
 import { startEngineProxy } from './helpers/engine-proxy.js';
 import { ferry, json } from './helpers/ferry.js';
+import { checkJson } from './helpers/json-schemas.js';
 import { missing } from './helpers/tools.js';
 import { listTar, readTarEntry } from './helpers/tar.js';
 
@@ -108,12 +109,14 @@ describe('bundles through Docker daemons', { skip }, () => {
     assert.equal(await ids('tool:prod'), imgs.tool);
     assert.equal(await ids(imgs.untagged), imgs.untagged);
     await assert.rejects(ids('ferry-test/app:1'), 'the original name was rewritten, not added');
-    const out = json<{ images: { imageId: string; layersSent: number }[] }>(run);
+    // The Docker daemon's load output keeps the shape of schemas/cli/load.json (containerd's: json-output.test.ts).
+    const out = checkJson('load', json<{ images: { imageId: string; refs: string[]; layersSent: number }[] }>(run));
     assert.equal(out.images.reduce((s, i) => s + i.layersSent, 0), 5, 'each layer sent once');
     // Plain progress has a line for every layer sent, with bytes of the total: as many as the summary counts.
     const progress = run.stderr.split('\n').filter((l) => /^ {2}layer \d+ sent \(/.test(l));
     assert.equal(progress.length, 5, run.stderr);
     assert.match(progress.at(-1)!, /^ {2}layer 5 sent .* of .*\(\d+%\), .*\/s/);
+    assert.deepEqual(out.images.find((i) => i.imageId === imgs.tool)?.refs, ['docker.io/library/tool:prod']);
   });
 
   it('a second load sends no layers and only adds the new names', async () => {

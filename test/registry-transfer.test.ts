@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildTestImages, startDockerd, type Dockerd, type TestImages } from './helpers/dockerd.js';
 import { ferry, json } from './helpers/ferry.js';
+import { checkJson } from './helpers/json-schemas.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { htpasswdLine } from './helpers/htpasswd.js';
@@ -208,14 +209,19 @@ describe('registries end to end', { skip }, () => {
     assert.equal(p3.indexes[0]!.digest, multi.index);
     assert.equal(p3.images.length, 3);
     assert.equal((await ferry(['verify', all])).code, 0);
+    // A kept index's --json shapes: its platforms are objects, as each image's platform is (schemas/cli/).
+    checkJson('pack', p3);
+    const view = checkJson('inspect', json<{ indexes: { platforms: unknown[] }[] }>(await ferry(['inspect', all, '--json'])));
+    assert.deepEqual(view.indexes[0]!.platforms, [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 'arm', variant: 'v7' }]);
     // The OCI view names the kept index by its reference (with its Docker media type: containers/image reads
     // only OCI-typed entries there, so skopeo finds it after a push rather than in the archive).
     const ociIndex = JSON.parse((await readTarEntry(all, 'index.json')).toString()) as { manifests: { digest: string; mediaType: string; annotations?: Record<string, string> }[] };
     const named = ociIndex.manifests.filter((d) => d.annotations?.['org.opencontainers.image.ref.name'] === `${a.host}/multi/app:1`);
     assert.deepEqual(named.map((d) => [d.digest, d.mediaType]), [[multi.index, MANIFEST_LIST]]);
 
-    const push = await ferry(['push', all, '--to', `${b.host}/kept`]);
+    const push = await ferry(['push', all, '--to', `${b.host}/kept`, '--json']);
     assert.equal(push.code, 0, push.stderr);
+    checkJson('push', json(push));
     assert.equal(await rawDigest(`${b.host}/kept/multi/app:1`), multi.index, 'the whole index keeps its digest');
     assert.equal(sha256(await skopeo('inspect', '--tls-verify=false', '--raw', '--override-arch', 'arm64', `docker://${b.host}/kept/multi/app@${multi.arm64}`)), multi.arm64);
 

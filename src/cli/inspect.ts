@@ -52,13 +52,14 @@ export function describe(index: BundleIndex) {
       refs: ix.refs,
       digest: ix.digest,
       mediaType: ix.mediaType,
-      platforms: ix.images.map((d) => index.images.find((i) => i.manifest.digest === d)).map((i) => (i ? formatPlatform(i.platform) : 'missing')),
+      // A read bundle's indexes name only images it holds (the reader checks), so each has its platform.
+      platforms: ix.images.flatMap((d) => index.images.filter((i) => i.manifest.digest === d).map((i) => i.platform)),
     })),
     images: index.images.map((img) => ({
       refs: img.refs,
       inIndexes: (index.indexes ?? []).filter((ix) => ix.images.includes(img.manifest.digest)).map((ix) => ix.digest),
       imageId: img.imageId,
-      platform: formatPlatform(img.platform),
+      platform: img.platform,
       manifest: img.manifest.digest,
       layers: img.layers.map((l) => {
         const b = blobs.get(l.digest) ?? relied.get(l.digest);
@@ -93,13 +94,13 @@ function render(v: ReturnType<typeof describe>): string {
   const lines = [`Bundle ${v.id} (format v${v.version}, ${v.creator}, ${v.created})`];
   const nameOf = (refs: readonly string[]): string => refs.map((r) => familiarReference(parseReference(r))).join(', ');
   for (const ix of v.indexes) {
-    lines.push('', `${ix.refs.length ? nameOf(ix.refs) : '<untagged>'}`, `  multi-platform index ${ix.digest}: ${ix.platforms.join(', ')}`);
+    lines.push('', `${ix.refs.length ? nameOf(ix.refs) : '<untagged>'}`, `  multi-platform index ${ix.digest}: ${ix.platforms.map(formatPlatform).join(', ')}`);
   }
   for (const img of v.images) {
     const parent = v.indexes.find((ix) => img.inIndexes.includes(ix.digest));
-    const names = img.refs.length ? nameOf(img.refs) : parent ? `${parent.refs.length ? nameOf(parent.refs) : '<untagged index>'} [${img.platform}]` : '<untagged>';
+    const names = img.refs.length ? nameOf(img.refs) : parent ? `${parent.refs.length ? nameOf(parent.refs) : '<untagged index>'} [${formatPlatform(img.platform)}]` : '<untagged>';
     const size = img.layers.reduce((s, l) => s + l.size, 0);
-    lines.push('', `${names}`, `  image ID ${img.imageId}  ${img.platform}  ${img.layers.length} layers, ${formatBytes(size)}`);
+    lines.push('', `${names}`, `  image ID ${img.imageId}  ${formatPlatform(img.platform)}  ${img.layers.length} layers, ${formatBytes(size)}`);
     for (const l of img.layers) {
       const tags = [l.shared ? 'shared' : '', l.held ? '' : 'relied on, not held'].filter(Boolean).join(', ');
       lines.push(`    ${short(l.digest)}  ${formatBytes(l.size).padStart(9)}  (${formatBytes(l.uncompressedSize)} uncompressed)${tags ? `  [${tags}]` : ''}`);

@@ -134,7 +134,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       else if (!args.quiet) {
         for (const m of renamed) process.stderr.write(`The image ${familiarReference(parseReference(m.tag))} already exists, renaming the old one with ID ${m.previousImageId} to empty string\n`);
         for (const l of images) {
-          const names = l.tags.length ? l.tags.map((t) => familiarReference(parseReference(t))).join(', ') : '<untagged>';
+          const names = l.refs.length ? l.refs.map((t) => familiarReference(parseReference(t))).join(', ') : '<untagged>';
           process.stderr.write(`Loaded ${l.imageId.slice(0, 19)} ${names} (${l.layersSent} layer(s) sent, ${l.layersPresent} already present)\n`);
         }
         for (const l of loaded) {
@@ -149,16 +149,16 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
   };
 }
 
-/** loadedImage is one image as load reports it: its ID, the tags it got, and what was sent. */
-function loadedImage(c: CopiedImage): { imageId: string; tags: string[]; status: 'loaded' | 'present'; layersSent: number; layersPresent: number } {
-  return { imageId: c.image.imageId, tags: c.names.filter((n) => !n.includes('@')), status: c.status === 'put' ? 'loaded' : 'present', layersSent: c.layersSent, layersPresent: c.layersPresent };
+/** loadedImage is one image as load reports it: its ID, the references it got (no digests), and what was sent. */
+function loadedImage(c: CopiedImage): { imageId: string; refs: string[]; status: 'loaded' | 'present'; layersSent: number; layersPresent: number } {
+  return { imageId: c.image.imageId, refs: c.names.filter((n) => !n.includes('@')), status: c.status === 'put' ? 'loaded' : 'present', layersSent: c.layersSent, layersPresent: c.layersPresent };
 }
 
 async function writeReceipt(path: string, target: TargetInfo | undefined, bundles: readonly BundleReader[], loaded: readonly CopiedBundle[], failures: string[], signer?: Signer): Promise<void> {
   if (!target) return;
   const outcomes = loaded.map((l) => ({
     bundle: l.bundle.index,
-    images: l.images.map((c) => ({ image: c.image, refs: loadedImage(c).tags, status: loadedImage(c).status })),
+    images: l.images.map((c) => ({ image: c.image, refs: loadedImage(c).refs, status: loadedImage(c).status })),
   }));
   await writeDocument(path, makeReceipt('load', target, bundles.map((b) => b.index), outcomes, failures), signer);
 }

@@ -129,13 +129,13 @@ export function pushCommand(signal: AbortSignal): CommandModule<object, PushArgs
         const r = result!;
         const images = r.named.map((n) => {
           const img = r.bundles.flatMap((b) => b.images).find((i) => i.image.imageId === n.imageId && i.manifest === n.digest);
-          return { name: n.name, digest: n.digest, ...(img ? { platform: formatPlatform(img.image.platform) } : {}) };
+          return { name: n.name, digest: n.digest, ...(n.imageId ? { imageId: n.imageId } : {}), ...(img ? { platform: img.image.platform } : {}) };
         });
         const untagged = r.bundles.flatMap((b) => b.untagged.map((i) => i.imageId));
         const summary = { images, blobs: { present: r.blobs.present, mounted: r.blobs.mounted, uploaded: r.blobs.written }, bytesUploaded: r.bytesWritten, untagged };
         if (args.json) printJson({ bundles: paths, registry: target.registry, ...summary });
         else if (!args.quiet) {
-          for (const i of images) process.stderr.write(`Pushed ${i.name} ${i.digest}${i.platform ? ` (${i.platform})` : ''}\n`);
+          for (const i of images) process.stderr.write(`Pushed ${i.name} ${i.digest}${i.platform ? ` (${formatPlatform(i.platform)})` : ''}\n`);
           process.stderr.write(`${r.blobs.written} blob(s) uploaded (${formatBytes(r.bytesWritten)}), ${r.blobs.mounted} mounted, ${r.blobs.present} already there\n`);
           for (const id of untagged) process.stderr.write(`Not pushed: ${id.slice(0, 19)} has no name to push it under (load it instead, or pack it by name)\n`);
         }
