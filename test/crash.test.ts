@@ -105,6 +105,29 @@ describe('crashes and interruptions', { skip }, () => {
     assert.deepEqual(await readdir(dir), []);
   });
 
+  it('SIGINT during a load says what the daemon kept and that a re-run finishes it; the re-run does', async () => {
+    const dst = await startDockerd('crash-sigint-load');
+    try {
+      const { child, done } = start(['load', bundle], { DOCKER_HOST: dst.host });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      await until('the load to start', async () => /layer \d+ sent/.test(stderr) || /^Load /m.test(stderr), 30_000);
+      child.kill('SIGINT');
+      const r = await done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.match(r.stderr, /interrupted by SIGINT: nothing was tagged; the daemon keeps the images it had finished loading, untagged/);
+      assert.match(r.stderr, /hint: run the same load again/);
+      assert.doesNotMatch(r.stderr, /partial output removed/);
+      const tags = (await dst.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).split('\n').filter((l) => l.startsWith('crash/'));
+      assert.deepEqual(tags, [], 'nothing was tagged');
+      const again = await ferry(['load', bundle], { dockerHost: dst.host });
+      assert.equal(again.code, 0, again.stderr);
+      for (const n of IMAGES) assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', n])).trim(), ids[n], n);
+    } finally {
+      await dst.stop();
+    }
+  });
+
   it('push killed mid-upload: pushed again, blobs already uploaded are skipped, every image reads back', async () => {
     const blobsDir = join(reg.dir, 'data/docker/registry/v2/blobs/sha256');
     const { child, done } = start(['push', bundle, '--to', `${reg.host}/crash`]);

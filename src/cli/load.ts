@@ -120,6 +120,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
         } catch (err) {
           // A failed load still reports back: nothing of these bundles was named.
           if (args.receipt) await writeReceipt(args.receipt, await place.describe(signal).catch(() => undefined), bundles, [], [toFerryError(err).message], signer).catch(() => undefined);
+          if (signal.aborted) throw interruptedLoad(signal.reason, address !== undefined);
           throw err;
         }
         if (args.receipt) await writeReceipt(args.receipt, await place.describe(signal), bundles, loaded, [], signer);
@@ -147,6 +148,18 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       }
     },
   };
+}
+
+/** interruptedLoad says what a stopped load leaves (docker load leaves the same): nothing named, what arrived kept. */
+function interruptedLoad(reason: unknown, containerd: boolean): FerryError {
+  const why = toFerryError(reason).message.replace(/; partial output removed$/, '');
+  return containerd
+    ? new FerryError('INTERRUPTED', `${why}: nothing was named; what arrived stays in containerd's content store under a lease for 24 hours`, {
+        hint: 'run the same load again within that time: it resumes, and sends nothing twice',
+      })
+    : new FerryError('INTERRUPTED', `${why}: nothing was tagged; the daemon keeps the images it had finished loading, untagged (docker images --filter dangling=true)`, {
+        hint: 'run the same load again: it finds those images there, sends only the rest and names them all',
+      });
 }
 
 /** loadedImage is one image as load reports it: its ID, the references it got (no digests), and what was sent. */

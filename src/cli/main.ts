@@ -69,7 +69,8 @@ export async function main(argv: string[]): Promise<void> {
       .parseAsync(hideBin(['node', 'ferry', ...args]));
   } catch (err) {
     // Whatever broke first after a signal, the user's answer is "interrupted".
-    const fe = controller.signal.aborted ? toFerryError(controller.signal.reason) : toFerryError(err);
+    // A command that says more of what an interruption left (load: what the daemon kept) is heard instead.
+    const fe = controller.signal.aborted && !(err instanceof FerryError && err.code === 'INTERRUPTED') ? toFerryError(controller.signal.reason) : toFerryError(err);
     printError(fe, json);
     process.exitCode = fe.exitCode;
     return;

@@ -24,7 +24,7 @@ export function stdinIsTerminal(): boolean {
 
 export async function stdinAsFile(signal?: AbortSignal): Promise<StdinFile> {
   const st = await promisify(fstat)(0);
-  const none = 'no bundle named, and nothing on stdin';
+  const none = 'name at least one bundle to load: none was named, and nothing came on stdin';
   const hint = 'ferry load BUNDLE… [IMAGE…], or ferry load < BUNDLE';
   if (st.isFile()) {
     if (st.size === 0) throw new FerryError('USAGE', none, { hint });
