@@ -5,6 +5,7 @@
 // layer dockerd itself accepts. And the bundle's own tar: a PAX global header or a `repositories` entry is refused.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +120,15 @@ describe('unsafe layer entries are refused by ferry, not left to the daemon', { 
       assert.deepEqual(await canaries(), [], 'no file appeared where the entry aimed');
     });
   }
+
+  it('a big layer pushed as stored (its entries scanned on a worker beside the upload) is refused the same way', async () => {
+    // Random bytes do not compress: the stored layer is over the 1 MiB above which the scan runs on a worker.
+    const { path, blob } = await packed('big', tarBytes([file('pad.bin', randomBytes(1_500_000).toString('latin1')), file(`${tmpdir()}/${CANARY}-bigabs`)]));
+    const kept = await ferry(['push', path, '--to', `${reg.host}/bigkept`, '--compression', 'keep']);
+    assertFails(kept, 3, [blob, /layer entry "\/.*-bigabs" is an absolute path/, /nothing was pushed/, /--allow-unsafe-layers/], 'push --compression keep of a big layer');
+    assert.deepEqual(await tags('bigkept/unsafe/big'), []);
+    assert.equal(await hasBlob('bigkept/unsafe/big', blob), false, 'the unsafe layer blob was not committed to the registry');
+  });
 
   it('--allow-unsafe-layers sends a layer dockerd itself accepts (an absolute name, kept inside the image)', async () => {
     const { path } = bundles.get('an absolute name')!;

@@ -26,6 +26,8 @@ const ON_WORKER = 1 << 20;
 
 export class LayerForms {
   private readonly converted = new Map<Digest, Promise<BlobToWrite>>();
+  /** Entry scans of stored layers on a worker, once per blob however often its write is retried. */
+  private readonly scanned = new Map<Digest, Promise<void>>();
   /** gzip keeps a core busy: one conversion per core at a time. */
   private readonly converting = new Limiter(availableParallelism());
   private work: Promise<string> | undefined;
@@ -53,6 +55,17 @@ export class LayerForms {
     const { bundle, stopped } = this;
     const layer = bundle.blob(blob.digest);
     const compression = compressionOf(blob.mediaType);
+    // A target that only stores the layer (a registry) gets its entries checked on a worker beside the send: the
+    // decompression, the costly part, runs on another core, and the blob ends only once the scan has passed.
+    const side = !checkLayer && !this.allowUnsafe && compression && layer?.uncompressedSize !== undefined ? this.scanOnWorker({ ...layer, uncompressedSize: layer.uncompressedSize }, compression) : undefined;
+    if (side) {
+      return {
+        digest: blob.digest,
+        size: blob.size,
+        mediaType: blob.mediaType,
+        open: (offset) => failingAs(endsAfter(offset === 0 ? verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }) : bundle.stream(entry, offset), side), bundle.path, entry, stopped),
+      };
+    }
     const checked = (src: AsyncIterable<Buffer>, offset: number): AsyncIterable<Buffer> =>
       (checkLayer || !this.allowUnsafe) && compression && layer?.diffId !== undefined && layer.uncompressedSize !== undefined
         ? inflateChecked(
@@ -70,6 +83,29 @@ export class LayerForms {
       size: blob.size,
       mediaType: blob.mediaType,
       open: (offset) => failingAs(checked(verified(bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), offset), bundle.path, entry, stopped),
+    };
+  }
+
+  /** scanOnWorker starts (once) a worker's decompression of a big stored layer with its entries scanned here; undefined where none can run. */
+  private scanOnWorker(blob: BundleBlob & { uncompressedSize: number }, compression: NonNullable<ReturnType<typeof compressionOf>>): (() => Promise<void>) | undefined {
+    if (blob.size < ON_WORKER) return undefined;
+    const entry = blobPath(blob.digest);
+    const holder = this.readers.find((r) => r.blob(blob.digest));
+    const at = holder?.entries.get(entry);
+    if (!holder || !at) return undefined;
+    const job = { path: holder.path, offset: at.offset, length: at.size, digest: blob.digest, size: blob.size, what: entry, compression, limit: blob.uncompressedSize };
+    if (!inflatedOnWorker(job)) return undefined;
+    return () => {
+      let p = this.scanned.get(blob.digest);
+      if (!p) {
+        p = (async () => {
+          const inspect = entryInspector(this.bundle.path, entry, this.stopped);
+          for await (const chunk of sized(inflatedOnWorker(job)!, blob.uncompressedSize, `${entry} (uncompressed)`)) inspect(chunk);
+        })();
+        p.catch(() => undefined);
+        this.scanned.set(blob.digest, p);
+      }
+      return p;
     };
   }
 
@@ -132,4 +168,11 @@ export class LayerForms {
     await pipeline(Readable.from(failingAs(inflated, this.bundle.path, entry, this.stopped)), createGzip(), hashing, createWriteStream(path), { signal: this.signal ?? new AbortController().signal });
     return { digest: h.digest(), size: h.bytes, mediaType, open: (offset) => createReadStream(path, { start: offset, highWaterMark: 1 << 20 }) };
   }
+}
+
+/** endsAfter passes src on while check runs beside it, and ends only once the check has passed (or throws its error). */
+async function* endsAfter(src: AsyncIterable<Buffer>, check: () => Promise<void>): AsyncGenerator<Buffer> {
+  const done = check();
+  yield* src;
+  await done;
 }
