@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { checkBlob, followLayer, LayerTail, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
-import type { FollowAnswer, FollowMessage, InflateAnswer, InflateFailure, InflateMessage } from './blob-check-worker.js';
+import type { FollowAnswer, FollowMessage, InflateAnswer, InflateFailure, InflateMessage, ScanAnswer, ScanMessage } from './blob-check-worker.js';
 import { DecompressError } from '../stream/decompress.js';
 import { DigestMismatchError } from '../stream/hash.js';
 import { Limiter } from '../stream/limiter.js';
@@ -187,14 +187,14 @@ export class LayerChecks {
 const INFLATE_WINDOW = 4;
 
 /** The worker loads decompress on: one, shared, holding the process open only while a blob streams. */
-let inflater: { worker: Worker; active: number; listeners: Map<number, (m: InflateAnswer | { crashed: unknown }) => void> } | undefined;
+let inflater: { worker: Worker; active: number; listeners: Map<number, (m: InflateAnswer | ScanAnswer | { crashed: unknown }) => void> } | undefined;
 let nextInflate = 1;
 
 function inflaterWorker(): NonNullable<typeof inflater> {
   if (inflater) return inflater;
   const worker = new Worker(script!);
-  const it = { worker, active: 0, listeners: new Map<number, (m: InflateAnswer | { crashed: unknown }) => void>() };
-  worker.on('message', (m: InflateAnswer) => it.listeners.get(m.id)?.(m));
+  const it = { worker, active: 0, listeners: new Map<number, (m: InflateAnswer | ScanAnswer | { crashed: unknown }) => void>() };
+  worker.on('message', (m: InflateAnswer | ScanAnswer) => it.listeners.get(m.id)?.(m));
   worker.on('error', (crashed) => {
     if (inflater === it) inflater = undefined;
     for (const l of it.listeners.values()) l({ crashed });
@@ -224,6 +224,7 @@ export function inflatedOnWorker(job: InflateJob): AsyncIterable<Buffer> | undef
     let end: { done: true } | { failed: Error } | undefined;
     let wake: (() => void) | undefined;
     it.listeners.set(id, (m) => {
+      if ('unsafe' in m) return;
       if ('chunk' in m) queue.push(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
       else if ('done' in m) end = { done: true };
       else end = { failed: 'failed' in m ? inflateError(m.failed) : (m.crashed as Error) };
@@ -253,4 +254,28 @@ export function inflatedOnWorker(job: InflateJob): AsyncIterable<Buffer> | undef
       if (--it.active === 0) it.worker.unref();
     }
   })();
+}
+
+/**
+ * scannedOnWorker has a stored layer read, checked against its digest and size, decompressed within its limit and
+ * its tar entries read on the worker, whole: only the verdict comes back (the unsafe entries, none when safe), so
+ * a push checks its layers on another core with no bytes crossing between threads. undefined when there are no
+ * workers (ferry run from its TypeScript).
+ */
+export function scannedOnWorker(job: InflateJob): Promise<string[]> | undefined {
+  if (!script) return undefined;
+  const it = inflaterWorker();
+  const id = nextInflate++;
+  if (it.active++ === 0) it.worker.ref();
+  return new Promise<string[]>((resolve, reject) => {
+    it.listeners.set(id, (m) => {
+      if ('chunk' in m || 'done' in m) return;
+      if ('unsafe' in m) resolve(m.unsafe);
+      else reject('failed' in m ? inflateError(m.failed) : (m.crashed as Error));
+    });
+    it.worker.postMessage({ type: 'scan', id, ...job } satisfies ScanMessage);
+  }).finally(() => {
+    it.listeners.delete(id);
+    if (--it.active === 0) it.worker.unref();
+  });
 }

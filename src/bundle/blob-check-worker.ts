@@ -1,11 +1,13 @@
 // Worker thread entry for ferry's blob checks, one at a time per worker, so blobs are checked on every core at once.
 // verify sends whole blobs (checkBlob); a pack sends the layers it copies (followLayer), each read from the bundle
 // file as the copy writes it, the worker told how far the copy has come. A load has blobs read, checked and
-// decompressed here (inflateBlob), their chunks moved to the thread that sends them, a few ahead of it.
+// decompressed here (inflateBlob), their chunks moved to the thread that sends them, a few ahead of it. A push has
+// stored layers decompressed and their entries checked here (scan), beside its upload.
 import { parentPort } from 'node:worker_threads';
 import { checkBlob, followLayer, inflateBlob, LayerTail, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
 import { DecompressError } from '../stream/decompress.js';
 import { DigestMismatchError } from '../stream/hash.js';
+import { LayerEntryScan } from '../tar/layer-entries.js';
 
 export type FollowMessage =
   | ({ type: 'follow'; id: number } & LayerFollow)
@@ -23,6 +25,10 @@ export type InflateFailure =
   | { kind: 'other'; message: string };
 
 export type InflateAnswer = { id: number; chunk: Uint8Array } | { id: number; done: true } | { id: number; failed: InflateFailure };
+
+/** A push's check of a stored layer's entries, done here whole: only the verdict crosses back. */
+export type ScanMessage = { type: 'scan'; id: number } & InflateJob;
+export type ScanAnswer = { id: number; unsafe: string[] } | { id: number; failed: InflateFailure };
 
 const tails = new Map<number, LayerTail>();
 const inflating = new Map<number, { credit(): void; stop(): void }>();
@@ -56,18 +62,32 @@ function inflate(m: { id: number; window: number } & InflateJob): void {
     .then(
       () => parentPort!.postMessage({ id: m.id, done: true } satisfies InflateAnswer),
       (err: unknown) => {
-        if (stopped) return;
-        const failed: InflateFailure =
-          err instanceof DigestMismatchError
-            ? { kind: 'digest', what: err.what, expected: err.expected, actual: err.actual }
-            : { kind: err instanceof DecompressError ? 'decompress' : 'other', message: String((err as Error)?.message ?? err) };
-        parentPort!.postMessage({ id: m.id, failed } satisfies InflateAnswer);
+        if (!stopped) parentPort!.postMessage({ id: m.id, failed: failureOf(err) } satisfies InflateAnswer);
       },
     )
     .finally(() => inflating.delete(m.id));
 }
 
-parentPort!.on('message', (m: (BlobCheck & { id: number; type?: undefined }) | FollowMessage | InflateMessage) => {
+function failureOf(err: unknown): InflateFailure {
+  return err instanceof DigestMismatchError
+    ? { kind: 'digest', what: err.what, expected: err.expected, actual: err.actual }
+    : { kind: err instanceof DecompressError ? 'decompress' : 'other', message: String((err as Error)?.message ?? err) };
+}
+
+/** scan decompresses a stored layer and reads its entries, stopping at the first unsafe one. */
+function scan(m: ScanMessage): void {
+  const entries = new LayerEntryScan();
+  const found = new Error('unsafe');
+  inflateBlob(m, async (chunk) => {
+    entries.write(chunk);
+    if (entries.unsafe) throw found;
+  }).then(
+    () => parentPort!.postMessage({ id: m.id, unsafe: [] } satisfies ScanAnswer),
+    (err: unknown) => parentPort!.postMessage((err === found ? { id: m.id, unsafe: entries.report() } : { id: m.id, failed: failureOf(err) }) satisfies ScanAnswer),
+  );
+}
+
+parentPort!.on('message', (m: (BlobCheck & { id: number; type?: undefined }) | FollowMessage | InflateMessage | ScanMessage) => {
   switch (m.type) {
     case undefined:
       checkBlob(m).then(
@@ -97,6 +117,9 @@ parentPort!.on('message', (m: (BlobCheck & { id: number; type?: undefined }) | F
       return;
     case 'inflate':
       inflate(m);
+      return;
+    case 'scan':
+      scan(m);
       return;
     case 'credit':
       inflating.get(m.id)?.credit();

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { blobPath, type BundleBlob } from '../bundle/format.js';
 import type { BundleReader } from '../bundle/reader.js';
-import { inflatedOnWorker } from '../bundle/blob-check-pool.js';
+import { inflatedOnWorker, scannedOnWorker } from '../bundle/blob-check-pool.js';
 import type { Digest } from '../image/digest.js';
 import { compressionOf, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP } from '../image/media-types.js';
 import { decompress } from '../stream/decompress.js';
@@ -19,7 +19,7 @@ import { Limiter } from '../stream/limiter.js';
 import { bundleError } from '../ui/errors.js';
 import type { BlobToWrite } from '../targets/target.js';
 import { failingAs } from './bundle-faults.js';
-import { entriesChecked, entryInspector } from './unsafe-layers.js';
+import { entriesChecked, entryInspector, unsafeLayer } from './unsafe-layers.js';
 
 /** Layers smaller than this are decompressed in this thread: a worker's round trips would cost more than they save. */
 const ON_WORKER = 1 << 20;
@@ -98,10 +98,9 @@ export class LayerForms {
     return () => {
       let p = this.scanned.get(blob.digest);
       if (!p) {
-        p = (async () => {
-          const inspect = entryInspector(this.bundle.path, entry, this.stopped);
-          for await (const chunk of sized(inflatedOnWorker(job)!, blob.uncompressedSize, `${entry} (uncompressed)`)) inspect(chunk);
-        })();
+        p = scannedOnWorker(job)!.then((unsafe) => {
+          if (unsafe.length > 0) throw unsafeLayer(this.bundle.path, entry, this.stopped, unsafe);
+        });
         p.catch(() => undefined);
         this.scanned.set(blob.digest, p);
       }

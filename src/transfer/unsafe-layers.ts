@@ -24,7 +24,7 @@ export async function* entriesChecked(src: AsyncIterable<Buffer>, path: string, 
   }
 }
 
-function unsafeLayer(path: string, entry: string, stopped: string, report: string[]): FerryError {
+export function unsafeLayer(path: string, entry: string, stopped: string, report: string[]): FerryError {
   return new FerryError('BUNDLE_INVALID', `${path}: ${entry}: ${report[0]}; ${stopped}`, {
     details: report,
     hint: "unpacked, this layer would write outside the image's root; `ferry verify` lists every such entry. If you trust the bundle, --allow-unsafe-layers sends it anyway, for the target to judge",
