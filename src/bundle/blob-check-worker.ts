@@ -4,7 +4,7 @@
 // decompressed here (inflateBlob), their chunks moved to the thread that sends them, a few ahead of it. A push has
 // stored layers decompressed and their entries checked here (scan), beside its upload.
 import { parentPort } from 'node:worker_threads';
-import { checkBlob, followLayer, inflateBlob, LayerTail, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
+import { checkBlob, followLayer, inflateBlob, LayerTail, scanBlob, type BlobCheck, type InflateJob, type LayerFollow } from './blob-check.js';
 import { DecompressError } from '../stream/decompress.js';
 import { DigestMismatchError } from '../stream/hash.js';
 import { LayerEntryScan } from '../tar/layer-entries.js';
@@ -78,8 +78,8 @@ function failureOf(err: unknown): InflateFailure {
 function scan(m: ScanMessage): void {
   const entries = new LayerEntryScan();
   const found = new Error('unsafe');
-  inflateBlob(m, async (chunk) => {
-    entries.write(chunk);
+  scanBlob(m, (piece) => {
+    entries.write(piece);
     if (entries.unsafe) throw found;
   }).then(
     () => parentPort!.postMessage({ id: m.id, unsafe: [] } satisfies ScanAnswer),

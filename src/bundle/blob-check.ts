@@ -315,6 +315,31 @@ class Chunker {
 }
 
 /** inflateBlobStreamed is inflateBlob through zlib's stream, when this Node offers no synchronous one. */
+/**
+ * scanBlob is inflateBlob for a reader that only looks: each decompressed piece goes to `look` in the decompressor's
+ * own reused buffer, valid until look returns, so a whole layer passes through a few hundred KiB.
+ */
+export async function scanBlob(job: InflateJob, look: (piece: Buffer) => void): Promise<void> {
+  const inflater = syncDecompressor(job.compression);
+  if (!inflater) return inflateBlobStreamed(job, async (chunk) => look(chunk));
+  const fh = await open(job.path, 'r');
+  try {
+    let total = 0;
+    const take = (pieces: Iterable<Buffer>): void => {
+      for (const piece of pieces) {
+        total += piece.length;
+        if (total > job.limit) throw new DecompressError(`decompresses to more than its declared ${job.limit} bytes`);
+        look(piece);
+      }
+    };
+    await readStored(fh, job, job, (bytes) => take(inflater.write(bytes)));
+    take(inflater.end());
+  } finally {
+    inflater.close();
+    await fh.close();
+  }
+}
+
 async function inflateBlobStreamed(job: InflateJob, emit: (chunk: Buffer) => Promise<void>): Promise<void> {
   const raw = job.length === 0 ? (async function* () {})() : createReadStream(job.path, { start: job.offset, end: job.offset + job.length - 1, highWaterMark: INFLATE_CHUNK });
   const out = new Chunker(emit);
