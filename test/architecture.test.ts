@@ -13,7 +13,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
 const LEVELS: readonly (readonly string[])[] = [
   ['', 'image', 'ui'],
   ['stream', 'files', 'tar'],
-  ['registry', 'engine', 'containerd', 'sign'],
+  ['registry', 'engine', 'containerd', 'sign', 'delta'],
   ['bundle', 'catalog'],
   ['sources', 'targets', 'sync'],
   ['transfer'],

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpFramingError, HttpResponseFramer } from '../src/engine/http-response-framer.js';
 import { recycledGet, type SocketTarget } from '../src/engine/recycled-get.js';
-import { hashOnly, readSaveStream } from '../src/sources/docker-save-stream.js';
+import { hashOnly, readSaveStream } from '../src/engine/save-stream.js';
 import { LayerCompressor } from '../src/stream/compress.js';
 import { decompress } from '../src/stream/decompress.js';
 import { inflateChecked } from '../src/stream/inflate-check.js';

@@ -8,6 +8,11 @@ import { formatReference, parseReference } from '../image/reference.js';
 
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.ferry.bundle.v1+json';
 export const BUNDLE_VERSION = 1;
+/** Version 2 is version 1 with delta layers; a bundle without them is written as version 1, so older ferries read it. */
+export const BUNDLE_MEDIA_TYPE_V2 = 'application/vnd.ferry.bundle.v2+json';
+export const BUNDLE_VERSION_V2 = 2;
+/** A delta blob: a recipe and new bytes that rebuild a layer from reference layers (src/delta/). */
+export const DELTA_MEDIA_TYPE = 'application/vnd.ferry.layer.delta.v1';
 export const FERRY_INDEX = 'ferry.json';
 export const OCI_LAYOUT = 'oci-layout';
 export const OCI_LAYOUT_BYTES = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
@@ -50,9 +55,22 @@ export interface BundleImageIndex {
   dockerDefault: Digest;
 }
 
+/** A layer carried as a delta: images name it by its uncompressed form (digest = diffID); `blob` rebuilds it. */
+export interface BundleDelta {
+  diffId: DiffId;
+  /** Bytes of the rebuilt layer tar. */
+  size: number;
+  /** The delta blob, listed in blobs. */
+  blob: Digest;
+  /** Layers the target must hold to rebuild it. */
+  references: { diffId: DiffId; size: number }[];
+  /** What the layer would have taken stored whole. */
+  wholeSize?: number;
+}
+
 export interface BundleIndex {
-  mediaType: typeof BUNDLE_MEDIA_TYPE;
-  version: typeof BUNDLE_VERSION;
+  mediaType: typeof BUNDLE_MEDIA_TYPE | typeof BUNDLE_MEDIA_TYPE_V2;
+  version: typeof BUNDLE_VERSION | typeof BUNDLE_VERSION_V2;
   id: string;
   created: string;
   creator: string;
@@ -63,6 +81,8 @@ export interface BundleIndex {
   blobs: BundleBlob[];
   /** Layers the images need that this bundle does not hold (thin bundles). */
   reliesOn: (BundleBlob & { diffId: DiffId; carriedBy?: string })[];
+  /** Layers carried as deltas (version 2 only). */
+  deltas?: BundleDelta[];
   /** One volume of a set written for fixed-size media (see volumes.ts). */
   volume?: VolumeInfo;
   /** Pieces this volume holds of blobs too big for one volume (entries named by partPath). */

@@ -2,11 +2,12 @@
 // cannot hold (links, devices, traversal, duplicates, truncation), and validates ferry.json against its schema.
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { isSha256, type Digest } from '../image/digest.js';
+import { isSha256, type DiffId, type Digest } from '../image/digest.js';
+import { OCI_LAYER_TAR } from '../image/media-types.js';
 import { parseReference } from '../image/reference.js';
 import { bundleError, FerryError } from '../ui/errors.js';
 import { walkTarFile } from '../tar/offset-walk.js';
-import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, FERRY_INDEX, type BundleBlob, type BundleIndex } from './format.js';
+import { blobPath, BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE_V2, BUNDLE_VERSION, BUNDLE_VERSION_V2, FERRY_INDEX, type BundleDelta, type BundleBlob, type BundleIndex } from './format.js';
 import { recogniseNotBundle } from './recognise.js';
 import { validateBundleIndex } from './schema.js';
 import { BUNDLE_SIGNATURE, checkSignature, type Verifier } from '../sign/signature.js';
@@ -30,6 +31,9 @@ export class BundleReader {
   readonly index: BundleIndex;
   private readonly fh: FileHandle;
   private readonly byDigest = new Map<string, BundleBlob>();
+  private readonly deltas = new Map<string, BundleDelta>();
+  /** Delta layers rebuilt into files (transfer/deltas.ts), by the entry name their uncompressed form would have. */
+  private readonly rebuilt = new Map<string, string>();
 
   private constructor(path: string, fh: FileHandle, entries: Map<string, TarEntry>, index: BundleIndex) {
     this.path = path;
@@ -39,6 +43,7 @@ export class BundleReader {
     for (const b of index.blobs) {
       this.byDigest.set(b.digest, b);
     }
+    for (const d of index.deltas ?? []) this.deltas.set(d.diffId, d);
   }
 
   static async open(path: string): Promise<BundleReader> {
@@ -90,6 +95,8 @@ export class BundleReader {
 
   /** stream opens an entry's content as stored, from byte `from` on (to resume an upload); the caller verifies it. */
   stream(name: string, from = 0): AsyncIterable<Buffer> {
+    const rebuilt = this.rebuilt.get(name);
+    if (rebuilt) return createReadStream(rebuilt, { start: from, highWaterMark: 1 << 20 });
     const e = this.entries.get(name);
     if (!e) throw bundleError(this.path, name, 'entry is missing');
     if (e.size - from <= 0) return (async function* () {})();
@@ -102,8 +109,25 @@ export class BundleReader {
     checkSignature(verifier, await this.readBytes(FERRY_INDEX), sig, this.path, BUNDLE_SIGNATURE);
   }
 
+  /**
+   * blob describes a blob of the bundle. A layer carried as a delta is described by its uncompressed form (its
+   * digest is its diffID), which stream reads once it has been rebuilt (see useRebuilt).
+   */
   blob(digest: Digest): BundleBlob | undefined {
-    return this.byDigest.get(digest);
+    const b = this.byDigest.get(digest);
+    if (b) return b;
+    const d = this.deltas.get(digest);
+    return d && { digest, size: d.size, mediaType: OCI_LAYER_TAR, diffId: d.diffId, uncompressedSize: d.size };
+  }
+
+  /** deltaOf is the delta a layer (named by its uncompressed form) is carried as, if it is. */
+  deltaOf(digest: Digest): BundleDelta | undefined {
+    return this.deltas.get(digest);
+  }
+
+  /** useRebuilt says where a delta layer was rebuilt: stream reads it from there. */
+  useRebuilt(diffId: DiffId, path: string): void {
+    this.rebuilt.set(blobPath(diffId), path);
   }
 
   async close(): Promise<void> {
@@ -211,12 +235,13 @@ function parseIndex(path: string, raw: Buffer): BundleIndex {
   const o = doc as { mediaType?: unknown; version?: unknown };
   // A later format announces itself by its media type (…bundle.v2+json) and version; either one not ours is refused by name.
   const family = o && typeof o === 'object' && typeof o.mediaType === 'string' ? /^application\/vnd\.ferry\.bundle\.v([^+]*)\+json$/.exec(o.mediaType) : null;
-  if (family && (o.mediaType !== BUNDLE_MEDIA_TYPE || o.version !== BUNDLE_VERSION)) {
+  const known = (o.mediaType === BUNDLE_MEDIA_TYPE && o.version === BUNDLE_VERSION) || (o.mediaType === BUNDLE_MEDIA_TYPE_V2 && o.version === BUNDLE_VERSION_V2);
+  if (family && !known) {
     const what =
-      o.version !== undefined && o.version !== BUNDLE_VERSION
+      o.version !== undefined && o.version !== BUNDLE_VERSION && o.version !== BUNDLE_VERSION_V2
         ? `version ${JSON.stringify(o.version).slice(0, 40)}`
         : `version ${JSON.stringify(family[1]!.slice(0, 40))} (media type ${JSON.stringify(o.mediaType).slice(0, 80)})`;
-    throw new FerryError('BUNDLE_VERSION', `${path}: ${FERRY_INDEX}: bundle format ${what} is not one this ferry reads (it reads version ${BUNDLE_VERSION})`, {
+    throw new FerryError('BUNDLE_VERSION', `${path}: ${FERRY_INDEX}: bundle format ${what} is not one this ferry reads (it reads versions ${BUNDLE_VERSION} and ${BUNDLE_VERSION_V2})`, {
       hint: 'use a newer ferry to read this bundle',
     });
   }

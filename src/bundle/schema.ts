@@ -2,15 +2,20 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 
-let validate: ((doc: unknown) => boolean) & { errors?: { instancePath: string; message?: string; data?: unknown }[] | null };
+type Validate = ((doc: unknown) => boolean) & { errors?: { instancePath: string; message?: string; data?: unknown }[] | null };
+const validators = new Map<number, Validate>();
 
 export const BUNDLE_SCHEMA_PATH = new URL('../../schemas/ferry-bundle-v1.schema.json', import.meta.url);
+export const BUNDLE_SCHEMA_V2_PATH = new URL('../../schemas/ferry-bundle-v2.schema.json', import.meta.url);
 
-/** validateBundleIndex returns undefined when doc is a valid v1 index, else the first few faults. */
+/** validateBundleIndex returns undefined when doc is a valid index of its version (1, or 2 with deltas), else the first few faults. */
 export function validateBundleIndex(doc: unknown): string[] | undefined {
+  const version = (doc as { version?: unknown } | null)?.version === 2 ? 2 : 1;
+  let validate = validators.get(version);
   if (!validate) {
     const ajv = new Ajv({ allErrors: false, strict: true, verbose: true });
-    validate = ajv.compile(JSON.parse(readFileSync(BUNDLE_SCHEMA_PATH, 'utf8')));
+    validate = ajv.compile(JSON.parse(readFileSync(version === 2 ? BUNDLE_SCHEMA_V2_PATH : BUNDLE_SCHEMA_PATH, 'utf8'))) as Validate;
+    validators.set(version, validate);
   }
   if (validate(doc)) return undefined;
   return (validate.errors ?? []).slice(0, 10).map((e) => {

@@ -7,7 +7,7 @@ import { formatPlatform } from '../image/platform.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import type { BlobCheck } from './blob-check.js';
 import { checkBlobs } from './blob-check-pool.js';
-import { blobPath, FERRY_INDEX, indexTags, partPath } from './format.js';
+import { blobPath, DELTA_MEDIA_TYPE, FERRY_INDEX, indexTags, partPath } from './format.js';
 import type { BundleReader } from './reader.js';
 
 export interface Fault {
@@ -80,6 +80,18 @@ function groupBy<T>(items: readonly T[], key: (t: T) => unknown): Map<unknown, T
   return out;
 }
 
+/** checkDeltas: each delta's blob is listed as one, and a delta layer is neither stored whole nor its own reference. */
+function checkDeltas(idx: BundleReader['index'], fault: (entry: string, problem: string) => void): void {
+  const blobs = new Map(idx.blobs.map((b) => [b.digest as string, b]));
+  for (const d of idx.deltas ?? []) {
+    const what = `delta of layer ${d.diffId}`;
+    if (blobs.get(d.blob)?.mediaType !== DELTA_MEDIA_TYPE) fault(FERRY_INDEX, `${what}: its blob ${d.blob} is not listed as a delta`);
+    if (blobs.has(d.diffId)) fault(FERRY_INDEX, `${what}: the layer is stored whole too`);
+    if (d.references.some((r) => r.diffId === d.diffId)) fault(FERRY_INDEX, `${what}: names itself as a reference`);
+    if (new Set(d.references.map((r) => r.diffId)).size !== d.references.length) fault(FERRY_INDEX, `${what}: names a reference twice`);
+  }
+}
+
 async function checkAll(bundle: BundleReader, fault: (entry: string, problem: string) => void): Promise<void> {
   const idx = bundle.index;
   const relied = groupBy(idx.reliesOn, (r) => r.digest);
@@ -100,6 +112,7 @@ async function checkAll(bundle: BundleReader, fault: (entry: string, problem: st
   for (const name of bundle.entries.keys()) {
     if (name.startsWith('blobs/') && !listed.has(name)) fault(name, 'is in the bundle but not listed in ferry.json');
   }
+  checkDeltas(idx, fault);
   for (const name of ['oci-layout', 'index.json', 'manifest.json']) if (!bundle.entries.has(name)) fault(name, 'is missing');
 
   const readJson = async <T>(name: string): Promise<T | undefined> => {

@@ -1,6 +1,7 @@
 // BundleWriter: the bundle as a sink. Layers stream in and are stored once, compressed; images are recorded;
 // commit() writes the OCI layout index, docker's manifest.json and ferry.json, then makes the file appear.
 import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import type { DiffId, Digest } from '../image/digest.js';
 import { sha256Of } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
@@ -10,11 +11,17 @@ import type { BlobDescriptor, KeptImageManifest, KeptManifest } from '../image/d
 import { LayerChecks } from './blob-check-pool.js';
 
 import { LayerCompressor } from '../stream/compress.js';
+import { Spool } from '../stream/spool.js';
 import { TarFileWriter, WriteBehind } from '../tar/file-writer.js';
+import { OCI_LAYER_TAR } from '../image/media-types.js';
 import {
   blobPath,
   BUNDLE_MEDIA_TYPE,
+  BUNDLE_MEDIA_TYPE_V2,
   BUNDLE_VERSION,
+  BUNDLE_VERSION_V2,
+  DELTA_MEDIA_TYPE,
+  type BundleDelta,
   dockerManifest,
   FERRY_INDEX,
   jsonBytes,
@@ -56,6 +63,20 @@ export interface Elsewhere {
 
 const NOWHERE: Elsewhere = { layer: () => undefined, blob: () => undefined };
 
+/** A delta of a layer, in a file (src/delta/ makes them): what the bundle stores instead when it is smaller. */
+export interface DeltaFile {
+  path: string;
+  digest: Digest;
+  size: number;
+  references: { diffId: DiffId; size: number }[];
+}
+
+/**
+ * DeltaOffer is asked, once a layer to store is compressed, for a delta of it: its uncompressed tar waits at `tar`.
+ * It may say none (undefined); a delta no smaller than the whole blob is not taken.
+ */
+export type DeltaOffer = (layer: { tar: string; diffId: DiffId; size: number; wholeSize: number }) => Promise<DeltaFile | undefined>;
+
 /** What addLayer did with a layer: stored it (or found it stored), or dropped it as `keep` asked. */
 export type AddedLayer = (StoredLayer & { repeat: boolean; dropped?: undefined }) | { diffId: DiffId; uncompressedSize: number; dropped: true };
 
@@ -67,6 +88,8 @@ export class BundleWriter {
   private readonly signer: Signer | undefined;
   private readonly layers = new Map<DiffId, StoredLayer>();
   private readonly blobs = new Map<Digest, BundleBlob>();
+  /** Layers stored as deltas, by diffID (images name them by their uncompressed form). */
+  private readonly deltas = new Map<DiffId, BundleDelta>();
   private readonly images: BundleImage[] = [];
   private readonly indexes: BundleImageIndex[] = [];
   /** Layers the images use and the bundle does not hold, as ferry.json's reliesOn lists them. */
@@ -140,29 +163,57 @@ export class BundleWriter {
    * dropped (its bytes are overwritten) and the stored one returned with `repeat: true`; one that `keep` refuses
    * (it stays behind: compressed only to learn which layer it was) is dropped too.
    */
-  async addLayer(tarStream: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean = () => true): Promise<AddedLayer> {
+  async addLayer(tarStream: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean = () => true, delta?: DeltaOffer): Promise<AddedLayer> {
     const entry = this.tar.beginEntry();
-    let result;
+    // With a delta on offer, the layer's tar waits beside the bundle while it is compressed, for the delta to read.
+    const spool = delta ? await Spool.create(this.tar.path) : undefined;
     try {
-      result = await this.compressor.compress(tarStream, (b) => entry.write(b));
+      let result;
+      try {
+        result = await this.compressor.compress(spool ? teed(tarStream, spool) : tarStream, (b) => entry.write(b));
+      } catch (err) {
+        entry.discard();
+        throw err;
+      }
+      const known = this.layers.get(result.diffId);
+      if (known) {
+        entry.discard();
+        return { ...known, repeat: true };
+      }
+      if (!keep(result.diffId)) {
+        entry.discard();
+        return { diffId: result.diffId, uncompressedSize: result.uncompressedSize, dropped: true };
+      }
+      const d = delta && spool ? await delta({ tar: spool.path, diffId: result.diffId, size: result.uncompressedSize, wholeSize: result.size }) : undefined;
+      if (d && d.size < result.size) {
+        entry.discard();
+        return { ...(await this.addDelta(d, result)), repeat: false };
+      }
+      await entry.finish(blobPath(result.digest));
+      const stored: StoredLayer = { digest: result.digest, size: result.size, mediaType: layerMediaType(this.compression), diffId: result.diffId, uncompressedSize: result.uncompressedSize };
+      this.layers.set(result.diffId, stored);
+      this.blobs.set(stored.digest, stored);
+      return { ...stored, repeat: false };
+    } finally {
+      await spool?.remove();
+    }
+  }
+
+  /** addDelta stores a delta blob for a layer: images then name the layer by its uncompressed form. */
+  private async addDelta(d: DeltaFile, whole: { diffId: DiffId; uncompressedSize: number; size: number }): Promise<StoredLayer> {
+    const entry = this.tar.beginEntry();
+    try {
+      for await (const chunk of createReadStream(d.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) await entry.write(chunk);
     } catch (err) {
       entry.discard();
       throw err;
     }
-    const known = this.layers.get(result.diffId);
-    if (known) {
-      entry.discard();
-      return { ...known, repeat: true };
-    }
-    if (!keep(result.diffId)) {
-      entry.discard();
-      return { diffId: result.diffId, uncompressedSize: result.uncompressedSize, dropped: true };
-    }
-    await entry.finish(blobPath(result.digest));
-    const stored: StoredLayer = { digest: result.digest, size: result.size, mediaType: layerMediaType(this.compression), diffId: result.diffId, uncompressedSize: result.uncompressedSize };
-    this.layers.set(result.diffId, stored);
-    this.blobs.set(stored.digest, stored);
-    return { ...stored, repeat: false };
+    await entry.finish(blobPath(d.digest));
+    this.blobs.set(d.digest, { digest: d.digest, size: d.size, mediaType: DELTA_MEDIA_TYPE });
+    this.deltas.set(whole.diffId, { diffId: whole.diffId, size: whole.uncompressedSize, blob: d.digest, references: d.references, wholeSize: whole.size });
+    const layer: StoredLayer = { digest: whole.diffId as string as Digest, size: whole.uncompressedSize, mediaType: OCI_LAYER_TAR, diffId: whole.diffId, uncompressedSize: whole.uncompressedSize };
+    this.layers.set(whole.diffId, layer);
+    return layer;
   }
 
   hasBlob(digest: Digest): boolean {
@@ -250,9 +301,10 @@ export class BundleWriter {
   async addImage(img: { refs: string[]; platform: Platform; config: Buffer; diffIds: readonly DiffId[]; manifest: KeptImageManifest }, elsewhere: Elsewhere = NOWHERE): Promise<BundleImage> {
     const m = img.manifest;
     const layers = m.layers.map((l, i) => {
-      const relied = this.blobs.has(l.digest) ? undefined : elsewhere.blob(l.digest);
+      const here = this.blobs.has(l.digest) || this.deltas.has(l.digest as string as DiffId);
+      const relied = here ? undefined : elsewhere.blob(l.digest);
       if (relied) this.reliesOn.set(relied.digest, relied);
-      else if (!this.blobs.has(l.digest)) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
+      else if (!here) throw new Error(`BundleWriter.addImage: layer blob ${l.digest} was not added`);
       return { digest: l.digest, diffId: img.diffIds[i]! };
     });
     const configBlob = await this.addSmallBlob(img.config, m.config.mediaType);
@@ -311,9 +363,11 @@ export class BundleWriter {
     await Promise.all(this.checks);
     await this.layerChecks?.close();
     if (this.checkFailure !== undefined) throw this.checkFailure;
+    const deltas = [...this.deltas.values()].sort((a, b) => a.diffId.localeCompare(b.diffId));
     const index: BundleIndex = {
-      mediaType: BUNDLE_MEDIA_TYPE,
-      version: BUNDLE_VERSION,
+      // Only a bundle with deltas is version 2: older ferries refuse it by name, and read every other bundle.
+      mediaType: deltas.length ? BUNDLE_MEDIA_TYPE_V2 : BUNDLE_MEDIA_TYPE,
+      version: deltas.length ? BUNDLE_VERSION_V2 : BUNDLE_VERSION,
       id: this.id,
       created: new Date().toISOString(),
       creator: CREATOR,
@@ -321,6 +375,7 @@ export class BundleWriter {
       indexes: this.indexes,
       blobs: [...this.blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
       reliesOn: [...this.reliesOn.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
+      ...(deltas.length ? { deltas } : {}),
     };
     await this.tar.addFile('index.json', jsonBytes(ociIndex(this.images, this.indexes)));
     await this.tar.addFile('manifest.json', jsonBytes(dockerManifest(this.images, indexTags(this.indexes))));
@@ -348,5 +403,13 @@ export class LayerMismatchError extends Error {
   ) {
     super(`layer ${digest} decompresses to ${actual}, but its image config says ${expected}`);
     this.name = 'LayerMismatchError';
+  }
+}
+
+/** teed passes a layer's chunks on after writing each to the spool (a chunk may be reused once the next is asked for). */
+async function* teed(src: AsyncIterable<Buffer>, spool: Spool): AsyncGenerator<Buffer> {
+  for await (const chunk of src) {
+    await spool.write(chunk);
+    yield chunk;
   }
 }

@@ -8,7 +8,8 @@ import type { Compression } from '../image/media-types.js';
 import { describeSources, resolveAll, type ResolvedSource } from '../sources/open.js';
 import { parsePlatform } from '../image/platform.js';
 import { packImages } from '../transfer/pack.js';
-import { dryRunView, planPack } from '../transfer/pack-plan.js';
+import { dryRunView, packDeltas, planPack, type PackPlan } from '../transfer/pack-plan.js';
+import type { PackDeltas } from '../transfer/delta-offer.js';
 import { checkPackPlatforms } from '../transfer/pack-platforms.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { daemonEndpoint, withDaemonOptions, type DaemonArgs } from './daemon-options.js';
@@ -23,7 +24,6 @@ import { parseSize } from './size-option.js';
 import { printDryRun, printPacked } from './pack-report.js';
 import { copyToStdout, refuseTerminal, stdoutStagingPath } from '../files/to-stdout.js';
 import { recordBundles } from '../sync/site-state.js';
-import type { IncrementalPlan } from '../sync/plan.js';
 import { example } from './help.js';
 
 interface PackArgs extends RegistryArgs, DaemonArgs {
@@ -73,6 +73,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('site', { type: 'string', describe: 'plan against a catalogued site (its last inventory, receipts, and the bundles made for it since), and record this bundle for it' })
           .option('max-volume-size', { type: 'string', describe: 'split the bundle into volumes of at most this size for fixed-size media (4.7G, 700MB, 512MiB): NAME.001.ferry.tar, NAME.002…' })
           .option('sign', { type: 'string', describe: 'sign the bundle with this private key (NAME.key from `ferry key generate`)' })
+          .option('delta', { type: 'boolean', default: false, describe: 'in a thin bundle, carry a changed layer as a delta against layers the target holds (--no-delta: whole layers only)' })
           .option('dry-run', { type: 'boolean', describe: 'resolve and plan only: say which layers would travel and which the target already holds; write and record nothing' })
           .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
           .conflicts('platform', 'all-platforms')
@@ -120,7 +121,8 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       const warn = (message: string): void => void (mode !== 'quiet' && process.stderr.write(`warning: ${message}\n`));
       let parts: ResolvedSource[] = [];
       let index: BundleIndex | undefined;
-      let plan: IncrementalPlan | undefined;
+      let plan: PackPlan | undefined;
+      let deltas: PackDeltas | undefined;
       const started = Date.now();
       const resolveStep: Step = {
         title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${describeSources(names)})`,
@@ -143,9 +145,11 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         run: async (step) => {
           const meter = new Meter();
           const target = await BundleTarget.create(whole, { compression: args.compression, recompress: args.recompress ?? false, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
+          deltas = plan && args.delta ? await packDeltas(parts, plan, haves, signal) : undefined;
           await packImages(parts, target, {
             recompress: args.recompress ?? false,
             ...(plan ? { plan } : {}),
+            ...(deltas ? { delta: deltas.offer } : {}),
             events: {
               planned: (n) => meter.plan(n),
               read: (n) => {
@@ -180,6 +184,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         if (whole !== output || toStdout) await rm(whole, { force: true });
         throw err;
       } finally {
+        await deltas?.close();
         for (const p of parts) await p.source.close();
       }
       if (args['dry-run']) {

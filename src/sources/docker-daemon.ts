@@ -3,10 +3,11 @@
 import { DockerEngineClient } from '../engine/client.js';
 import { HttpFramingError } from '../engine/http-response-framer.js';
 import { diffIdsOf, inspectImage, layerSizes, type EngineImage } from '../engine/images.js';
+import { imagesHolding } from '../engine/layer-tars.js';
 import { hex, type DiffId } from '../image/digest.js';
 import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
 import { FerryError } from '../ui/errors.js';
-import { hashOnly, readSaveStream, SaveFormatError } from './docker-save-stream.js';
+import { hashOnly, readSaveStream, SaveFormatError } from '../engine/save-stream.js';
 import type { ExportedImage, ImageSource, LayerSink, Resolved, ResolveOptions, SourceImage } from './source.js';
 
 /** An image ID or any prefix of one, as docker takes it (`docker save 401f`); an all-hex name is tried as a name first. */
@@ -63,6 +64,10 @@ export class DockerDaemonSource implements ImageSource {
       byId.set(img.Id, known);
     }
     return { images: [...byId.values()], indexes: [] };
+  }
+
+  async imagesWithLayers(diffIds: readonly DiffId[], signal?: AbortSignal): Promise<string[]> {
+    return imagesHolding(this.engine, diffIds, signal);
   }
 
   async export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]> {

@@ -76,6 +76,11 @@ export interface ImageSource {
   resolve(names: readonly string[], opts?: ResolveOptions): Promise<Resolved>;
   /** export hands every layer of the images to sink, each exactly once where it can tell, and returns the configs. */
   export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]>;
+  /**
+   * imagesWithLayers names images of this source (resolvable by resolve) that together hold as many of these layers
+   * as it has: where a delta's reference layers are read from on the packing side. Sources that cannot say omit it.
+   */
+  imagesWithLayers?(diffIds: readonly DiffId[], signal?: AbortSignal): Promise<string[]>;
   /** exportArtifacts hands over the blobs of the indexes' artifact manifests (sources that keep indexes). */
   exportArtifacts?(indexes: readonly SourceIndex[], sink: LayerSink, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

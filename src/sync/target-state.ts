@@ -2,6 +2,16 @@
 // A daemon reuses a layer only on top of the same layers (a chain ID); a registry holds blobs, whatever stacks them.
 import { chainIds, type ChainId, type DiffId, type Digest } from '../image/digest.js';
 import { diffIdsOf, type HeldBlob, type Holdings } from '../image/holdings.js';
+import { parseReference, repository } from '../image/reference.js';
+
+/** repositoryOf is a reference's repository (docker.io/library/nginx), undefined for one that does not parse. */
+export function repositoryOf(ref: string): string | undefined {
+  try {
+    return repository(parseReference(ref));
+  } catch {
+    return undefined;
+  }
+}
 
 export interface KnownBlob extends HeldBlob {
   /** The bundle that carried it, when one did. */
@@ -27,6 +37,8 @@ export class TargetState {
   readonly carriers = new Map<string, string>();
   /** What was merged, for messages. */
   readonly sources: string[] = [];
+  /** The layers of the target's images by repository (docker.io/library/nginx): what last week's version was made of. */
+  readonly byRepository = new Map<string, Set<DiffId>>();
 
   get empty(): boolean {
     return this.chains.size === 0 && this.blobs.size === 0;
@@ -48,6 +60,15 @@ export class TargetState {
     for (const img of h.images) {
       if (img.status === 'failed') continue;
       if (meaning.chains) for (const c of chainIds(diffIdsOf(h, img))) this.chains.add(c);
+      if (meaning.chains || meaning.blobs) {
+        for (const ref of img.refs) {
+          const repo = repositoryOf(ref);
+          if (!repo) continue;
+          const layers = this.byRepository.get(repo) ?? new Set<DiffId>();
+          for (const d of diffIdsOf(h, img)) layers.add(d);
+          this.byRepository.set(repo, layers);
+        }
+      }
       if (meaning.blobs) for (const i of img.layers) for (const b of h.layers[i]!.blobs ?? []) this.blobs.add(b.digest);
     }
   }

@@ -1,7 +1,7 @@
 // The bundle being written, as a target: stored blobs kept byte for byte (their diffIDs checked beside the copy),
 // uncompressed layers compressed as they pass, images and indexes recorded; the file appears only at commit.
 import type { BundleIndex } from '../bundle/format.js';
-import { BundleWriter, LayerMismatchError, type BundleWriterOptions, type ReliedLayer } from '../bundle/writer.js';
+import { BundleWriter, LayerMismatchError, type BundleWriterOptions, type DeltaOffer, type ReliedLayer } from '../bundle/writer.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import type { DiffId, Digest } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
@@ -89,8 +89,8 @@ export class BundleTarget implements ImageTarget, LayerIngest {
     return this.writer.reuseLeftovers(images);
   }
 
-  async ingestLayer(tar: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean): Promise<IngestedLayer> {
-    return this.writer.addLayer(tar, keep);
+  async ingestLayer(tar: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean, delta?: DeltaOffer): Promise<IngestedLayer> {
+    return this.writer.addLayer(tar, keep, delta);
   }
 
   /** writeBlob keeps a blob byte for byte: a layer's diffID is checked beside the copy, anything else by its digest. */

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import type { DockerEngineClient } from '../engine/client.js';
 import { heldChains, inspectImage, tagImage } from '../engine/images.js';
+import { saveLayers } from '../engine/layer-tars.js';
 import { chainIds, hex, type ChainId, type DiffId, type Digest } from '../image/digest.js';
 import type { DockerSaveEntry } from '../image/model.js';
 import type { Platform } from '../image/platform.js';
@@ -12,7 +13,7 @@ import { Limiter } from '../stream/limiter.js';
 import { BLOCK, encodeHeader } from '../tar/header.js';
 import { FerryError } from '../ui/errors.js';
 import { planLoadRequests, type LoadStep } from './load-requests.js';
-import type { ImageTarget, ImageToPut, LayerQuestion, NamedRef, PutImage, PutOptions } from './target.js';
+import type { ImageTarget, ImageToPut, LayerKeeper, LayerQuestion, NamedRef, PutImage, PutOptions } from './target.js';
 
 const ZEROS = Buffer.alloc(BLOCK);
 /** Load requests at once: dockerd unpacks each on one core (two on two cores measured as fast as three). */
@@ -103,6 +104,11 @@ export class DockerDaemonTarget implements ImageTarget {
   }
 
   /** abort names nothing: images already loaded stay, untagged, and a re-run finds them there. */
+  /** layerTars saves the daemon's images that hold these layers and hands each layer over as it passes. */
+  async layerTars(wanted: readonly DiffId[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void> {
+    await saveLayers(this.engine, wanted, (body) => keeper.take(body), signal);
+  }
+
   async abort(): Promise<void> {
     this.put.length = 0;
   }

@@ -1,5 +1,6 @@
 // The one contract of a place images go (a Docker daemon, a registry, containerd, a bundle being written): the
 // layer form it wants, what it holds, blobs written under no name, images put, then commit names them all.
+import type { DeltaOffer } from '../bundle/writer.js';
 import type { ChainId, DiffId, Digest } from '../image/digest.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import type { Platform } from '../image/platform.js';
@@ -103,6 +104,19 @@ export interface ImageTarget {
    * (an interruption, a target error) or drop it (the bundle is bad: a re-run would not go better). Idempotent.
    */
   abort(reason?: unknown): Promise<void>;
+  /**
+   * layerTars hands the keeper the uncompressed tars of those of these layers the target holds: the reference layers
+   * a bundle's deltas are rebuilt from. Targets that cannot read their layers back leave it out.
+   */
+  layerTars?(wanted: readonly DiffId[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void>;
+}
+
+/** Where reference layers go as a target (or a source) hands them over; it keeps the wanted ones, checked by diffID. */
+export interface LayerKeeper {
+  /** put takes a layer whose diffID is known; bytes that hash to another are dropped. */
+  put(diffId: DiffId, tar: AsyncIterable<Buffer>): Promise<void>;
+  /** take hashes a layer whose diffID is not known until it has passed, keeps it if wanted, and returns its diffID. */
+  take(tar: AsyncIterable<Buffer>): Promise<DiffId>;
 }
 
 /** A layer a target that compresses layers itself took as an uncompressed tar (see LayerIngest). */
@@ -119,8 +133,11 @@ export type StoredLayerInfo = BlobDescriptor & { diffId: DiffId; uncompressedSiz
  * hashing it) hand it over as an uncompressed tar; the lookups answer from memory, as the bytes pass.
  */
 export interface LayerIngest {
-  /** ingestLayer stores an uncompressed layer tar; one whose diffID is stored already, or that keep refuses, is dropped. */
-  ingestLayer(tar: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean): Promise<IngestedLayer>;
+  /**
+   * ingestLayer stores an uncompressed layer tar; one whose diffID is stored already, or that keep refuses, is
+   * dropped. With a delta on offer, a delta smaller than the compressed layer is stored instead.
+   */
+  ingestLayer(tar: AsyncIterable<Buffer>, keep: (diffId: DiffId) => boolean, delta?: DeltaOffer): Promise<IngestedLayer>;
   heldLayer(diffId: DiffId): StoredLayerInfo | undefined;
   heldBlob(digest: Digest): boolean;
   /** heldLayerOfSize: a layer passing with this uncompressed size is likely held, so better hashed than compressed. */

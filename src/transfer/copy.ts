@@ -11,6 +11,7 @@ import type { BlobOutcome, BlobToWrite, ImageTarget, IndexToPut, NamedRef } from
 import { BlobLanes, settledAll } from './blob-lanes.js';
 import { asLayerLie } from './bundle-faults.js';
 import { LayerForms } from './layer-forms.js';
+import { rebuildDeltas } from './deltas.js';
 import { checkBundles, findMissing, type LayerPlan } from './preflight.js';
 import { prepareImage, prepareIndex, type PreparedImage } from './prepare.js';
 import { checkRetagRules } from './retag-check.js';
@@ -116,6 +117,8 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
   });
   target.willPut?.(plans.flatMap((p) => [...p.images.flatMap((x) => x.names), ...p.indexes.flatMap((x) => x.names)]));
   await findMissing(plans, target, { skipIncomplete: opts.skipIncomplete ?? false, verb: done, bundles: bundles.length, ...(signal ? { signal } : {}) });
+  // Delta layers are rebuilt (and checked) before anything moves: a missing reference or a bad delta changes nothing.
+  const deltas = await rebuildDeltas(plans, bundles, target, { verb: done, ...(signal ? { signal } : {}) });
 
   const result: CopyResult = { bundles: [], named: [], blobs: { present: 0, mounted: 0, written: 0 }, bytesWritten: 0, bytesSent: 0 };
   const stopped = `the ${verb} was stopped: nothing was ${done}${verb === 'load' ? ' or tagged' : ''}`;
@@ -131,6 +134,7 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
     throw fault;
   } finally {
     await Promise.allSettled(forms.map((f) => f.close()));
+    await deltas?.close();
   }
 }
 

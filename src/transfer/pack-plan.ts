@@ -2,7 +2,11 @@
 // against the resolved images; and the dry run's view of that plan (which layers would travel).
 import type { Catalog } from '../catalog/catalog.js';
 import type { Compression } from '../image/media-types.js';
-import type { SourceImage } from '../sources/source.js';
+import { BundleReader } from '../bundle/reader.js';
+import type { DiffId } from '../image/digest.js';
+import type { ImageSource, SourceImage } from '../sources/source.js';
+import { PackDeltas } from './delta-offer.js';
+import { bundleOrigin, ReferenceLayers, sourceOrigin, type ReferenceOrigin } from './delta-references.js';
 import { addHave } from '../sync/have.js';
 import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
 import { addSiteState } from '../sync/site-state.js';
@@ -16,14 +20,40 @@ export interface PackPlanOptions {
   recompress: boolean;
 }
 
-export async function planPack(images: readonly SourceImage[], opts: PackPlanOptions): Promise<IncrementalPlan> {
+/** A thin pack's plan, and what the target's images of each repository are made of (for deltas). */
+export interface PackPlan extends IncrementalPlan {
+  byRepository: ReadonlyMap<string, ReadonlySet<DiffId>>;
+}
+
+export async function planPack(images: readonly SourceImage[], opts: PackPlanOptions): Promise<PackPlan> {
   const state = new TargetState();
   for (const h of opts.haves) await addHave(state, h);
   if (opts.site) addSiteState(state, opts.site.catalog, opts.site.name, { confirmedOnly: opts.site.confirmedOnly });
-  return planIncremental(
+  const plan = planIncremental(
     images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !opts.recompress ? { keptLayers: i.manifest.layers } : {}) })),
     state,
   );
+  return { ...plan, byRepository: state.byRepository };
+}
+
+/**
+ * packDeltas offers deltas for a thin pack's layers, their references read from the --have bundles and the
+ * sources' other images; undefined when there is nothing to take them from. The caller closes it.
+ */
+export async function packDeltas(parts: readonly { source: ImageSource; resolved: { images: readonly SourceImage[] } }[], plan: PackPlan, haves: readonly string[], signal?: AbortSignal): Promise<PackDeltas | undefined> {
+  const origins: ReferenceOrigin[] = [];
+  const readers: BundleReader[] = [];
+  for (const h of haves) {
+    const reader = await BundleReader.open(h).catch(() => undefined);
+    if (reader) (readers.push(reader), origins.push(bundleOrigin(reader)));
+  }
+  for (const p of parts) {
+    const o = sourceOrigin(p.source);
+    if (o) origins.push(o);
+  }
+  if (origins.length === 0) return undefined;
+  const refs = new ReferenceLayers(origins, () => Promise.all(readers.map((r) => r.close())).then(() => undefined));
+  return new PackDeltas({ images: parts.flatMap((p) => p.resolved.images), held: (d) => plan.reliedLayers.has(d), byRepository: plan.byRepository }, refs, signal ? { signal } : {});
 }
 
 /**

@@ -3,6 +3,7 @@
 // any failure. Sources hand layers over in their own order (a daemon's save is one stream), so the feed takes them
 // as they pass, applying a thin bundle's plan (what stays behind).
 import { jsonBytes } from '../bundle/format.js';
+import type { DeltaOffer } from '../bundle/writer.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import { chainIds, sha256Of, type DiffId, type Digest } from '../image/digest.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from '../image/media-types.js';
@@ -32,6 +33,8 @@ export interface PackOptions {
   events?: PackEvents;
   /** A thin bundle: the layers the target already has stay behind (see planIncremental). */
   plan?: IncrementalPlan;
+  /** A thin bundle's deltas: a layer that travels may be stored as a delta against layers the target holds. */
+  delta?: DeltaOffer;
   signal?: AbortSignal;
 }
 
@@ -68,7 +71,7 @@ export async function packImages(parts: readonly PackPart[], target: PackTarget,
     const feed = new SourceFeed(target, thin, (l, repeat) => {
       if (!repeat) done++;
       events.layer?.({ ...l, repeat, done, total: keys.size });
-    }, (n) => events.read?.(n));
+    }, (n) => events.read?.(n), opts.delta);
     for (const { source, resolved } of parts) {
       const exported = await source.export(resolved.images, feed, signal);
       // Artifacts (attestations) name their images by digest: after recompressing, they would name nothing.

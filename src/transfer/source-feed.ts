@@ -1,5 +1,6 @@
 // SourceFeed: a source's layers, in the order it hands them over, into a target that stores layers itself (a bundle
 // being written): kept blobs written byte for byte, uncompressed tars compressed, what a thin plan leaves out dropped.
+import type { DeltaOffer } from '../bundle/writer.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import type { DiffId } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
@@ -26,6 +27,8 @@ export class SourceFeed implements LayerSink {
     private readonly report: (layer: FedLayer, repeat: boolean) => void,
     /** read is told of the bytes sources hand over, as they pass. */
     private readonly read: (bytes: number) => void = () => undefined,
+    /** A thin bundle's offer of deltas for the layers it stores (see delta-offer.ts). */
+    private readonly delta?: DeltaOffer,
   ) {}
 
   has(diffId: DiffId): boolean {
@@ -42,7 +45,7 @@ export class SourceFeed implements LayerSink {
     // A layer of the same size as one already held (stored from another save, taken from a killed run, or to stay
     // behind) is hashed first, parked in a spool: if it is that layer, it is not compressed again.
     if (this.target.heldLayerOfSize(info.size) || this.thin.layersOfSize(info.size).length) return this.putMaybeHeld(body);
-    return this.took(await this.target.ingestLayer(body, this.keep));
+    return this.took(await this.target.ingestLayer(body, this.keep, this.delta));
   }
 
   async putBlob(blob: BlobDescriptor & { diffId: DiffId }, passing: AsyncIterable<Buffer>): Promise<void> {
@@ -52,7 +55,7 @@ export class SourceFeed implements LayerSink {
       this.report({ digest: blob.digest, size: blob.size, uncompressedSize: 0 }, false);
       return;
     }
-    const l = await this.target.ingestLayer(decompress(body, compressionOf(blob.mediaType) ?? 'none', Number.MAX_SAFE_INTEGER), this.keep);
+    const l = await this.target.ingestLayer(decompress(body, compressionOf(blob.mediaType) ?? 'none', Number.MAX_SAFE_INTEGER), this.keep, this.delta);
     if (l.diffId !== blob.diffId) {
       throw new FerryError('RUNTIME', `layer ${blob.digest} decompresses to ${l.diffId}, but its image config says ${blob.diffId}`, {
         hint: 'the source holds a corrupt or altered image; nothing was written',
@@ -100,7 +103,7 @@ export class SourceFeed implements LayerSink {
         return d;
       }
       if (this.thin.leavesOut(d)) return d;
-      return this.took(await this.target.ingestLayer(spool.read(), this.keep));
+      return this.took(await this.target.ingestLayer(spool.read(), this.keep, this.delta));
     } finally {
       await spool.remove();
     }

@@ -1,0 +1,74 @@
+// PackDeltas: a thin pack's offer of deltas. A layer that travels is encoded against layers the target holds that it
+// most likely changed from (the layers below it in its own image, and those of the target's images of the same
+// repository: last week's version), read from wherever they are (--have bundles, the source's other images).
+import { join } from 'node:path';
+import type { DeltaFile, DeltaOffer } from '../bundle/writer.js';
+import { encodeDelta } from '../delta/encode.js';
+import { hex, type DiffId } from '../image/digest.js';
+import type { SourceImage } from '../sources/source.js';
+import { repositoryOf } from '../sync/target-state.js';
+import type { ReferenceLayers } from './delta-references.js';
+
+/** At most this many reference layers per delta: each is read whole (its headers, and the contents a match needs). */
+const MAX_REFERENCES = 16;
+
+export interface DeltaCandidates {
+  images: readonly SourceImage[];
+  /** The target holds this layer. */
+  held(diffId: DiffId): boolean;
+  /** The target's layers by repository. */
+  byRepository: ReadonlyMap<string, ReadonlySet<DiffId>>;
+}
+
+/** What the deltas did, for the report: per layer stored as a delta, its size and what it would have been whole. */
+export interface DeltaOutcome {
+  diffId: DiffId;
+  size: number;
+  wholeSize: number;
+  references: DiffId[];
+}
+
+export class PackDeltas {
+  readonly outcomes: DeltaOutcome[] = [];
+
+  constructor(
+    private readonly candidates: DeltaCandidates,
+    private readonly refs: ReferenceLayers,
+    private readonly opts: { level?: number; signal?: AbortSignal } = {},
+  ) {}
+
+  readonly offer: DeltaOffer = async (layer) => {
+    const wanted = this.referencesFor(layer.diffId);
+    if (wanted.length === 0) return undefined;
+    const files = await this.refs.files(wanted, this.opts.signal);
+    if (files.length === 0) return undefined;
+    const out = join(await this.refs.workDir(), `${hex(layer.diffId)}.delta`);
+    // Mostly new bytes: the whole layer, compressed fast, is as small and far quicker.
+    const d = await encodeDelta({ path: layer.tar, diffId: layer.diffId, size: layer.size }, files, out, { maxNew: Math.floor(layer.size / 2), ...(this.opts.level !== undefined ? { level: this.opts.level } : {}) });
+    if (!d) return undefined;
+    if (d.size < layer.wholeSize) this.outcomes.push({ diffId: layer.diffId, size: d.size, wholeSize: layer.wholeSize, references: d.references.map((r) => r.diffId) });
+    const file: DeltaFile = { path: out, digest: d.digest, size: d.size, references: d.references };
+    return file;
+  };
+
+  async close(): Promise<void> {
+    await this.refs.close();
+  }
+
+  /** referencesFor lists the held layers a new layer most likely changed from, nearest first. */
+  private referencesFor(diffId: DiffId): DiffId[] {
+    const out = new Set<DiffId>();
+    const users = this.candidates.images.filter((i) => i.diffIds.includes(diffId));
+    for (const img of users) {
+      // Last week's version of the same repository first: a rebuilt layer's old self is there.
+      for (const ref of img.refs) {
+        const repo = repositoryOf(ref);
+        const layers = repo ? this.candidates.byRepository.get(repo) : undefined;
+        for (const d of [...(layers ?? [])].reverse()) out.add(d);
+      }
+    }
+    for (const img of users) for (const d of [...img.diffIds].reverse()) if (this.candidates.held(d)) out.add(d);
+    out.delete(diffId);
+    return [...out].slice(0, MAX_REFERENCES);
+  }
+}

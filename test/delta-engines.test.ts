@@ -1,0 +1,108 @@
+// Sub-layer deltas with real daemons: week 1 loaded into a site, week 2 packed against its inventory ships the
+// rebuilt app layer as a delta, loads byte-exact with the source's image IDs; a target lacking the references is
+// refused (exit 4) and unchanged; plain `docker load` cannot read a delta bundle and says so by failing.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { build, importBase, startDockerd, type Dockerd } from './helpers/dockerd.js';
+import { ferry, json } from './helpers/ferry.js';
+import { seededRandom } from './helpers/seeded.js';
+import { readTarEntry } from './helpers/tar.js';
+import { missing } from './helpers/tools.js';
+
+const skip = missing(['dockerd', 'docker', 'busybox'], { root: true });
+
+const WORDS = 'import def return class self print value items config request response handler route model view'.split(' ');
+
+function source(rand: () => number, bytes: number): string {
+  let s = '';
+  while (s.length < bytes) s += `${WORDS[Math.floor(rand() * WORDS.length)]}${rand() < 0.12 ? '\n' : ' '}`;
+  return s.slice(0, bytes);
+}
+
+interface FerryJson {
+  version: number;
+  images: { refs: string[]; imageId: string; layers: { diffId: string; digest: string }[] }[];
+  deltas?: { diffId: string; size: number; blob: string; references: { diffId: string }[] }[];
+}
+
+describe('sub-layer deltas between real daemons', { skip }, () => {
+  let src: Dockerd;
+  let site: Dockerd;
+  let bare: Dockerd;
+  let work: string;
+  let week2: string;
+  let whole: string;
+  const ids: Record<string, string> = {};
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'ferry-delta-e-'));
+    [src, site, bare] = await Promise.all([startDockerd('delta-src'), startDockerd('delta-site'), startDockerd('delta-bare')]);
+    const rand = seededRandom(42);
+    await importBase(src, 'delta/base:1', { 'usr/lib/libbase.txt': source(rand, 300_000) });
+    const modules = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`app/mod${i}.py`, source(rand, 2000 + ((i * 977) % 12000))]));
+    const bundleJs = source(rand, 1_500_000);
+    ids['delta/app:1'] = await build(src, 'delta/app:1', 'FROM delta/base:1\nCOPY app /srv/app\n', { ...modules, 'app/bundle.js': bundleJs });
+    // Week 2: three modules edited, one added, the big bundle patched in a few places, under a new tag.
+    const edited = { ...modules };
+    for (const i of [4, 17, 33]) edited[`app/mod${i}.py`] = `${modules[`app/mod${i}.py`]!.slice(0, 500)}# fixed\n${modules[`app/mod${i}.py`]!.slice(500)}`;
+    edited['app/mod_new.py'] = source(rand, 3000);
+    const patched = `${bundleJs.slice(0, 700_000)}/* v2 */${bundleJs.slice(700_000, 1_200_000)}const x = 2;${bundleJs.slice(1_200_000)}`;
+    ids['delta/app:2'] = await build(src, 'delta/app:2', 'FROM delta/base:1\nCOPY app /srv/app\n', { ...edited, 'app/bundle.js': patched });
+    week2 = join(work, 'week2.ferry.tar');
+    whole = join(work, 'week2-whole.ferry.tar');
+  });
+
+  after(async () => {
+    await Promise.all([src?.stop(), site?.stop(), bare?.stop()]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('week 2 packed against the site inventory carries the rebuilt layer as a delta, a fraction of the whole', async () => {
+    const week1 = join(work, 'week1.ferry.tar');
+    let run = await ferry(['pack', 'delta/app:1', '-o', week1], { dockerHost: src.host });
+    assert.equal(run.code, 0, run.stderr);
+    run = await ferry(['load', week1], { dockerHost: site.host });
+    assert.equal(run.code, 0, run.stderr);
+    const inventory = join(work, 'site.inventory.json');
+    run = await ferry(['inventory', '-o', inventory], { dockerHost: site.host });
+    assert.equal(run.code, 0, run.stderr);
+    run = await ferry(['pack', 'delta/app:2', '--have', inventory, '-o', week2, '--delta'], { dockerHost: src.host });
+    assert.equal(run.code, 0, run.stderr);
+    run = await ferry(['pack', 'delta/app:2', '--have', inventory, '-o', whole, '--no-delta'], { dockerHost: src.host });
+    assert.equal(run.code, 0, run.stderr);
+    const index = JSON.parse((await readTarEntry(week2, 'ferry.json')).toString()) as FerryJson;
+    assert.equal(index.version, 2);
+    assert.equal(index.deltas?.length, 1, 'the app layer travels as a delta');
+    const appLayer = index.images[0]!.layers.at(-1)!;
+    assert.equal(index.deltas![0]!.diffId, appLayer.diffId);
+    assert.equal(appLayer.digest, appLayer.diffId, 'images name a delta layer by its uncompressed form');
+    const [d, w] = [(await stat(week2)).size, (await stat(whole)).size];
+    assert.ok(d * 4 < w, `delta bundle ${d} B against ${w} B whole`);
+  });
+
+  it('loads into the site byte for byte, with the source image ID', async () => {
+    const run = await ferry(['load', week2, '--json'], { dockerHost: site.host });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/app:2'])).trim(), ids['delta/app:2']);
+    const layers = async (d: Dockerd): Promise<string> => (await d.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'delta/app:2'])).trim();
+    assert.equal(await layers(site), await layers(src));
+    void json;
+  });
+
+  it('a daemon without the reference layers is refused (exit 4) and left unchanged; plain docker load fails', async () => {
+    // It holds the base, so only the delta's reference (last week's app layer) is missing.
+    const base = join(work, 'base.ferry.tar');
+    assert.equal((await ferry(['pack', 'delta/base:1', '-o', base], { dockerHost: src.host })).code, 0);
+    assert.equal((await ferry(['load', base], { dockerHost: bare.host })).code, 0);
+    const before = (await bare.docker(['images', '-a', '-q'])).trim();
+    const run = await ferry(['load', week2], { dockerHost: bare.host });
+    assert.equal(run.code, 4, run.stderr);
+    assert.match(run.stderr, /reference layer/);
+    assert.equal((await bare.docker(['images', '-a', '-q'])).trim(), before);
+    await assert.rejects(bare.docker(['load', '-i', week2]));
+    assert.equal((await bare.docker(['images', '-a', '-q'])).trim(), before);
+  });
+});
