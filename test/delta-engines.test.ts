@@ -7,12 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { build, importBase, startDockerd, type Dockerd } from './helpers/dockerd.js';
+import { containerdMissing, startContainerd } from './helpers/containerd.js';
 import { ferry, json } from './helpers/ferry.js';
+import { startRegistry } from './helpers/registry.js';
 import { seededRandom } from './helpers/seeded.js';
 import { readTarEntry } from './helpers/tar.js';
 import { missing } from './helpers/tools.js';
 
-const skip = missing(['dockerd', 'docker', 'busybox'], { root: true });
+const skip = missing(['dockerd', 'docker', 'busybox', 'docker-registry'], { root: true });
 
 const WORDS = 'import def return class self print value items config request response handler route model view'.split(' ');
 
@@ -33,6 +35,7 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
   let site: Dockerd;
   let bare: Dockerd;
   let work: string;
+  let week1: string;
   let week2: string;
   let whole: string;
   const ids: Record<string, string> = {};
@@ -61,7 +64,7 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
   });
 
   it('week 2 packed against the site inventory carries the rebuilt layer as a delta, a fraction of the whole', async () => {
-    const week1 = join(work, 'week1.ferry.tar');
+    week1 = join(work, 'week1.ferry.tar');
     let run = await ferry(['pack', 'delta/app:1', '-o', week1], { dockerHost: src.host });
     assert.equal(run.code, 0, run.stderr);
     run = await ferry(['load', week1], { dockerHost: site.host });
@@ -104,5 +107,50 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
     assert.equal((await bare.docker(['images', '-a', '-q'])).trim(), before);
     await assert.rejects(bare.docker(['load', '-i', week2]));
     assert.equal((await bare.docker(['images', '-a', '-q'])).trim(), before);
+  });
+
+  it('pushes to a registry that holds week 1: the rebuilt layer read back from its blobs, its diffID right', async () => {
+    const reg = await startRegistry();
+    try {
+      assert.equal((await ferry(['push', week1, '--to', reg.host])).code, 0);
+      const inventory = join(work, 'registry.inventory.json');
+      assert.equal((await ferry(['inventory', '--registry', reg.host, '-o', inventory])).code, 0);
+      const thin = join(work, 'week2-registry.ferry.tar');
+      let run = await ferry(['pack', 'delta/app:2', '--have', inventory, '-o', thin, '--delta'], { dockerHost: src.host });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal((JSON.parse((await readTarEntry(thin, 'ferry.json')).toString()) as FerryJson).deltas?.length, 1);
+      run = await ferry(['push', thin, '--to', reg.host]);
+      assert.equal(run.code, 0, run.stderr);
+      // Packing it back from the registry checks every layer against the config's diffIDs, and keeps the image ID.
+      const back = join(work, 'back.ferry.tar');
+      run = await ferry(['pack', `docker://${reg.host}/delta/app:2`, '-o', back, '--json']);
+      assert.equal(run.code, 0, run.stderr);
+      const got = JSON.parse((await readTarEntry(back, 'ferry.json')).toString()) as FerryJson;
+      assert.equal(got.images[0]!.imageId, ids['delta/app:2']);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('loads into containerd that holds week 1: the reference read from its content store', { skip: containerdMissing() }, async () => {
+    const ctd = await startContainerd('delta');
+    try {
+      const ns = 'k8s.io';
+      assert.equal((await ferry(['load', week1, '--containerd', ctd.address, '--namespace', ns])).code, 0);
+      const inventory = join(work, 'containerd.inventory.json');
+      assert.equal((await ferry(['inventory', '--containerd', ctd.address, '--namespace', ns, '-o', inventory])).code, 0);
+      const thin = join(work, 'week2-containerd.ferry.tar');
+      let run = await ferry(['pack', 'delta/app:2', '--have', inventory, '-o', thin, '--delta'], { dockerHost: src.host });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal((JSON.parse((await readTarEntry(thin, 'ferry.json')).toString()) as FerryJson).deltas?.length, 1);
+      run = await ferry(['load', thin, '--containerd', ctd.address, '--namespace', ns]);
+      assert.equal(run.code, 0, run.stderr);
+      const images = await ctd.ctr(['-n', ns, 'images', 'ls']);
+      assert.match(images, /docker\.io\/delta\/app:2/);
+      // ctr checks the unpacked snapshot against the config's diffIDs when it mounts the image.
+      await ctd.ctr(['-n', ns, 'images', 'check']);
+    } finally {
+      await ctd.stop();
+    }
   });
 });

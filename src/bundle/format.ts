@@ -62,8 +62,8 @@ export interface BundleDelta {
   size: number;
   /** The delta blob, listed in blobs. */
   blob: Digest;
-  /** Layers the target must hold to rebuild it. */
-  references: { diffId: DiffId; size: number }[];
+  /** Layers the target must hold to rebuild it, with the blob it holds each as where the packing side knew it. */
+  references: { diffId: DiffId; size: number; blob?: { digest: Digest; size: number; mediaType: string } }[];
   /** What the layer would have taken stored whole. */
   wholeSize?: number;
 }

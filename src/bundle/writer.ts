@@ -68,7 +68,7 @@ export interface DeltaFile {
   path: string;
   digest: Digest;
   size: number;
-  references: { diffId: DiffId; size: number }[];
+  references: { diffId: DiffId; size: number; blob?: BlobDescriptor }[];
 }
 
 /**

@@ -56,6 +56,11 @@ export class ContentService {
    * readSmall returns a small blob whole (a manifest, an index, a config), refusing one larger than max bytes:
    * what containerd claims to hold is checked against its digest by the caller, not trusted.
    */
+  /** read streams a blob whole, as containerd holds it (the caller checks it against its digest). */
+  read(digest: string, signal?: AbortSignal): AsyncIterable<Buffer> {
+    return dataOf(this.rpc.serverStream<{ data: Buffer }>(CONTENT, 'Read', { digest, offset: 0, size: 0 }, `content read ${digest}`, signal));
+  }
+
   async readSmall(digest: string, max: number, signal?: AbortSignal): Promise<Buffer | undefined> {
     const info = await this.info(digest, signal);
     if (!info) return undefined;

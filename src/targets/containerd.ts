@@ -7,7 +7,10 @@ import type { OciIndex, OciManifest } from '../image/model.js';
 import { hostPlatform, platformMatches } from '../image/platform.js';
 import { childGcLabels, ContainerdClient, unpackLayers, type Descriptor, type Labels } from '../containerd/index.js';
 import { EXIT, FerryError } from '../ui/errors.js';
-import type { BlobOutcome, BlobToWrite, ImageTarget, ImageToPut, IndexToPut, LayerQuestion, NamedRef, PutImage, PutOptions } from './target.js';
+import type { BlobOutcome, BlobToWrite, ImageTarget, ImageToPut, IndexToPut, LayerKeeper, LayerQuestion, NamedRef, PutImage, PutOptions, WantedLayer } from './target.js';
+import { compressionOf, OCI_LAYER_TAR } from '../image/media-types.js';
+import { decompress } from '../stream/decompress.js';
+import { verified } from '../stream/hash.js';
 
 /** The snapshotters tried, in order, when none is asked for: overlayfs, else native (any filesystem), as containerd's own default falls back. */
 const PREFERRED_SNAPSHOTTERS = ['overlayfs', 'native'];
@@ -129,6 +132,20 @@ export class ContainerdTarget implements ImageTarget {
    * containerd's own clients do), so what arrived stays and a re-run resumes instead of sending it again. A bad
    * bundle would fail again: its lease goes now, and containerd's GC takes everything it brought.
    */
+  /** layerTars reads reference layers back from the content store: the blob they are known as, else their uncompressed form. */
+  async layerTars(wanted: readonly WantedLayer[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void> {
+    for (const w of wanted) {
+      for (const blob of [w.blob, { digest: w.diffId as string as Digest, mediaType: OCI_LAYER_TAR, size: -1 }]) {
+        const compression = blob && compressionOf(blob.mediaType);
+        const info = blob && compression ? await this.base.content.info(blob.digest, signal) : undefined;
+        if (!blob || !compression || !info || (blob.size >= 0 && info.size !== blob.size)) continue;
+        const body = verified(this.base.content.read(blob.digest, signal), { digest: blob.digest, size: info.size, what: `content ${blob.digest}` });
+        await keeper.put(w.diffId, decompress(body, compression, Number.MAX_SAFE_INTEGER));
+        break;
+      }
+    }
+  }
+
   async abort(reason?: unknown): Promise<void> {
     this.toName.length = 0;
     const leased = this.leased;

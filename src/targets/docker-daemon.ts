@@ -13,7 +13,7 @@ import { Limiter } from '../stream/limiter.js';
 import { BLOCK, encodeHeader } from '../tar/header.js';
 import { FerryError } from '../ui/errors.js';
 import { planLoadRequests, type LoadStep } from './load-requests.js';
-import type { ImageTarget, ImageToPut, LayerKeeper, LayerQuestion, NamedRef, PutImage, PutOptions } from './target.js';
+import type { ImageTarget, ImageToPut, LayerKeeper, LayerQuestion, NamedRef, PutImage, PutOptions, WantedLayer } from './target.js';
 
 const ZEROS = Buffer.alloc(BLOCK);
 /** Load requests at once: dockerd unpacks each on one core (two on two cores measured as fast as three). */
@@ -105,8 +105,8 @@ export class DockerDaemonTarget implements ImageTarget {
 
   /** abort names nothing: images already loaded stay, untagged, and a re-run finds them there. */
   /** layerTars saves the daemon's images that hold these layers and hands each layer over as it passes. */
-  async layerTars(wanted: readonly DiffId[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void> {
-    await saveLayers(this.engine, wanted, (body) => keeper.take(body), signal);
+  async layerTars(wanted: readonly WantedLayer[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void> {
+    await saveLayers(this.engine, wanted.map((w) => w.diffId), (body) => keeper.take(body), signal);
   }
 
   async abort(): Promise<void> {

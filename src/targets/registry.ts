@@ -6,7 +6,9 @@ import { compressionOf } from '../image/media-types.js';
 import { formatReference, parseReference, ReferenceError } from '../image/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { FerryError } from '../ui/errors.js';
-import type { BlobOutcome, BlobToWrite, ImageTarget, ImageToPut, IndexToPut, LayerQuestion, NamedRef, PutImage, PutOptions } from './target.js';
+import type { BlobOutcome, BlobToWrite, ImageTarget, ImageToPut, IndexToPut, LayerKeeper, LayerQuestion, NamedRef, PutImage, PutOptions, WantedLayer } from './target.js';
+import { decompress } from '../stream/decompress.js';
+import { verified } from '../stream/hash.js';
 
 /** keep: push blobs as stored. gzip: zstd layers become gzip (what Docker 20.10 can pull); gzip and plain ones stay. */
 export type PushCompression = 'gzip' | 'keep';
@@ -71,8 +73,13 @@ export class RegistryTarget implements ImageTarget {
     return undefined;
   }
 
+  /**
+   * layerForm: zstd layers become gzip unless kept; uncompressed ones (a delta layer rebuilt, a --compression none
+   * bundle) always do, as docker push compresses every layer it sends.
+   */
   layerForm(mediaType: string): 'gzip' | 'stored' {
-    return this.compression === 'gzip' && compressionOf(mediaType) === 'zstd' ? 'gzip' : 'stored';
+    const c = compressionOf(mediaType);
+    return c === 'none' || (this.compression === 'gzip' && c === 'zstd') ? 'gzip' : 'stored';
   }
 
   /** placed says where a name goes: the registry of --to, its prefix before the repository path. */
@@ -182,6 +189,19 @@ export class RegistryTarget implements ImageTarget {
   /** abort names nothing: blobs and untagged manifests already pushed stay, and a re-run finds them there. */
   async abort(): Promise<void> {
     this.toTag.length = 0;
+  }
+
+  /** layerTars reads reference layers back as the blobs the registry holds them as, from the repositories of this push. */
+  async layerTars(wanted: readonly WantedLayer[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void> {
+    for (const w of wanted) {
+      const compression = w.blob && compressionOf(w.blob.mediaType);
+      if (!w.blob || !compression) continue;
+      const blob = w.blob;
+      const repo = (await Promise.all([...this.repos].map(async (r) => ((await this.has(r, blob.digest, signal)) ? r : undefined)))).find((r) => r !== undefined);
+      if (repo === undefined) continue;
+      const body = await this.client.blob(repo, blob.digest, blob.size, signal);
+      await keeper.put(w.diffId, decompress(verified(body, { digest: blob.digest, size: blob.size, what: `${repo}@${blob.digest}` }), compression, Number.MAX_SAFE_INTEGER));
+    }
   }
 
   reposOf(names: readonly string[]): string[] {

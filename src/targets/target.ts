@@ -108,7 +108,13 @@ export interface ImageTarget {
    * layerTars hands the keeper the uncompressed tars of those of these layers the target holds: the reference layers
    * a bundle's deltas are rebuilt from. Targets that cannot read their layers back leave it out.
    */
-  layerTars?(wanted: readonly DiffId[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void>;
+  layerTars?(wanted: readonly WantedLayer[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void>;
+}
+
+/** A layer asked back of a target, with the blob it is known to be stored as there (a registry, a content store). */
+export interface WantedLayer {
+  diffId: DiffId;
+  blob?: BlobDescriptor;
 }
 
 /** Where reference layers go as a target (or a source) hands them over; it keeps the wanted ones, checked by diffID. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { DeltaFile, DeltaOffer } from '../bundle/writer.js';
 import { encodeDelta } from '../delta/encode.js';
 import { hex, type DiffId } from '../image/digest.js';
+import type { BlobDescriptor } from '../image/descriptor.js';
 import type { SourceImage } from '../sources/source.js';
 import { repositoryOf } from '../sync/target-state.js';
 import type { ReferenceLayers } from './delta-references.js';
@@ -18,6 +19,8 @@ export interface DeltaCandidates {
   held(diffId: DiffId): boolean;
   /** The target's layers by repository. */
   byRepository: ReadonlyMap<string, ReadonlySet<DiffId>>;
+  /** The blob the target is known to hold a layer as (registries, content stores), if known. */
+  blobOf(diffId: DiffId): BlobDescriptor | undefined;
 }
 
 /** What the deltas did, for the report: per layer stored as a delta, its size and what it would have been whole. */
@@ -38,7 +41,7 @@ export class PackDeltas {
   ) {}
 
   readonly offer: DeltaOffer = async (layer) => {
-    const wanted = this.referencesFor(layer.diffId);
+    const wanted = this.referencesFor(layer.diffId).map((d) => ({ diffId: d, ...(this.candidates.blobOf(d) ? { blob: this.candidates.blobOf(d)! } : {}) }));
     if (wanted.length === 0) return undefined;
     const files = await this.refs.files(wanted, this.opts.signal);
     if (files.length === 0) return undefined;
@@ -47,7 +50,9 @@ export class PackDeltas {
     const d = await encodeDelta({ path: layer.tar, diffId: layer.diffId, size: layer.size }, files, out, { maxNew: Math.floor(layer.size / 2), ...(this.opts.level !== undefined ? { level: this.opts.level } : {}) });
     if (!d) return undefined;
     if (d.size < layer.wholeSize) this.outcomes.push({ diffId: layer.diffId, size: d.size, wholeSize: layer.wholeSize, references: d.references.map((r) => r.diffId) });
-    const file: DeltaFile = { path: out, digest: d.digest, size: d.size, references: d.references };
+    // Each reference is named with the blob the target holds it as, where known: a registry or content store reads it back by that.
+    const references = d.references.map((r) => ({ ...r, ...(this.candidates.blobOf(r.diffId) ? { blob: this.candidates.blobOf(r.diffId)! } : {}) }));
+    const file: DeltaFile = { path: out, digest: d.digest, size: d.size, references };
     return file;
   };
 
@@ -62,13 +67,22 @@ export class PackDeltas {
     for (const img of users) {
       // Last week's version of the same repository first: a rebuilt layer's old self is there.
       for (const ref of img.refs) {
-        const repo = repositoryOf(ref);
-        const layers = repo ? this.candidates.byRepository.get(repo) : undefined;
-        for (const d of [...(layers ?? [])].reverse()) out.add(d);
+        const path = pathOf(repositoryOf(ref));
+        if (!path) continue;
+        // A registry holds it under its own host, perhaps under a prefix (registry.site/mirror/team/app for team/app).
+        for (const [repo, layers] of this.candidates.byRepository) {
+          const there = pathOf(repo);
+          if (there === path || there?.endsWith(`/${path}`)) for (const d of [...layers].reverse()) out.add(d);
+        }
       }
     }
     for (const img of users) for (const d of [...img.diffIds].reverse()) if (this.candidates.held(d)) out.add(d);
     out.delete(diffId);
     return [...out].slice(0, MAX_REFERENCES);
   }
+}
+
+/** pathOf is a repository without its registry host: docker.io/library/nginx is library/nginx. */
+function pathOf(repo: string | undefined): string | undefined {
+  return repo?.slice(repo.indexOf('/') + 1);
 }

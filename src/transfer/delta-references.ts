@@ -13,14 +13,14 @@ import type { BlobDescriptor } from '../image/descriptor.js';
 import { hex, type DiffId, type Digest } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
 import type { ImageSource, LayerSink } from '../sources/source.js';
-import type { ImageTarget, LayerKeeper } from '../targets/target.js';
+import type { ImageTarget, LayerKeeper, WantedLayer } from '../targets/target.js';
 import { decompress } from '../stream/decompress.js';
 import { Sha256Counter, verified } from '../stream/hash.js';
 
 /** Hands over the layers it holds of those wanted, each as its uncompressed tar. */
 export interface ReferenceOrigin {
   readonly name: string;
-  fetch(wanted: readonly DiffId[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void>;
+  fetch(wanted: readonly WantedLayer[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void>;
 }
 
 export interface ReferenceFile {
@@ -42,16 +42,16 @@ export class ReferenceLayers {
   ) {}
 
   /** files returns those of the layers some origin holds, fetching the ones not fetched yet. */
-  async files(diffIds: readonly DiffId[], signal?: AbortSignal): Promise<ReferenceFile[]> {
-    let wanted = diffIds.filter((d) => !this.got.has(d) && !this.missing.has(d));
+  async files(layers: readonly WantedLayer[], signal?: AbortSignal): Promise<ReferenceFile[]> {
+    let wanted = layers.filter((w) => !this.got.has(w.diffId) && !this.missing.has(w.diffId));
     for (const o of this.origins) {
       if (wanted.length === 0) break;
-      this.asking = new Set(wanted);
+      this.asking = new Set(wanted.map((w) => w.diffId));
       await o.fetch(wanted, this.keeper, signal);
-      wanted = wanted.filter((d) => !this.got.has(d));
+      wanted = wanted.filter((w) => !this.got.has(w.diffId));
     }
-    for (const d of wanted) this.missing.add(d);
-    return diffIds.flatMap((d) => this.got.get(d) ?? []);
+    for (const w of wanted) this.missing.add(w.diffId);
+    return layers.flatMap((w) => this.got.get(w.diffId) ?? []);
   }
 
   /** A work directory beside the references, for files made from them (removed with them). */
@@ -125,7 +125,7 @@ export function bundleOrigin(reader: BundleReader): ReferenceOrigin {
   return {
     name: `bundle ${reader.path}`,
     async fetch(wanted, keeper) {
-      for (const d of wanted) {
+      for (const { diffId: d } of wanted) {
         const b = reader.index.blobs.find((x) => x.diffId === d && compressionOf(x.mediaType) !== undefined);
         if (!b || b.uncompressedSize === undefined) continue;
         const entry = blobPath(b.digest);
@@ -141,10 +141,11 @@ export function sourceOrigin(source: ImageSource): ReferenceOrigin | undefined {
   return {
     name: `${source.transport} source`,
     async fetch(wanted, keeper, signal) {
-      const names = await source.imagesWithLayers!(wanted, signal);
+      const diffIds = wanted.map((w) => w.diffId);
+      const names = await source.imagesWithLayers!(diffIds, signal);
       if (names.length === 0) return;
       const resolved = await source.resolve(names, signal ? { signal } : {});
-      await source.export(resolved.images, layerFiles(new Set(wanted), keeper), signal);
+      await source.export(resolved.images, layerFiles(new Set(diffIds), keeper), signal);
     },
   };
 }

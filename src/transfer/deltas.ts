@@ -38,8 +38,8 @@ export async function rebuildDeltas(plans: readonly LayerPlan[], bundles: readon
   const origins = [targetOrigin(target), ...bundles.map(bundleOrigin)].filter((o): o is ReferenceOrigin => o !== undefined);
   const refs = new ReferenceLayers(origins);
   try {
-    const wanted = [...new Set([...needed.values()].flatMap((n) => n.delta.references.map((r) => r.diffId)))];
-    const files = new Map((await refs.files(wanted, opts.signal)).map((f) => [f.diffId as string, f]));
+    const wanted = new Map([...needed.values()].flatMap((n) => n.delta.references.map((r) => [r.diffId as string, { diffId: r.diffId, ...(r.blob ? { blob: r.blob } : {}) }] as const)));
+    const files = new Map((await refs.files([...wanted.values()], opts.signal)).map((f) => [f.diffId as string, f]));
     const lacking = [...needed.values()].flatMap(({ delta, bundle }) => delta.references.filter((r) => !files.has(r.diffId)).map((r) => `${r.diffId}: reference of delta layer ${delta.diffId} (in ${bundle.path})`));
     if (lacking.length) {
       throw new FerryError('MISSING_LAYERS', `${target.description} lacks ${lacking.length} reference layer(s) that this bundle's deltas are rebuilt from; nothing was ${opts.verb}`, {

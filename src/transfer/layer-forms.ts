@@ -151,7 +151,7 @@ export class LayerForms {
     this.work ??= mkdtemp(join(tmpdir(), 'ferry-gzip-'));
     const path = join(await this.work, blob.digest.slice(7));
     const entry = blobPath(blob.digest);
-    const raw = verified(decompress(verified(this.bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), 'zstd', blob.uncompressedSize ?? 0), {
+    const raw = verified(decompress(verified(this.bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), compressionOf(blob.mediaType) ?? 'zstd', blob.uncompressedSize ?? 0), {
       digest: blob.diffId!,
       size: blob.uncompressedSize ?? 0,
       what: `${entry} (uncompressed)`,

@@ -3,6 +3,7 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { Compression } from '../image/media-types.js';
 import { BundleReader } from '../bundle/reader.js';
+import type { BlobDescriptor } from '../image/descriptor.js';
 import type { DiffId } from '../image/digest.js';
 import type { ImageSource, SourceImage } from '../sources/source.js';
 import { PackDeltas } from './delta-offer.js';
@@ -23,6 +24,8 @@ export interface PackPlanOptions {
 /** A thin pack's plan, and what the target's images of each repository are made of (for deltas). */
 export interface PackPlan extends IncrementalPlan {
   byRepository: ReadonlyMap<string, ReadonlySet<DiffId>>;
+  /** For each layer, a blob the target is known to hold it as. */
+  known: ReadonlyMap<DiffId, BlobDescriptor>;
 }
 
 export async function planPack(images: readonly SourceImage[], opts: PackPlanOptions): Promise<PackPlan> {
@@ -33,7 +36,7 @@ export async function planPack(images: readonly SourceImage[], opts: PackPlanOpt
     images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !opts.recompress ? { keptLayers: i.manifest.layers } : {}) })),
     state,
   );
-  return { ...plan, byRepository: state.byRepository };
+  return { ...plan, byRepository: state.byRepository, known: state.known };
 }
 
 /**
@@ -53,7 +56,11 @@ export async function packDeltas(parts: readonly { source: ImageSource; resolved
   }
   if (origins.length === 0) return undefined;
   const refs = new ReferenceLayers(origins, () => Promise.all(readers.map((r) => r.close())).then(() => undefined));
-  return new PackDeltas({ images: parts.flatMap((p) => p.resolved.images), held: (d) => plan.reliedLayers.has(d), byRepository: plan.byRepository }, refs, signal ? { signal } : {});
+  const blobOf = (d: DiffId): BlobDescriptor | undefined => {
+    const k = plan.known.get(d);
+    return k && { digest: k.digest, size: k.size, mediaType: k.mediaType };
+  };
+  return new PackDeltas({ images: parts.flatMap((p) => p.resolved.images), held: (d) => plan.reliedLayers.has(d), byRepository: plan.byRepository, blobOf }, refs, signal ? { signal } : {});
 }
 
 /**

@@ -41,7 +41,7 @@ export async function prepareImage(
   // Conversions of all the image's layers start at once (a few run at a time, see LayerForms.gzip).
   const converting = image.layers.map((l) => {
     const b = bundle.blob(l.digest);
-    return b && target.layerForm(b.mediaType) === 'gzip' && compressionOf(b.mediaType) === 'zstd' ? forms.gzip(b, image.manifest.mediaType) : undefined;
+    return b && target.layerForm(b.mediaType) === 'gzip' && compressionOf(b.mediaType) !== 'gzip' ? forms.gzip(b, image.manifest.mediaType) : undefined;
   });
   converting.forEach((c) => c?.catch(() => undefined));
   const storedAs = new Map<string, BlobDescriptor>();

@@ -63,8 +63,8 @@ export async function dryRun(bundles: readonly BundleReader[], target: RegistryT
       r.seen.add(b.digest);
       const action = relied.has(b.digest)
         ? `relied on: ${(await target.find(repo, b.digest as Digest, opts.signal)) ?? 'MISSING from the registry'}`
-        : target.layerForm(b.mediaType) === 'gzip' && compressionOf(b.mediaType) === 'zstd'
-          ? 'recompress to gzip, upload'
+        : target.layerForm(b.mediaType) === 'gzip' && compressionOf(b.mediaType) !== 'gzip'
+          ? `${compressionOf(b.mediaType) === 'none' ? 'compress' : 'recompress'} to gzip, upload`
           : await target.check(repo, b.digest as Digest, opts.signal);
       r.blobs.push({ digest: b.digest, size: b.size, action });
     }
