@@ -111,6 +111,14 @@ export interface VolumeInfo {
   count: number;
 }
 
+/** carriedLayers lists the layers a bundle carries: stored whole (blobs with a diffID) or as deltas. */
+export function carriedLayers(index: BundleIndex): { diffId: DiffId; uncompressedSize: number; delta: boolean }[] {
+  return [
+    ...index.blobs.flatMap((b) => (b.diffId ? [{ diffId: b.diffId, uncompressedSize: b.uncompressedSize ?? 0, delta: false }] : [])),
+    ...(index.deltas ?? []).map((d) => ({ diffId: d.diffId, uncompressedSize: d.size, delta: true })),
+  ];
+}
+
 export function blobPath(digest: string): string {
   return `blobs/sha256/${hex(digest)}`;
 }

@@ -1,7 +1,7 @@
 // `ferry inspect`: what bundles hold and rely on, read from their indexes without touching layer content.
 import type { CommandModule } from 'yargs';
 import { BundleReader } from '../bundle/reader.js';
-import type { BundleIndex } from '../bundle/format.js';
+import { carriedLayers, DELTA_MEDIA_TYPE, type BundleDelta, type BundleIndex } from '../bundle/format.js';
 import { formatPlatform } from '../image/platform.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 import { printJson } from '../ui/output.js';
@@ -42,7 +42,9 @@ export function describe(index: BundleIndex) {
   for (const img of index.images) for (const d of new Set(img.layers.map((l) => l.digest))) users.set(d, (users.get(d) ?? 0) + 1);
   const blobs = new Map(index.blobs.map((b) => [b.digest as string, b]));
   const relied = new Map(index.reliesOn.map((b) => [b.digest as string, b]));
-  const layerBlobs = index.blobs.filter((b) => b.diffId);
+  const carried = carriedLayers(index);
+  const deltas = new Map((index.deltas ?? []).map((d) => [d.diffId as string, d]));
+  const deltaBytes = (d: BundleDelta): number => blobs.get(d.blob)?.size ?? 0;
   return {
     id: index.id,
     version: index.version,
@@ -63,29 +65,33 @@ export function describe(index: BundleIndex) {
       manifest: img.manifest.digest,
       layers: img.layers.map((l) => {
         const b = blobs.get(l.digest) ?? relied.get(l.digest);
+        const d = deltas.get(l.diffId);
         return {
           digest: l.digest,
           diffId: l.diffId,
-          mediaType: b?.mediaType,
-          size: b?.size ?? 0,
-          uncompressedSize: b?.uncompressedSize ?? 0,
+          mediaType: d ? DELTA_MEDIA_TYPE : b?.mediaType,
+          size: d ? deltaBytes(d) : (b?.size ?? 0),
+          uncompressedSize: d ? d.size : (b?.uncompressedSize ?? 0),
           shared: (users.get(l.digest) ?? 0) > 1,
-          held: blobs.has(l.digest),
+          held: blobs.has(l.digest) || d !== undefined,
+          ...(d ? { delta: true } : {}),
         };
       }),
     })),
     totals: {
       images: index.images.length,
       tags: index.images.reduce((s, i) => s + i.refs.length, 0),
-      layers: layerBlobs.length,
+      layers: carried.length,
       sharedLayers: [...users.values()].filter((n) => n > 1).length,
       bytes: index.blobs.reduce((s, b) => s + b.size, 0),
-      uncompressedBytes: layerBlobs.reduce((s, b) => s + (b.uncompressedSize ?? 0), 0),
+      uncompressedBytes: carried.reduce((s, b) => s + b.uncompressedSize, 0),
       reliesOn: index.reliesOn.length,
       /** What a full bundle would also have carried: the relied-on layers' sizes as the target holds them. */
       reliedBytes: index.reliesOn.reduce((s, b) => s + b.size, 0),
     },
     reliesOn: index.reliesOn.map((r) => ({ digest: r.digest, diffId: r.diffId, mediaType: r.mediaType, size: r.size, ...(r.carriedBy ? { carriedBy: r.carriedBy } : {}) })),
+    /** Layers carried as deltas: what each takes, what it would have taken whole, and the layers it is rebuilt from. */
+    deltas: (index.deltas ?? []).map((d) => ({ diffId: d.diffId, size: deltaBytes(d), uncompressedSize: d.size, ...(d.wholeSize !== undefined ? { wholeSize: d.wholeSize } : {}), references: d.references.map((r) => r.diffId) })),
   };
 }
 
@@ -102,7 +108,7 @@ function render(v: ReturnType<typeof describe>): string {
     const size = img.layers.reduce((s, l) => s + l.size, 0);
     lines.push('', `${names}`, `  image ID ${img.imageId}  ${formatPlatform(img.platform)}  ${img.layers.length} layers, ${formatBytes(size)}`);
     for (const l of img.layers) {
-      const tags = [l.shared ? 'shared' : '', l.held ? '' : 'relied on, not held'].filter(Boolean).join(', ');
+      const tags = [l.shared ? 'shared' : '', l.held ? '' : 'relied on, not held', l.delta ? 'delta' : ''].filter(Boolean).join(', ');
       lines.push(`    ${short(l.digest)}  ${formatBytes(l.size).padStart(9)}  (${formatBytes(l.uncompressedSize)} uncompressed)${tags ? `  [${tags}]` : ''}`);
     }
   }
@@ -112,6 +118,12 @@ function render(v: ReturnType<typeof describe>): string {
     `${t.images} image(s), ${t.tags} tag(s), ${t.layers} layer(s) stored once (${t.sharedLayers} shared), ` +
       `${formatBytes(t.bytes)} in blobs, ${formatBytes(t.uncompressedBytes)} uncompressed`,
   );
+  if (v.deltas.length) {
+    const whole = v.deltas.reduce((s, d) => s + (d.wholeSize ?? 0), 0);
+    const size = v.deltas.reduce((s, d) => s + d.size, 0);
+    lines.push(`Deltas: ${v.deltas.length} layer(s) carried as deltas, ${formatBytes(size)} instead of ${formatBytes(whole)} whole; ferry rebuilds them from layers the target holds (plain docker load and other readers cannot):`);
+    for (const d of v.deltas) lines.push(`  ${d.diffId}  ${formatBytes(d.size).padStart(9)} (whole ${formatBytes(d.wholeSize ?? 0)})  from ${d.references.map(short).join(', ') || 'new bytes only'}`);
+  }
   if (t.reliesOn) {
     lines.push(`Thin bundle: holds ${t.layers} layer(s) and relies on ${t.reliesOn} it does not hold (${formatBytes(t.reliedBytes)} left out); the target must have them:`);
     for (const r of v.reliesOn) lines.push(`  ${r.diffId}  ${formatBytes(r.size).padStart(9)}  ${r.carriedBy ? `carried by bundle ${r.carriedBy}` : 'carrier unknown'}`);

@@ -1,5 +1,5 @@
 // What `ferry pack` prints: the bundle written (or its volumes), and a dry run's plan; --json for machines.
-import type { BundleIndex } from '../bundle/format.js';
+import { carriedLayers, type BundleIndex } from '../bundle/format.js';
 import type { DryRunBytes, DryRunView } from '../transfer/pack-plan.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, type ProgressMode } from '../ui/progress.js';
@@ -62,7 +62,7 @@ export function printPacked(p: Packed, mode: Mode): void {
 }
 
 function summarise(index: BundleIndex, path: string, seconds: number) {
-  const layers = index.blobs.filter((b) => b.diffId);
+  const layers = carriedLayers(index);
   return {
     bundle: path,
     id: index.id,
@@ -70,7 +70,7 @@ function summarise(index: BundleIndex, path: string, seconds: number) {
     indexes: (index.indexes ?? []).map((i) => ({ refs: i.refs, digest: i.digest, images: i.images.length })),
     layers: layers.length,
     bytes: index.blobs.reduce((s, b) => s + b.size, 0),
-    uncompressedBytes: layers.reduce((s, b) => s + (b.uncompressedSize ?? 0), 0),
+    uncompressedBytes: layers.reduce((s, b) => s + b.uncompressedSize, 0),
     reliesOn: index.reliesOn.length,
     reliedBytes: index.reliesOn.reduce((s, b) => s + b.size, 0),
     seconds,

@@ -73,7 +73,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
           .option('site', { type: 'string', describe: 'plan against a catalogued site (its last inventory, receipts, and the bundles made for it since), and record this bundle for it' })
           .option('max-volume-size', { type: 'string', describe: 'split the bundle into volumes of at most this size for fixed-size media (4.7G, 700MB, 512MiB): NAME.001.ferry.tar, NAME.002…' })
           .option('sign', { type: 'string', describe: 'sign the bundle with this private key (NAME.key from `ferry key generate`)' })
-          .option('delta', { type: 'boolean', default: false, describe: 'in a thin bundle, carry a changed layer as a delta against layers the target holds (--no-delta: whole layers only)' })
+          .option('delta', { type: 'boolean', default: true, describe: 'in a thin bundle, carry a changed layer as a delta against layers the target holds (--no-delta: whole layers only)' })
           .option('dry-run', { type: 'boolean', describe: 'resolve and plan only: say which layers would travel and which the target already holds; write and record nothing' })
           .option('confirmed-only', { type: 'boolean', describe: 'with --site: count only what inventories and receipts confirm, not bundles sent without word back' })
           .conflicts('platform', 'all-platforms')

@@ -5,7 +5,8 @@ import { familiarReference, parseReference } from '../image/reference.js';
 import type { TargetState } from './target-state.js';
 
 export function missingFor(index: BundleIndex, target: TargetState): string[] {
-  const held = new Set(index.blobs.map((b) => b.digest as string));
+  // A delta layer is carried (as its uncompressed form's digest); what it is rebuilt from must be at the target.
+  const held = new Set([...index.blobs.map((b) => b.digest as string), ...(index.deltas ?? []).map((d) => d.diffId as string)]);
   const relied = new Map(index.reliesOn.map((r) => [r.digest as string, r]));
   const missing = new Map<string, { needed: string[]; carriedBy?: string }>();
   for (const img of index.images) {
@@ -19,5 +20,9 @@ export function missingFor(index: BundleIndex, target: TargetState): string[] {
       missing.set(l.diffId, m);
     });
   }
-  return [...missing].map(([d, m]) => `${d}: needed by ${m.needed.join(', ')}; ${m.carriedBy ? `carried by bundle ${m.carriedBy}` : 'no bundle is known to have carried it'}`);
+  const lines = [...missing].map(([d, m]) => `${d}: needed by ${m.needed.join(', ')}; ${m.carriedBy ? `carried by bundle ${m.carriedBy}` : 'no bundle is known to have carried it'}`);
+  for (const delta of index.deltas ?? []) {
+    for (const r of delta.references) if (!target.layers.has(r.diffId)) lines.push(`${r.diffId}: reference of delta layer ${delta.diffId}, which is rebuilt from it`);
+  }
+  return lines;
 }

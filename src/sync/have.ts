@@ -13,15 +13,18 @@ export function holdingsOfBundle(index: BundleIndex): Holdings {
   const b = new HoldingsBuilder();
   const blobs = new Map(index.blobs.map((x) => [x.digest as string, x]));
   const relied = new Map(index.reliesOn.map((x) => [x.digest as string, x]));
+  const deltas = new Map((index.deltas ?? []).map((d) => [d.diffId as string, d]));
   for (const img of index.images) {
     img.layers.forEach((l) => {
       const held = blobs.get(l.digest);
       const r = held ? undefined : relied.get(l.digest);
       const blob = held ?? r;
+      // A delta layer is carried, but arrives as whatever blob the target makes of it: no blob is known for it.
+      const delta = deltas.get(l.diffId);
       b.addLayer(l.diffId, {
         ...(blob ? { blob: { digest: blob.digest, size: blob.size, mediaType: blob.mediaType } } : {}),
-        size: blob?.uncompressedSize,
-        carriedBy: held ? index.id : r?.carriedBy,
+        size: blob?.uncompressedSize ?? delta?.size,
+        carriedBy: held || delta ? index.id : r?.carriedBy,
       });
     });
     b.addImage({ id: img.imageId, refs: img.refs, manifest: img.manifest.digest, diffIds: img.layers.map((l) => l.diffId) });

@@ -2,7 +2,7 @@
 // facts count) every bundle made for it since, as if each was applied: a one-way link needs no feedback. A receipt
 // for a bundle replaces the assumption with what really happened.
 import type { Catalog, CatalogRecord } from '../catalog/catalog.js';
-import type { BundleIndex } from '../bundle/format.js';
+import { carriedLayers, type BundleIndex } from '../bundle/format.js';
 import { holdingsOfBundle } from './have.js';
 import { TargetState, type HoldingsMeaning } from './target-state.js';
 
@@ -51,7 +51,7 @@ export function addSiteState(state: TargetState, catalog: Catalog, siteName: str
 /** recordBundles records bundles made for a site (a set volume by volume: receipts name the volumes they loaded). */
 export function recordBundles(catalog: Catalog, site: string, bundles: readonly { path: string; index: BundleIndex }[]): void {
   for (const { path, index } of bundles) {
-    const layers = index.blobs.filter((b) => b.diffId);
+    const layers = carriedLayers(index);
     catalog.record({
       site,
       kind: 'bundle',

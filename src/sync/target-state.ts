@@ -39,6 +39,8 @@ export class TargetState {
   readonly sources: string[] = [];
   /** The layers of the target's images by repository (docker.io/library/nginx): what last week's version was made of. */
   readonly byRepository = new Map<string, Set<DiffId>>();
+  /** Every layer the target's images use: what a delta can be rebuilt from there. */
+  readonly layers = new Set<DiffId>();
 
   get empty(): boolean {
     return this.chains.size === 0 && this.blobs.size === 0;
@@ -61,6 +63,7 @@ export class TargetState {
       if (img.status === 'failed') continue;
       if (meaning.chains) for (const c of chainIds(diffIdsOf(h, img))) this.chains.add(c);
       if (meaning.chains || meaning.blobs) {
+        for (const d of diffIdsOf(h, img)) this.layers.add(d);
         for (const ref of img.refs) {
           const repo = repositoryOf(ref);
           if (!repo) continue;
