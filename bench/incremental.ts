@@ -9,6 +9,7 @@ import { dockerCli } from '../test/helpers/tools.js';
 import type { Base } from './base.js';
 import { appDockerfile, appFiles, IMAGES, type Corpus, type ImageSpec } from './corpus.js';
 import { startTracked } from './daemon.js';
+import { compareDeltas, type DeltaFigures } from './deltas.js';
 import { bash, exec } from './exec.js';
 import { alternate, measure, median, type Measured } from './measure.js';
 import { FERRY, ferryEnv, type PackRun } from './pack.js';
@@ -68,6 +69,8 @@ export interface IncrementalFigures {
   /** ferry load of the thin bundle into the site; image IDs checked equal to the source's. */
   thinLoad: { seconds: number; cpuSeconds: number; peakRssMb: number };
   planning: PlanningFigures;
+  /** Week 2's rebuilt images packed with deltas and with whole layers (compareDeltas). */
+  deltas: DeltaFigures;
 }
 
 export interface PlanningFigures {
@@ -297,7 +300,8 @@ export async function compareIncremental(src: Dockerd, corpus: Corpus, base: Bas
       runs,
       async (i) => {
         await rm(thinFile, { force: true });
-        const m = await measure(process.execPath, ferryArgs(['pack', ...WEEK2, '--have', inventoryFile, '-o', thinFile, '--json']), { env: ferryEnv(src.host) });
+        // Whole layers, as before deltas: the figure against the ideal keeps its meaning (deltas: compareDeltas).
+        const m = await measure(process.execPath, ferryArgs(['pack', ...WEEK2, '--have', inventoryFile, '-o', thinFile, '--json', '--no-delta']), { env: ferryEnv(src.host) });
         thin.push(await packRun(m, thinFile));
         say(`run ${i}: ferry pack --have  ${m.seconds.toFixed(2)} s, ${(thin.at(-1)!.bytes / 1e6).toFixed(1)} MB`);
       },
@@ -324,6 +328,7 @@ export async function compareIncremental(src: Dockerd, corpus: Corpus, base: Bas
     say(`thin bundle loaded in ${load.seconds.toFixed(2)} s; image IDs at the site equal the source's`);
 
     const plan = await planning(src, inventoryFile, dir, runs, ideal.layers.length);
+    const deltas = await compareDeltas(src, WEEK2.filter((t) => t !== NEW), week1, inventoryFile, dir, runs);
     return {
       week1: { images: WEEK1, bundleBytes: (await stat(week1)).size, loadSeconds },
       week2: { images: WEEK2, upgradedPackages: upgrade.packages, upgradeLayerTarBytes, changedAppModules: APP_CHANGED_MODULES },
@@ -335,6 +340,7 @@ export async function compareIncremental(src: Dockerd, corpus: Corpus, base: Bas
       ideal,
       thinLoad: { seconds: load.seconds, cpuSeconds: load.cpuSeconds, peakRssMb: load.peakRssMb },
       planning: plan,
+      deltas,
     };
   } finally {
     await stop();

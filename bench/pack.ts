@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import type { Dockerd } from '../test/helpers/dockerd.js';
 import { FERRY_BIN } from '../test/helpers/ferry.js';
 import { dockerCli } from '../test/helpers/tools.js';
@@ -29,8 +30,12 @@ export interface PackFigures {
 /** The ferry launcher the bench runs: bin/ferry, or BENCH_FERRY_BIN (another build, to compare two with the same corpus). */
 export const FERRY = process.env.BENCH_FERRY_BIN || FERRY_BIN;
 
+/** The bench's layer cache (what ferry keeps of the layers it shipped), removed when the bench ends. */
+export const BENCH_CACHE = join(tmpdir(), `ferry-bench-cache-${process.pid}`);
+
 export function ferryEnv(dockerHost?: string): NodeJS.ProcessEnv {
   const env = { ...process.env };
+  env.FERRY_CACHE_DIR ??= BENCH_CACHE;
   delete env.FORCE_COLOR;
   if (dockerHost) env.DOCKER_HOST = dockerHost;
   return env;

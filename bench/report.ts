@@ -143,6 +143,21 @@ export function incrementalRows(inc: IncrementalFigures): Row[] {
   ];
 }
 
+/** deltaRows: week 2's rebuilt images with delta layers against whole layers, and each delta against zstd --patch-from. */
+export function deltaRows(inc: IncrementalFigures): Row[] {
+  const d = inc.deltas;
+  const whole = 'thin bundle, whole layers (--no-delta)';
+  const kb = (b: number): number => b / MB;
+  return [
+    compared('week 2 rebuilt images: delta bundle size', 'MB', whole, d.whole.map((r) => kb(r.bytes)), d.delta.map((r) => kb(r.bytes)), 0.1),
+    compared('week 2 rebuilt images: delta pack time', 's', whole, secs(d.whole), secs(d.delta), 1.5),
+    rssLimit('week 2 delta pack peak RSS', rssOf(d.delta)),
+    compared('week 2 rebuilt images: delta load time', 's', whole, [d.wholeLoad.seconds], [d.deltaLoad.seconds], 1.5),
+    rssLimit('week 2 delta load peak RSS', [d.deltaLoad.peakRssMb]),
+    ...d.layers.map((l) => compared(`delta of ${l.diffId.slice(7, 19)} (${(l.tarBytes / MB).toFixed(0)} MB tar)`, 'MB', 'zstd -19 --long=27 --patch-from', [kb(l.anchorBytes)], [kb(l.deltaBytes)], 1.5)),
+  ];
+}
+
 /** incrementalNote says in words what the incremental rows measured, with exact byte counts. */
 export function incrementalNote(inc: IncrementalFigures): string {
   const thin = inc.thin.at(-1)!.bytes;
@@ -158,7 +173,11 @@ export function incrementalNote(inc: IncrementalFigures): string {
     `${inc.ideal.tarBytes} bytes of tar); full docker save | zstd ${full} bytes. The thin bundle loaded into the site with the source's image IDs. ` +
     `Planning: \`ferry pack WEEK2 --have INVENTORY --dry-run\`, the plan step timed from its progress line to its first answer line, against the site's inventory and a synthetic one of ` +
     `${p.site.images} images / ${p.site.layers} layers (${p.site.imageLayers} layer references, ${p.site.fileBytes} bytes) that contains it; ` +
-    `${p.planSeconds.small.length} alternating runs each, every one saying the ${p.travel} new layers would travel`
+    `${p.planSeconds.small.length} alternating runs each, every one saying the ${p.travel} new layers would travel. ` +
+    `Deltas: week 2's rebuilt images (${inc.deltas.images.join(' ')}; the new image left out, having nothing to be a delta of) packed ` +
+    `against the same inventory with deltas (${inc.deltas.delta.at(-1)!.bytes} bytes) and with whole layers (${inc.deltas.whole.at(-1)!.bytes} bytes), ` +
+    `alternating; each loaded into its own site at week 1 with the source's image IDs; per delta layer: ` +
+    inc.deltas.layers.map((l) => `${l.diffId.slice(7, 19)} ${l.tarBytes} bytes of tar, delta ${l.deltaBytes}, whole ${l.wholeBytes}, patch-from ${l.anchorBytes} (${l.anchorSeconds.toFixed(1)} s)`).join('; ')
   );
 }
 

@@ -16,9 +16,9 @@ import { exec } from './exec.js';
 import { cacheDropped } from './measure.js';
 import { debianMirror } from './mirror.js';
 import { ensurePackageLayers } from './packages.js';
-import { comparePack, FERRY } from './pack.js';
+import { BENCH_CACHE, comparePack, FERRY } from './pack.js';
 import { compareRegistry } from './registry.js';
-import { containerdRows, incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
+import { containerdRows, deltaRows, incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
 import { compareVerify } from './verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
 
   const work = await mkdtemp(join(tmpdir(), 'ferry-bench-'));
   defer(`temp dir ${work}`, () => rm(work, { recursive: true, force: true }));
+  defer(`layer cache ${BENCH_CACHE}`, () => rm(BENCH_CACHE, { recursive: true, force: true }));
   const { d: src } = await startTracked('bench-src');
   const tCorpus = Date.now();
   const built = await buildCorpus(src, base, layers);
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   await undoAll();
   const loadAfter = loadavg()[0]!;
 
-  const rs = [...rows(pack, load, verify), ...containerdRows(containerd), ...registryRows(pack, registry), ...incrementalRows(incremental)];
+  const rs = [...rows(pack, load, verify), ...containerdRows(containerd), ...registryRows(pack, registry), ...incrementalRows(incremental), ...deltaRows(incremental)];
   const corpus = {
     images: IMAGES.map((i) => i.tag),
     packageLayers: layers.map((l) => ({ name: l.name, parent: l.parent ?? 'base', packages: l.packages.length })),

@@ -140,7 +140,6 @@ const LONG: Record<string, string> = {
   'cli/load.ts handler': 'debt: stdin, signatures, receipts and printing around the load; to split',
   'cli/push.ts pushCommand': 'a yargs command module',
   'cli/push.ts handler': 'debt: receipts and printing around the push; to split',
-  'cli/verify.ts verifyCommand': 'a yargs command module',
   'cli/site.ts siteCommand': 'a yargs command module with its subcommands',
   'cli/site.ts builder': 'the site subcommands, each a few lines',
 };

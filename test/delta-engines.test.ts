@@ -2,13 +2,15 @@
 // rebuilt app layer as a delta, loads byte-exact with the source's image IDs; a target lacking the references is
 // refused (exit 4) and unchanged; plain `docker load` cannot read a delta bundle and says so by failing.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { build, importBase, startDockerd, type Dockerd } from './helpers/dockerd.js';
 import { containerdMissing, startContainerd } from './helpers/containerd.js';
-import { ferry, json } from './helpers/ferry.js';
+import { BundleModel, sha256 } from './helpers/bundle-model.js';
+import { ferry, FERRY_BIN } from './helpers/ferry.js';
 import { startRegistry } from './helpers/registry.js';
 import { seededRandom } from './helpers/seeded.js';
 import { readTarEntry } from './helpers/tar.js';
@@ -36,6 +38,7 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
   let bare: Dockerd;
   let work: string;
   let week1: string;
+  let inventory: string;
   let week2: string;
   let whole: string;
   const ids: Record<string, string> = {};
@@ -69,7 +72,7 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
     assert.equal(run.code, 0, run.stderr);
     run = await ferry(['load', week1], { dockerHost: site.host });
     assert.equal(run.code, 0, run.stderr);
-    const inventory = join(work, 'site.inventory.json');
+    inventory = join(work, 'site.inventory.json');
     run = await ferry(['inventory', '-o', inventory], { dockerHost: site.host });
     assert.equal(run.code, 0, run.stderr);
     run = await ferry(['pack', 'delta/app:2', '--have', inventory, '-o', week2, '--delta'], { dockerHost: src.host });
@@ -92,7 +95,6 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
     assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/app:2'])).trim(), ids['delta/app:2']);
     const layers = async (d: Dockerd): Promise<string> => (await d.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'delta/app:2'])).trim();
     assert.equal(await layers(site), await layers(src));
-    void json;
   });
 
   it('a daemon without the reference layers is refused (exit 4) and left unchanged; plain docker load fails', async () => {
@@ -107,6 +109,88 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
     assert.equal((await bare.docker(['images', '-a', '-q'])).trim(), before);
     await assert.rejects(bare.docker(['load', '-i', week2]));
     assert.equal((await bare.docker(['images', '-a', '-q'])).trim(), before);
+  });
+
+  it('verify rebuilds the delta from the week-1 bundle; a delta that lies is refused (exit 3) by verify and load, changing nothing', async () => {
+    let run = await ferry(['verify', week2, '--have', week1]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /Rebuilt 1 delta layer/);
+    const m = await BundleModel.load(week2);
+    const delta = m.index.deltas![0]!;
+    const lie = async (name: string, change: (c: BundleModel) => void): Promise<string> => {
+      const c = m.clone();
+      change(c);
+      const path = join(work, `${name}.ferry.tar`);
+      await writeFile(path, c.bytes());
+      return path;
+    };
+    const withBlob = (bytes: Buffer) => (c: BundleModel): void => {
+      const digest = sha256(bytes) as typeof delta.blob;
+      c.blobs.delete(delta.blob);
+      c.blobs.set(digest, bytes);
+      c.index.blobs = c.index.blobs.map((b) => (b.digest === delta.blob ? { ...b, digest, size: bytes.length } : b)).sort((a, b) => a.digest.localeCompare(b.digest));
+      c.index.deltas![0]!.blob = digest;
+    };
+    const flipped = Buffer.from(m.blobs.get(delta.blob)!);
+    flipped[flipped.length - 7]! ^= 0x5a;
+    const lies = [
+      await lie('flipped', withBlob(flipped)),
+      // ferry.json names another reference than the recipe (the base layer, which the site holds).
+      await lie('other-ref', (c) => (c.index.deltas![0]!.references = [{ diffId: c.index.images[0]!.layers[0]!.diffId, size: 1 }])),
+    ];
+    // The site loses app:2 (its app layer goes with it), so a load must rebuild the delta again.
+    await site.docker(['rmi', 'delta/app:2']);
+    const before = (await site.docker(['images', '-a', '-q'])).trim();
+    for (const bad of lies) {
+      run = await ferry(['verify', bad, '--have', week1]);
+      assert.equal(run.code, 3, run.stderr);
+      assert.match(run.stderr, /delta of layer/);
+      run = await ferry(['load', bad], { dockerHost: site.host });
+      assert.equal(run.code, 3, run.stderr);
+      assert.equal((await site.docker(['images', '-a', '-q'])).trim(), before);
+    }
+    run = await ferry(['load', week2], { dockerHost: site.host });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/app:2'])).trim(), ids['delta/app:2']);
+  });
+
+  it('a delta load killed (SIGKILL) and run again finishes, and removes what a killed run left in TMPDIR', async () => {
+    await site.docker(['rmi', 'delta/app:2']);
+    const tmp = await mkdtemp(join(work, 'tmp-'));
+    const env = { ...process.env, DOCKER_HOST: site.host, TMPDIR: tmp };
+    const killed = spawn(process.execPath, [FERRY_BIN, 'load', week2], { env, stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 400));
+    killed.kill('SIGKILL');
+    await new Promise((r) => killed.once('exit', r));
+    // As a run killed while rebuilding leaves it (its pid gone).
+    await mkdir(join(tmp, 'ferry-delta-999999-abandoned'), { recursive: true });
+    const run = await ferry(['load', week2], { env: { TMPDIR: tmp }, dockerHost: site.host });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/app:2'])).trim(), ids['delta/app:2']);
+    assert.deepEqual((await readdir(tmp)).filter((n) => n.startsWith('ferry-delta-')), []);
+  });
+
+  it('with the source holding no older images (a docker-save archive), references come from the layer cache of what ferry shipped; cache prune empties it', async () => {
+    const cache = join(work, 'cache');
+    const env = { FERRY_CACHE_DIR: cache };
+    // Week 1 packed again, now with a cache: its layers are kept.
+    assert.equal((await ferry(['pack', 'delta/app:1', '-o', join(work, 'week1-cached.ferry.tar')], { dockerHost: src.host, env })).code, 0);
+    assert.ok((await readdir(join(cache, 'layers'))).some((n) => n.endsWith('.tar.zst')), 'the shipped layers are cached');
+    const archive = join(work, 'app2.docker.tar');
+    await src.docker(['save', '-o', archive, 'delta/app:2']);
+    const deltasOf = async (bundle: string): Promise<number> => (JSON.parse((await readTarEntry(bundle, 'ferry.json')).toString()) as FerryJson).deltas?.length ?? 0;
+    const viaCache = join(work, 'week2-cache.ferry.tar');
+    let run = await ferry(['pack', `docker-archive:${archive}`, '--have', inventory, '-o', viaCache], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(await deltasOf(viaCache), 1, 'the delta was made against the cached layer');
+    const noCache = join(work, 'week2-nocache.ferry.tar');
+    run = await ferry(['pack', `docker-archive:${archive}`, '--have', inventory, '-o', noCache]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(await deltasOf(noCache), 0, 'no reference at hand: the layer travels whole');
+    run = await ferry(['cache', 'prune', '--all', '--json'], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok((JSON.parse(run.stdout) as { removed: number }).removed > 0);
+    assert.deepEqual(await readdir(join(cache, 'layers')), []);
   });
 
   it('pushes to a registry that holds week 1: the rebuilt layer read back from its blobs, its diffID right', async () => {

@@ -19,9 +19,20 @@ import { seededRandom } from './helpers/seeded.js';
 const WORDS = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau'.split(' ');
 
 function text(rand: () => number, bytes: number): Buffer {
-  let s = '';
-  while (s.length < bytes) s += `${WORDS[Math.floor(rand() * WORDS.length)]}${rand() < 0.1 ? '\n' : ' '}`;
-  return Buffer.from(s.slice(0, bytes));
+  const words: string[] = [];
+  for (let n = 0; n < Math.min(bytes, 1 << 20); ) {
+    const w = `${WORDS[Math.floor(rand() * WORDS.length)]}${rand() < 0.1 ? '\n' : ' '}`;
+    words.push(w);
+    n += w.length;
+  }
+  // Past 1 MiB, the same text again, each copy with its own number on every line (as a bundled script repeats code).
+  const block = Buffer.from(words.join(''));
+  const out = Buffer.alloc(bytes);
+  for (let at = 0, k = 0; at < bytes; at += block.length, k++) {
+    block.copy(out, at, 0, Math.min(block.length, bytes - at));
+    if (k > 0) out.write(String(k), at);
+  }
+  return out;
 }
 
 function noise(rand: () => number, bytes: number): Buffer {
@@ -75,7 +86,7 @@ describe('sub-layer deltas', () => {
     const libs: RawEntry[] = Array.from({ length: 40 }, (_, i) => ({ name: `usr/lib/libthing${i}.so.1.${i}`, data: noise(rand, 2000 + i * 97) }));
     base = await layerFile('base.tar', tarBytes([{ name: 'usr/', type: '5' }, { name: 'usr/lib/', type: '5' }, ...libs]));
     const src: RawEntry[] = Array.from({ length: 300 }, (_, i) => ({ name: `app/mod${i}.py`, data: text(rand, 500 + ((i * 131) % 9000)) }));
-    big = text(rand, 3 * LIMITS.frameContent + 12345);
+    big = text(rand, LIMITS.frameContent + 300_000);
     app1 = await layerFile('app1.tar', tarBytes([{ name: 'app/', type: '5' }, ...src, { name: 'app/bundle.js', data: big }]));
     // Week 2: eight modules edited, one removed, one new, a library rebuilt under a new version, the big file edited.
     const week2 = src.filter((_, i) => i !== 7).map((e, i) => (i % 37 === 3 ? { ...e, data: edited(rand, e.data!, 3) } : e));
@@ -168,6 +179,29 @@ describe('sub-layer deltas', () => {
       await assert.rejects(drain(body, []), /declares .* content size|makes/);
     });
 
+    it('fuzz: 300 seeded corruptions of a real delta each rebuild the layer, another one, or fail with DeltaError, quickly', async () => {
+      const r = seededRandom(1515);
+      const started = Date.now();
+      let refusedCount = 0;
+      for (let i = 0; i < 300; i++) {
+        const bad = Buffer.from(blob);
+        const kind = i % 3;
+        const flip = (at: number): void => void (bad[at] = bad[at]! ^ (1 << Math.floor(r() * 8)));
+        if (kind === 0) for (let k = 0; k < 1 + Math.floor(r() * 4); k++) flip(Math.floor(r() * bad.length));
+        // The head and recipe are where a lie costs most: aim a third of the cases there.
+        else if (kind === 1) flip(Math.floor(r() * Math.min(bad.length, 400)));
+        const input = kind === 2 ? bad.subarray(0, Math.floor(r() * bad.length)) : bad;
+        try {
+          await rebuiltWith(input, [base, app1]);
+        } catch (err) {
+          assert.ok(err instanceof DeltaError, `case ${i}: ${(err as Error).stack}`);
+          refusedCount++;
+        }
+      }
+      assert.ok(refusedCount > 150, `${refusedCount} of 300 refused`);
+      assert.ok(Date.now() - started < 60_000, 'each corruption is found or rebuilt in bounded time');
+    });
+
     it('a reference with other bytes than its diffID fails the rebuilt diffID', async () => {
       const other = await layerFile('other.tar', Buffer.alloc(base.size, 1));
       const out = await rebuiltWith(blob, [base, app1].map((r) => (r === base ? { ...other, diffId: base.diffId } : r)));
@@ -193,7 +227,10 @@ async function drain(blob: Buffer, refs: readonly LayerFile[]): Promise<void> {
 async function rebuiltWith(blob: Buffer, refs: readonly LayerFile[]): Promise<Buffer> {
   const reader = new ExactReader([blob]);
   const recipe = await readRecipe(reader, blob.length);
-  const handles = await Promise.all(recipe.references.map((r) => open(refs.find((x) => x.diffId === r.diffId)!.path, 'r')));
+  // As ferry does (transfer/deltas.ts): the references must be those named, at their sizes.
+  const files = recipe.references.map((r) => refs.find((x) => x.diffId === r.diffId && x.size === r.size));
+  if (files.some((f) => !f)) throw new DeltaError('names a reference it was not given');
+  const handles = await Promise.all(files.map((f) => open(f!.path, 'r')));
   try {
     const out: Buffer[] = [];
     for await (const chunk of rebuild(reader, recipe, handles)) out.push(Buffer.from(chunk));

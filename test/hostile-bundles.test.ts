@@ -371,17 +371,31 @@ describe('hostile bundles are refused by name and change nothing', { skip }, () 
       return model.bytes({ ferryJson: Buffer.from(JSON.stringify(doc)) });
     };
 
-    it('ferry.json of version 2', async (t) => {
-      await refused(t, 'version-2', ferryJson((d) => void (d.version = 2)), { mentions: ['ferry.json', /version 2 is not one this ferry reads/] });
+    it('ferry.json of version 3', async (t) => {
+      await refused(t, 'version-3', ferryJson((d) => void (d.version = 3)), { mentions: ['ferry.json', /version 3 is not one this ferry reads/] });
     });
 
-    it('ferry.json of a v2 media type and version 2', async (t) => {
+    it('ferry.json of a v3 media type and version 3', async (t) => {
       const bytes = ferryJson((d) => {
-        d.version = 2;
-        d.mediaType = 'application/vnd.ferry.bundle.v2+json';
+        d.version = 3;
+        d.mediaType = 'application/vnd.ferry.bundle.v3+json';
         d.chunks = [];
       });
-      await refused(t, 'version-2-media-type', bytes, { mentions: ['ferry.json', /version 2 is not one this ferry reads/] });
+      await refused(t, 'version-3-media-type', bytes, { mentions: ['ferry.json', /version 3 is not one this ferry reads/] });
+    });
+
+    it('ferry.json of version 2 (deltas) that lists no deltas, or a delta whose blob is not a delta', async (t) => {
+      const v2 = (d: Record<string, unknown>): void => {
+        d.version = 2;
+        d.mediaType = 'application/vnd.ferry.bundle.v2+json';
+      };
+      await refused(t, 'version-2-no-deltas', ferryJson(v2), { mentions: ['ferry.json', /does not match the bundle schema/] });
+      const img = model.index.images[0]!;
+      const bytes = ferryJson((d) => {
+        v2(d);
+        d.deltas = [{ diffId: img.layers[0]!.diffId, size: 1024, blob: img.config.digest, references: [] }];
+      });
+      await refused(t, 'version-2-delta-blob', bytes, { mentions: [/is not listed as a delta/] });
     });
 
     it('ferry.json that is not JSON, and a bundle without one', async (t) => {

@@ -88,6 +88,7 @@ describe('--json output matches its schema (real containerd and registry)', { sk
     checkJson('site-list', json(await run(['site', 'list', '--json'])));
     checkJson('site-show', json(await run(['site', 'show', 'site-b', '--json'])));
     checkJson('key-generate', json(await run(['key', 'generate', join(work, 'k'), '--json'])));
+    checkJson('cache-prune', json(await run(['cache', 'prune', '--json'])));
   });
 
   it('a failure prints the error document, with the exit code it exits with', async () => {

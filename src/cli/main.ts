@@ -21,6 +21,7 @@ const COMMANDS: Record<string, (signal: AbortSignal) => Promise<CommandModule<ob
   inventory: async (signal) => (await import('./inventory.js')).inventoryCommand(signal) as CommandModule<object, never>,
   site: async () => (await import('./site.js')).siteCommand() as CommandModule<object, never>,
   key: async () => (await import('./key.js')).keyCommand() as CommandModule<object, never>,
+  cache: async () => (await import('./cache.js')).cacheCommand() as CommandModule<object, never>,
 };
 
 /** The commands to wire: the one named (global options are flags, so it is the first word), else all (for help). */

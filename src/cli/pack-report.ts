@@ -52,6 +52,12 @@ export function printPacked(p: Packed, mode: Mode): void {
       `(${formatBytes(result.uncompressedBytes)} uncompressed) in ${result.seconds.toFixed(1)} s\n`,
   );
   if (p.reused) process.stderr.write(`Reused ${p.reused} blob(s) an interrupted run had written (each checked)\n`);
+  const deltas = index.deltas ?? [];
+  if (deltas.length) {
+    const size = deltas.reduce((s, d) => s + (index.blobs.find((b) => b.digest === d.blob)?.size ?? 0), 0);
+    const whole = deltas.reduce((s, d) => s + (d.wholeSize ?? 0), 0);
+    process.stderr.write(`${deltas.length} layer(s) travel as deltas: ${formatBytes(size)} instead of ${formatBytes(whole)} whole (ferry load or push rebuilds them; plain docker load cannot)\n`);
+  }
   for (const v of result.volumes ?? []) process.stderr.write(`  volume ${v.path}: ${v.images} image(s), ${v.blobs} blob(s), ${formatBytes(v.bytes)}\n`);
   const spans = new Map<string, number[]>();
   for (const [k, v] of volumes.entries()) for (const part of v.index.parts ?? []) spans.set(part.digest, [...(spans.get(part.digest) ?? []), k + 1]);

@@ -1,15 +1,14 @@
 // `ferry pack`: parse arguments, resolve images in their sources, write one bundle, print what it holds.
-import { access, constants, readFile, rm, stat } from 'node:fs/promises';
+import { access, constants, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import YAML from 'yaml';
 import { BundleTarget } from '../targets/bundle.js';
 import type { Compression } from '../image/media-types.js';
 import { describeSources, resolveAll, type ResolvedSource } from '../sources/open.js';
 import { parsePlatform } from '../image/platform.js';
 import { packImages } from '../transfer/pack.js';
-import { dryRunView, packDeltas, planPack, type PackPlan } from '../transfer/pack-plan.js';
-import type { PackDeltas } from '../transfer/delta-offer.js';
+import { dryRunView, planPack, type PackPlan } from '../transfer/pack-plan.js';
+import { packExtras, type PackExtras } from '../transfer/pack-extras.js';
 import { checkPackPlatforms } from '../transfer/pack-platforms.js';
 import { registryOptions, withRegistryOptions, type RegistryArgs } from './registry-options.js';
 import { daemonEndpoint, withDaemonOptions, type DaemonArgs } from './daemon-options.js';
@@ -21,10 +20,12 @@ import { loadSigner } from '../sign/signature.js';
 import { BundleReader } from '../bundle/reader.js';
 import { writeVolumes } from '../bundle/volumes.js';
 import { parseSize } from './size-option.js';
+import { cacheOptions } from './cache.js';
 import { printDryRun, printPacked } from './pack-report.js';
 import { copyToStdout, refuseTerminal, stdoutStagingPath } from '../files/to-stdout.js';
 import { recordBundles } from '../sync/site-state.js';
 import { example } from './help.js';
+import { readImageList } from './image-list.js';
 
 interface PackArgs extends RegistryArgs, DaemonArgs {
   images?: string[];
@@ -41,6 +42,7 @@ interface PackArgs extends RegistryArgs, DaemonArgs {
   have?: string[];
   since?: string[];
   site?: string;
+  delta?: boolean;
   'confirmed-only'?: boolean;
   'dry-run'?: boolean;
   sign?: string;
@@ -122,7 +124,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
       let parts: ResolvedSource[] = [];
       let index: BundleIndex | undefined;
       let plan: PackPlan | undefined;
-      let deltas: PackDeltas | undefined;
+      let extras: PackExtras | undefined;
       const started = Date.now();
       const resolveStep: Step = {
         title: `Resolve ${names.length} image name${names.length === 1 ? '' : 's'} (${describeSources(names)})`,
@@ -145,11 +147,11 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         run: async (step) => {
           const meter = new Meter();
           const target = await BundleTarget.create(whole, { compression: args.compression, recompress: args.recompress ?? false, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
-          deltas = plan && args.delta ? await packDeltas(parts, plan, haves, signal) : undefined;
+          extras = await packExtras({ parts, ...(plan ? { plan } : {}), haves, delta: args.delta !== false && maxVolume === undefined, ...cacheOptions(), ...(signal ? { signal } : {}) });
           await packImages(parts, target, {
             recompress: args.recompress ?? false,
             ...(plan ? { plan } : {}),
-            ...(deltas ? { delta: deltas.offer } : {}),
+            ...(extras.offer ? { delta: extras.offer } : {}),
             events: {
               planned: (n) => meter.plan(n),
               read: (n) => {
@@ -162,6 +164,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
             signal,
           });
           index = target.index;
+          await extras.shipped(whole);
           reused = target.reused;
         },
       };
@@ -184,7 +187,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         if (whole !== output || toStdout) await rm(whole, { force: true });
         throw err;
       } finally {
-        await deltas?.close();
+        await extras?.close();
         for (const p of parts) await p.source.close();
       }
       if (args['dry-run']) {
@@ -267,33 +270,4 @@ async function checkOutputDir(output: string): Promise<void> {
   } catch (err) {
     if (err instanceof FerryError) throw err;
   }
-}
-
-/** readImageList reads plain lines (# comments allowed) or YAML: a list, or a mapping with an `images` list. */
-export async function readImageList(file: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new FerryError('USAGE', `cannot read image list ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? err)}`, { hint: 'check the path given to -f (a list of images: one per line, or YAML)' });
-  }
-  let doc: unknown;
-  try {
-    doc = YAML.parse(text);
-  } catch {
-    doc = undefined;
-  }
-  const list = Array.isArray(doc) ? doc : doc && typeof doc === 'object' && Array.isArray((doc as { images?: unknown }).images) ? (doc as { images: unknown[] }).images : undefined;
-  if (list) {
-    return list.map((v, i) => {
-      const name = typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' ? (v as { name: string }).name : undefined;
-      if (!name) throw new FerryError('USAGE', `${file}: item ${i + 1} is not an image name`, { hint: 'each item is a name (nginx:1.27) or {name: nginx:1.27}; see examples/images.yaml' });
-      return name.trim();
-    });
-  }
-  return text
-    .split('\n')
-    .map((l) => l.replace(/#.*/, '').trim())
-    .filter((l) => l !== '');
 }

@@ -1,5 +1,6 @@
 // `ferry verify`: every digest, every diffID after decompression, every cross-reference; exit 3 on any fault.
 import type { CommandModule } from 'yargs';
+import { BundleReader } from '../bundle/reader.js';
 import { openBundles } from '../bundle/volume-set.js';
 import { checkSpanning } from '../bundle/pool.js';
 import { verifyBundle } from '../bundle/verify.js';
@@ -7,6 +8,7 @@ import { FerryError } from '../ui/errors.js';
 import { missingFor } from '../sync/applies.js';
 import { loadVerifier } from '../sign/signature.js';
 import { addHave, holdingsOfBundle } from '../sync/have.js';
+import { checkDeltas, type DeltaCheck } from '../transfer/deltas.js';
 import { TargetState } from '../sync/target-state.js';
 import { printJson } from '../ui/output.js';
 import { formatBytes, Meter, progressMode, runSteps, type Step } from '../ui/progress.js';
@@ -38,6 +40,7 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
       const started = Date.now();
       const reports: { path: string; report: Awaited<ReturnType<typeof verifyBundle>> }[] = [];
       const spanFaults: string[] = [];
+      let deltas: DeltaCheck | undefined;
       try {
         await runSteps(
           [
@@ -65,11 +68,12 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
           ],
           progressMode(args),
         );
+        if (bundles.some((b) => b.index.deltas?.length)) deltas = await rebuiltDeltas(bundles, args.have ?? [], signal);
       } finally {
         await Promise.all(bundles.map((b) => b.close()));
       }
       const seconds = (Date.now() - started) / 1000;
-      const faults = [...reports.flatMap(({ path, report }) => report.faults.map((f) => `${reports.length > 1 ? `${path}: ` : ''}${f.entry}: ${f.problem}`)), ...spanFaults];
+      const faults = [...reports.flatMap(({ path, report }) => report.faults.map((f) => `${reports.length > 1 ? `${path}: ` : ''}${f.entry}: ${f.problem}`)), ...spanFaults, ...(deltas?.faults ?? []).map((f) => `${f.entry}: ${f.problem}`)];
       if (faults.length) {
         throw new FerryError('BUNDLE_INVALID', `${args.bundles.join(', ')}: ${faults.length} fault(s) found`, {
           details: faults,
@@ -78,19 +82,7 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
             : 'the bundle is damaged or was altered; copy it again from the source',
         });
       }
-      let applies: { missing: string[]; against: string[] } | undefined;
-      if (args.have?.length) {
-        const state = new TargetState();
-        for (const h of args.have) await addHave(state, h);
-        const against = [...state.sources];
-        // A chain applies in order: what one bundle brings, the next may rely on. (Indexes stay readable after close.)
-        const missing: string[] = [];
-        for (const b of bundles) {
-          missing.push(...missingFor(b.index, state));
-          state.add(holdingsOfBundle(b.index), { chains: true, blobs: true }, b.path);
-        }
-        applies = { missing, against };
-      }
+      const applies = args.have?.length ? await appliesTo(bundles, args.have) : undefined;
       const label = args.bundles.length > 1 ? `${bundles.length} bundles` : args.bundles[0]!;
       if (applies?.missing.length) {
         throw new FerryError('MISSING_LAYERS', `${label} ${bundles.length > 1 ? 'are' : 'is'} intact but cannot apply to the target ${applies.against.join(' + ')} describes: it lacks ${applies.missing.length} layer(s) relied on`, {
@@ -106,7 +98,37 @@ export function verifyCommand(signal: AbortSignal): CommandModule<object, Verify
         process.stderr.write(`OK: ${set ? `all ${set.count} volumes of set ${set.set}, ` : ''}${total('images')} image(s), ${total('blobs')} blob(s), ${formatBytes(total('bytesRead'))} checked in ${seconds.toFixed(1)} s\n`);
         if (verifier) process.stderr.write(`Signed by ${args.key} (${verifier.keyId.slice(0, 23)}…)\n`);
         if (applies) process.stderr.write(`Applies to the target ${applies.against.join(' + ')} describes: it holds every layer the bundle relies on\n`);
+        if (deltas?.rebuilt) process.stderr.write(`Rebuilt ${deltas.rebuilt} delta layer(s) from the bundles given and checked them against their diffIDs\n`);
+        if (deltas?.unchecked.length) process.stderr.write(`Note: ${deltas.unchecked.length} delta layer(s) not rebuilt: their references are at the target, not in a bundle given (load and push rebuild and check them there first; --have BUNDLE rebuilds them here)\n`);
       }
     },
   };
+}
+
+/** rebuiltDeltas rebuilds the deltas whose references are at hand (the bundles given, --have bundles) and checks them. */
+async function rebuiltDeltas(bundles: readonly BundleReader[], have: readonly string[], signal?: AbortSignal): Promise<DeltaCheck> {
+  const haves: BundleReader[] = [];
+  for (const h of have) {
+    const r = await BundleReader.open(h).catch(() => undefined);
+    if (r) haves.push(r);
+  }
+  try {
+    return await checkDeltas(bundles, haves, signal);
+  } finally {
+    await Promise.all(haves.map((b) => b.close()));
+  }
+}
+
+/** appliesTo says which layers a chain of bundles relies on that the target the --have files describe lacks. */
+async function appliesTo(bundles: readonly BundleReader[], have: readonly string[]): Promise<{ missing: string[]; against: string[] }> {
+  const state = new TargetState();
+  for (const h of have) await addHave(state, h);
+  const against = [...state.sources];
+  // A chain applies in order: what one bundle brings, the next may rely on. (Indexes stay readable after close.)
+  const missing: string[] = [];
+  for (const b of bundles) {
+    missing.push(...missingFor(b.index, state));
+    state.add(holdingsOfBundle(b.index), { chains: true, blobs: true }, b.path);
+  }
+  return { missing, against };
 }

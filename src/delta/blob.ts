@@ -5,6 +5,7 @@ import { open } from 'node:fs/promises';
 import zstd from 'zstd-napi/binding.js';
 import type { Digest } from '../image/digest.js';
 import { Sha256Counter } from '../stream/hash.js';
+import { frameContentSize } from './frames.js';
 import { DeltaError, LIMITS } from './recipe.js';
 
 export const DELTA_MAGIC = Buffer.from('FRYDLT01');
@@ -46,7 +47,7 @@ export function recipeLength(head: Buffer): number {
 
 /** unpackRecipe decompresses the recipe, bounded by LIMITS.recipe. */
 export function unpackRecipe(packed: Buffer): Buffer {
-  const size = zstd.getFrameContentSize(packed);
+  const size = frameContentSize(packed, 'recipe');
   if (size === null || size > LIMITS.recipe) throw new DeltaError(`recipe declares ${size ?? 'no'} size (at most ${LIMITS.recipe})`);
   const out = Buffer.allocUnsafe(size);
   let n: number;

@@ -36,6 +36,15 @@ export class FrameCompressor {
   }
 }
 
+/** frameContentSize reads the size a zstd frame declares; a frame whose header does not parse is a DeltaError. */
+export function frameContentSize(frame: Buffer, what: string): number | null {
+  try {
+    return zstd.getFrameContentSize(frame);
+  } catch (err) {
+    throw new DeltaError(`${what} is not a zstd frame: ${(err as Error).message}`);
+  }
+}
+
 export class FrameDecompressor {
   private readonly dctx = new zstd.DCtx();
 
@@ -45,7 +54,7 @@ export class FrameDecompressor {
     d.reset(zstd.ResetDirective.sessionAndParameters);
     d.setParameter(zstd.DParameter.windowLogMax, WINDOW_LOG);
     if (dictionary.length > 0) d.loadDictionary(Buffer.concat([DICT_PAD, dictionary]));
-    const declared = zstd.getFrameContentSize(frame);
+    const declared = frameContentSize(frame, what);
     if (declared !== size) throw new DeltaError(`${what} declares ${declared ?? 'no'} content size, not the recipe's ${size} bytes`);
     const out = Buffer.allocUnsafe(size);
     let n: number;

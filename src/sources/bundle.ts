@@ -63,6 +63,11 @@ export function bundleSource(): ManifestStoreSource {
     if (!opened) stores.set(location, (opened = BundleReader.open(location).then((r) => new BundleStore(r))));
     const store = await opened;
     const index = store.reader.index;
+    if (index.deltas?.length) {
+      throw new FerryError('USAGE', `${location} carries ${index.deltas.length} layer(s) as deltas, which ferry rebuilds only where their references are (a load or push)`, {
+        hint: 'load or push it first and pack from there, or pack the images again from their source',
+      });
+    }
     const at = (digest: Digest, refs: string[]): Located => {
       const pin = refs.find((r) => r.includes('@'));
       return { store, ref: digest, refs: [...refs], ...(pin ? { repository: pin.slice(0, pin.indexOf('@')) } : {}) };

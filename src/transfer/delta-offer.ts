@@ -23,17 +23,7 @@ export interface DeltaCandidates {
   blobOf(diffId: DiffId): BlobDescriptor | undefined;
 }
 
-/** What the deltas did, for the report: per layer stored as a delta, its size and what it would have been whole. */
-export interface DeltaOutcome {
-  diffId: DiffId;
-  size: number;
-  wholeSize: number;
-  references: DiffId[];
-}
-
 export class PackDeltas {
-  readonly outcomes: DeltaOutcome[] = [];
-
   constructor(
     private readonly candidates: DeltaCandidates,
     private readonly refs: ReferenceLayers,
@@ -49,7 +39,6 @@ export class PackDeltas {
     // Mostly new bytes: the whole layer, compressed fast, is as small and far quicker.
     const d = await encodeDelta({ path: layer.tar, diffId: layer.diffId, size: layer.size }, files, out, { maxNew: Math.floor(layer.size / 2), ...(this.opts.level !== undefined ? { level: this.opts.level } : {}) });
     if (!d) return undefined;
-    if (d.size < layer.wholeSize) this.outcomes.push({ diffId: layer.diffId, size: d.size, wholeSize: layer.wholeSize, references: d.references.map((r) => r.diffId) });
     // Each reference is named with the blob the target holds it as, where known: a registry or content store reads it back by that.
     const references = d.references.map((r) => ({ ...r, ...(this.candidates.blobOf(r.diffId) ? { blob: this.candidates.blobOf(r.diffId)! } : {}) }));
     const file: DeltaFile = { path: out, digest: d.digest, size: d.size, references };

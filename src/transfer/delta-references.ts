@@ -2,7 +2,7 @@
 // (a bundle, a source's images, a target), checked against its diffID: what delta encoding and rebuilding read by range.
 import { createWriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -27,6 +27,27 @@ export interface ReferenceFile {
   diffId: DiffId;
   path: string;
   size: number;
+}
+
+/** Work directories are named after the process, so a run after a killed one removes what that one left. */
+const WORK_PREFIX = 'ferry-delta-';
+
+async function removeAbandoned(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(/^ferry-delta-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export class ReferenceLayers {
@@ -56,7 +77,7 @@ export class ReferenceLayers {
 
   /** A work directory beside the references, for files made from them (removed with them). */
   async workDir(): Promise<string> {
-    this.dir ??= mkdtemp(join(tmpdir(), 'ferry-delta-'));
+    this.dir ??= removeAbandoned().then(() => mkdtemp(join(tmpdir(), `${WORK_PREFIX}${process.pid}-`)));
     return this.dir;
   }
 

@@ -92,3 +92,43 @@ async function rebuildOne(bundle: BundleReader, delta: BundleDelta, refs: readon
     for (const h of handles) await h.close();
   }
 }
+
+/** What verify learned of a bundle's deltas: rebuilt and checked, or left unchecked for want of their references. */
+export interface DeltaCheck {
+  rebuilt: number;
+  unchecked: string[];
+  faults: { entry: string; problem: string }[];
+}
+
+/**
+ * checkDeltas rebuilds every delta of the bundles whose references the bundles themselves or the --have bundles hold
+ * (an earlier bundle carried them), checking each against its diffID; the rebuilt layers are then removed.
+ */
+export async function checkDeltas(bundles: readonly BundleReader[], haves: readonly BundleReader[], signal?: AbortSignal): Promise<DeltaCheck> {
+  const out: DeltaCheck = { rebuilt: 0, unchecked: [], faults: [] };
+  const all = bundles.flatMap((bundle) => (bundle.index.deltas ?? []).map((delta) => ({ bundle, delta })));
+  if (all.length === 0) return out;
+  const refs = new ReferenceLayers([...haves, ...bundles].map(bundleOrigin));
+  try {
+    for (const { bundle, delta } of all) {
+      const files = await refs.files(delta.references.map((r) => ({ diffId: r.diffId })), signal);
+      if (files.length < delta.references.length) {
+        out.unchecked.push(delta.diffId);
+        continue;
+      }
+      const path = join(await refs.workDir(), `${hex(delta.diffId)}.layer`);
+      try {
+        await rebuildOne(bundle, delta, files, path, 'changed');
+        out.rebuilt++;
+      } catch (err) {
+        if (!(err instanceof FerryError) || err.code !== 'BUNDLE_INVALID') throw err;
+        out.faults.push({ entry: blobPath(delta.blob), problem: err.message.replace(`${bundle.path}: ${blobPath(delta.blob)}: `, '') });
+      } finally {
+        await rm(path, { force: true });
+      }
+    }
+    return out;
+  } finally {
+    await refs.close();
+  }
+}

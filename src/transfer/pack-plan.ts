@@ -2,12 +2,9 @@
 // against the resolved images; and the dry run's view of that plan (which layers would travel).
 import type { Catalog } from '../catalog/catalog.js';
 import type { Compression } from '../image/media-types.js';
-import { BundleReader } from '../bundle/reader.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import type { DiffId } from '../image/digest.js';
-import type { ImageSource, SourceImage } from '../sources/source.js';
-import { PackDeltas } from './delta-offer.js';
-import { bundleOrigin, ReferenceLayers, sourceOrigin, type ReferenceOrigin } from './delta-references.js';
+import type { SourceImage } from '../sources/source.js';
 import { addHave } from '../sync/have.js';
 import { planIncremental, type IncrementalPlan } from '../sync/plan.js';
 import { addSiteState } from '../sync/site-state.js';
@@ -39,29 +36,6 @@ export async function planPack(images: readonly SourceImage[], opts: PackPlanOpt
   return { ...plan, byRepository: state.byRepository, known: state.known };
 }
 
-/**
- * packDeltas offers deltas for a thin pack's layers, their references read from the --have bundles and the
- * sources' other images; undefined when there is nothing to take them from. The caller closes it.
- */
-export async function packDeltas(parts: readonly { source: ImageSource; resolved: { images: readonly SourceImage[] } }[], plan: PackPlan, haves: readonly string[], signal?: AbortSignal): Promise<PackDeltas | undefined> {
-  const origins: ReferenceOrigin[] = [];
-  const readers: BundleReader[] = [];
-  for (const h of haves) {
-    const reader = await BundleReader.open(h).catch(() => undefined);
-    if (reader) (readers.push(reader), origins.push(bundleOrigin(reader)));
-  }
-  for (const p of parts) {
-    const o = sourceOrigin(p.source);
-    if (o) origins.push(o);
-  }
-  if (origins.length === 0) return undefined;
-  const refs = new ReferenceLayers(origins, () => Promise.all(readers.map((r) => r.close())).then(() => undefined));
-  const blobOf = (d: DiffId): BlobDescriptor | undefined => {
-    const k = plan.known.get(d);
-    return k && { digest: k.digest, size: k.size, mediaType: k.mediaType };
-  };
-  return new PackDeltas({ images: parts.flatMap((p) => p.resolved.images), held: (d) => plan.reliedLayers.has(d), byRepository: plan.byRepository, blobOf }, refs, signal ? { signal } : {});
-}
 
 /**
  * Stored bytes per uncompressed byte, for estimating layers ferry will compress: zstd -3 took the bench corpus (a

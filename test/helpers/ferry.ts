@@ -13,6 +13,8 @@ export interface FerryRun {
 export function ferry(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; dockerHost?: string; cwd?: string } = {}): Promise<FerryRun> {
   const env = { ...process.env, ...opts.env };
   delete env.FORCE_COLOR;
+  // No layer cache in ~/.cache from the suite: a test that wants one names where (FERRY_CACHE_DIR, FERRY_HOME).
+  if (env.FERRY_CACHE_DIR === undefined && env.FERRY_HOME === undefined) env.FERRY_CACHE ??= 'off';
   if (opts.dockerHost) env.DOCKER_HOST = opts.dockerHost;
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [FERRY_BIN, ...args], { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });

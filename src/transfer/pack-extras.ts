@@ -1,0 +1,97 @@
+// What a pack does besides moving images: offer deltas for a thin bundle's layers (references read from --have
+// bundles, the layer cache and the sources' other images), and keep the layers it shipped in the layer cache.
+import { blobPath } from '../bundle/format.js';
+import { BundleReader } from '../bundle/reader.js';
+import type { DeltaOffer } from '../bundle/writer.js';
+import type { LayerCache } from '../catalog/layer-cache.js';
+import type { BlobDescriptor } from '../image/descriptor.js';
+import type { DiffId } from '../image/digest.js';
+import { compressionOf } from '../image/media-types.js';
+import type { ImageSource, SourceImage } from '../sources/source.js';
+import { decompress } from '../stream/decompress.js';
+import { verified } from '../stream/hash.js';
+import { PackDeltas } from './delta-offer.js';
+import { bundleOrigin, ReferenceLayers, sourceOrigin, type ReferenceOrigin } from './delta-references.js';
+import type { PackPlan } from './pack-plan.js';
+
+export interface PackExtras {
+  /** Deltas on offer to the bundle being written (thin packs, unless --no-delta). */
+  offer?: DeltaOffer;
+  /** shipped keeps the layers a committed bundle stores whole in the layer cache, and prunes it to its bound. */
+  shipped(bundlePath: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ExtrasOptions {
+  parts: readonly { source: ImageSource; resolved: { images: readonly SourceImage[] } }[];
+  plan?: PackPlan;
+  haves: readonly string[];
+  delta: boolean;
+  cache?: LayerCache;
+  cacheBytes: number;
+  signal?: AbortSignal;
+}
+
+export async function packExtras(o: ExtrasOptions): Promise<PackExtras> {
+  const deltas = o.plan && o.delta ? await packDeltas(o) : undefined;
+  return {
+    ...(deltas ? { offer: deltas.offer } : {}),
+    shipped: async (path) => {
+      if (o.cache) await cacheShipped(path, o.cache, o.cacheBytes);
+    },
+    close: async () => deltas?.close(),
+  };
+}
+
+/** packDeltas offers deltas for a thin pack's layers; undefined when no origin of references is at hand. */
+async function packDeltas(o: ExtrasOptions): Promise<PackDeltas | undefined> {
+  const plan = o.plan!;
+  const origins: ReferenceOrigin[] = [];
+  const readers: BundleReader[] = [];
+  for (const h of o.haves) {
+    const reader = await BundleReader.open(h).catch(() => undefined);
+    if (reader) (readers.push(reader), origins.push(bundleOrigin(reader)));
+  }
+  // The cache before the sources: a file read beats a daemon saving whole images.
+  if (o.cache) origins.push(cacheOrigin(o.cache));
+  for (const p of o.parts) {
+    const origin = sourceOrigin(p.source);
+    if (origin) origins.push(origin);
+  }
+  if (origins.length === 0) return undefined;
+  const refs = new ReferenceLayers(origins, () => Promise.all(readers.map((r) => r.close())).then(() => undefined));
+  const blobOf = (d: DiffId): BlobDescriptor | undefined => {
+    const k = plan.known.get(d);
+    return k && { digest: k.digest, size: k.size, mediaType: k.mediaType };
+  };
+  return new PackDeltas({ images: o.parts.flatMap((p) => p.resolved.images), held: (d) => plan.reliedLayers.has(d), byRepository: plan.byRepository, blobOf }, refs, o.signal ? { signal: o.signal } : {});
+}
+
+/** cacheOrigin reads reference layers from the layer cache. */
+function cacheOrigin(cache: LayerCache): ReferenceOrigin {
+  return {
+    name: `the layer cache ${cache.dir}`,
+    async fetch(wanted, keeper) {
+      for (const w of wanted) {
+        const c = await cache.find(w.diffId);
+        if (c) await keeper.put(w.diffId, decompress(cache.read(c), c.compression, Number.MAX_SAFE_INTEGER));
+      }
+    },
+  };
+}
+
+/** cacheShipped copies each layer a bundle stores whole (checked against its digest as read) into the cache, then prunes it. */
+async function cacheShipped(path: string, cache: LayerCache, maxBytes: number): Promise<void> {
+  const reader = await BundleReader.open(path);
+  try {
+    for (const b of reader.index.blobs) {
+      const compression = compressionOf(b.mediaType);
+      if (!b.diffId || !compression || b.size > maxBytes || (await cache.find(b.diffId))) continue;
+      const entry = blobPath(b.digest);
+      await cache.add(b.diffId, compression, verified(reader.stream(entry), { digest: b.digest, size: b.size, what: entry }));
+    }
+  } finally {
+    await reader.close();
+  }
+  await cache.prune(maxBytes);
+}
