@@ -11,7 +11,7 @@ export const RSS_LIMIT_MB = 200;
 
 export interface Row {
   figure: string;
-  unit: 's' | 'MB';
+  unit: 's' | 'MB' | 'kB';
   baselineName?: string;
   /** Median of the baseline's runs. */
   baseline?: number;
@@ -147,14 +147,14 @@ export function incrementalRows(inc: IncrementalFigures): Row[] {
 export function deltaRows(inc: IncrementalFigures): Row[] {
   const d = inc.deltas;
   const whole = 'thin bundle, whole layers (--no-delta)';
-  const kb = (b: number): number => b / MB;
+  const mb = (b: number): number => b / MB;
   return [
-    compared('week 2 rebuilt images: delta bundle size', 'MB', whole, d.whole.map((r) => kb(r.bytes)), d.delta.map((r) => kb(r.bytes)), 0.1),
+    compared('week 2 rebuilt images: delta bundle size', 'MB', whole, d.whole.map((r) => mb(r.bytes)), d.delta.map((r) => mb(r.bytes)), 0.1),
     compared('week 2 rebuilt images: delta pack time', 's', whole, secs(d.whole), secs(d.delta), 1.5),
     rssLimit('week 2 delta pack peak RSS', rssOf(d.delta)),
     compared('week 2 rebuilt images: delta load time', 's', whole, [d.wholeLoad.seconds], [d.deltaLoad.seconds], 1.5),
     rssLimit('week 2 delta load peak RSS', [d.deltaLoad.peakRssMb]),
-    ...d.layers.map((l) => compared(`delta of ${l.diffId.slice(7, 19)} (${(l.tarBytes / MB).toFixed(0)} MB tar)`, 'MB', 'zstd -19 --long=27 --patch-from', [kb(l.anchorBytes)], [kb(l.deltaBytes)], 1.5)),
+    ...d.layers.map((l) => compared(`delta of ${l.diffId.slice(7, 19)} (${(l.tarBytes / MB).toFixed(0)} MB tar)`, 'kB', 'zstd -19 --long=27 --patch-from', [l.anchorBytes / 1e3], [l.deltaBytes / 1e3], 1.5)),
   ];
 }
 
@@ -184,7 +184,7 @@ export function incrementalNote(inc: IncrementalFigures): string {
 /** table renders rows as aligned text, then every run of every row. */
 export function table(rs: readonly Row[]): string {
   const head = ['figure', 'baseline', 'baseline', 'ferry', 'ferry/base', 'target', 'result'];
-  const num = (x: number | undefined, unit: string): string => (x === undefined ? '' : `${x.toFixed(unit === 's' ? 2 : 1)} ${unit}`);
+  const num = (x: number | undefined, unit: string): string => (x === undefined ? '' : `${x.toFixed(unit === 'MB' ? 1 : 2)} ${unit}`);
   const body = rs.map((r) => [
     r.figure,
     r.baselineName ?? '',
@@ -196,7 +196,7 @@ export function table(rs: readonly Row[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  const list = (xs: readonly number[], unit: string): string => xs.map((x) => x.toFixed(unit === 's' ? 2 : 1)).join(', ');
+  const list = (xs: readonly number[], unit: string): string => xs.map((x) => x.toFixed(unit === 'MB' ? 1 : 2)).join(', ');
   const runs = rs.map((r) => `  ${r.figure} (${r.unit}): ${r.runs.baseline ? `${r.baselineName}: ${list(r.runs.baseline, r.unit)}; ` : ''}ferry: ${list(r.runs.ferry, r.unit)}`);
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), '', 'every run, in the order taken:', ...runs].join('\n');
 }

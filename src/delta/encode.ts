@@ -51,14 +51,22 @@ export async function encodeDelta(layer: LayerFile, refs: readonly LayerFile[], 
       contentSizes: new Set(index.records.filter((r) => r.regular && r.size > 0).map((r) => r.size)),
     };
     const refHandles: FileHandle[] = [];
-    const matches = new MatchIndex();
-    for (const [i, ref] of refs.entries()) {
+    const refIndexes: LayerIndex[] = [];
+    for (const ref of refs) {
       const rh = await open(ref.path, 'r');
       handles.push(rh);
       refHandles.push(rh);
-      matches.add(i, await indexLayer(rh, `reference ${ref.diffId}`, wanted));
+      refIndexes.push(await indexLayer(rh, `reference ${ref.diffId}`, wanted));
     }
-    const { runs, news } = await planRuns(fh, index, matches);
+    const matchAll = (keep: (i: number) => boolean): MatchIndex => {
+      const m = new MatchIndex();
+      refIndexes.forEach((x, i) => keep(i) && m.add(i, x));
+      return m;
+    };
+    let { runs, news } = await planRuns(fh, index, matchAll(() => true));
+    // A reference that gives little costs more than it saves: the target reads it whole to rebuild the layer.
+    const weak = weakReferences(runs, news, refs);
+    if (weak.size) ({ runs, news } = await planRuns(fh, index, matchAll((i) => !weak.has(i))));
     if (opts.maxNew !== undefined && news.reduce((a, n) => a + (n.like ? 0 : n.length), 0) > opts.maxNew) return undefined;
     const frames = await open(framesPath, 'w');
     handles.push(frames);
@@ -124,6 +132,20 @@ async function padding(fh: FileHandle, from: number, to: number, runs: RunList, 
   }
 }
 
+/** A reference giving less than this share of its own size (and under WEAK_BYTES) is dropped. */
+const WEAK_SHARE = 0.02;
+const WEAK_BYTES = 4 << 20;
+
+/** weakReferences lists the references whose copies and dictionary bytes come to little against their size. */
+function weakReferences(runs: readonly Run[], news: readonly NewBytes[], refs: readonly LayerFile[]): Set<number> {
+  const gives = refs.map(() => 0);
+  for (const r of runs) if (r.kind === 'copy') gives[r.ref]! += r.length;
+  for (const n of news) if (n.like) gives[n.like.ref]! += Math.min(n.like.length, n.length);
+  const weak = new Set<number>();
+  refs.forEach((ref, i) => gives[i]! < Math.min(WEAK_BYTES, WEAK_SHARE * ref.size) && weak.add(i));
+  return weak;
+}
+
 /** RunList merges each run into the one before it where they continue each other. */
 class RunList {
   readonly runs: Run[] = [];
@@ -163,16 +185,14 @@ class Batcher {
   private length = 0;
   private dictionary: RefRange[] = [];
   private dictionaryBytes = 0;
-  private readonly zstd: FrameCompressor;
+  private readonly zstd = FrameCompressor.get();
 
   constructor(
     private readonly layer: FileHandle,
     private readonly refs: readonly FileHandle[],
     private readonly out: FileHandle,
-    level: number,
-  ) {
-    this.zstd = new FrameCompressor(level);
-  }
+    private readonly level: number,
+  ) {}
 
   /** add takes bytes [from, from+length) of the new layer, to be compressed against `like` if given; it returns length. */
   async add(from: number, length: number, like: RefRange | undefined): Promise<number> {
@@ -195,7 +215,7 @@ class Batcher {
   async flush(): Promise<void> {
     if (this.length === 0) return;
     const dict = await this.readDictionary();
-    const frame = this.zstd.compress(this.content.subarray(0, this.length), dict);
+    const frame = this.zstd.compress(this.content.subarray(0, this.length), dict, this.level);
     await this.out.write(frame);
     this.frames.push({ compressedSize: frame.length, contentSize: this.length, dictionary: this.dictionary });
     this.length = 0;

@@ -13,20 +13,29 @@ const DICT_PAD = Buffer.alloc(8);
 /** windowLog covers a whole dictionary and frame, so a match may reach back to the first dictionary byte. */
 const WINDOW_LOG = Math.ceil(Math.log2(LIMITS.dictionary + LIMITS.frameContent + DICT_PAD.length));
 
+/**
+ * FrameCompressor keeps one zstd context for every frame of a process (its tables are the memory that matters;
+ * the binding frees a context only when the garbage collector finds it). Each frame's window and tables are sized
+ * to that frame and its dictionary, so the many small frames cost little.
+ */
 export class FrameCompressor {
+  private static shared: FrameCompressor | undefined;
   private readonly cctx = new zstd.CCtx();
   private out = Buffer.alloc(0);
 
-  constructor(private readonly level: number) {}
+  static get(): FrameCompressor {
+    return (FrameCompressor.shared ??= new FrameCompressor());
+  }
 
   /** compress returns a view of the frame, valid until the next call. */
-  compress(content: Buffer, dictionary: Buffer): Buffer {
+  compress(content: Buffer, dictionary: Buffer, level: number): Buffer {
     const c = this.cctx;
+    const windowLog = Math.max(10, Math.min(WINDOW_LOG, Math.ceil(Math.log2(content.length + dictionary.length + DICT_PAD.length))));
     c.reset(zstd.ResetDirective.sessionAndParameters);
-    c.setParameter(zstd.CParameter.compressionLevel, this.level);
-    c.setParameter(zstd.CParameter.windowLog, WINDOW_LOG);
-    c.setParameter(zstd.CParameter.chainLog, Math.min(22, WINDOW_LOG));
-    c.setParameter(zstd.CParameter.hashLog, 21);
+    c.setParameter(zstd.CParameter.compressionLevel, level);
+    c.setParameter(zstd.CParameter.windowLog, windowLog);
+    c.setParameter(zstd.CParameter.chainLog, Math.min(22, windowLog));
+    c.setParameter(zstd.CParameter.hashLog, Math.min(21, windowLog));
     c.setParameter(zstd.CParameter.contentSizeFlag, 1);
     if (dictionary.length > 0) c.loadDictionary(Buffer.concat([DICT_PAD, dictionary]));
     const bound = zstd.compressBound(content.length);

@@ -37,8 +37,8 @@ export class TargetState {
   readonly carriers = new Map<string, string>();
   /** What was merged, for messages. */
   readonly sources: string[] = [];
-  /** The layers of the target's images by repository (docker.io/library/nginx): what last week's version was made of. */
-  readonly byRepository = new Map<string, Set<DiffId>>();
+  /** The target's images by repository (docker.io/library/nginx), each as its layers: what last week's version was made of. */
+  readonly byRepository = new Map<string, DiffId[][]>();
   /** Every layer the target's images use: what a delta can be rebuilt from there. */
   readonly layers = new Set<DiffId>();
 
@@ -67,9 +67,9 @@ export class TargetState {
         for (const ref of img.refs) {
           const repo = repositoryOf(ref);
           if (!repo) continue;
-          const layers = this.byRepository.get(repo) ?? new Set<DiffId>();
-          for (const d of diffIdsOf(h, img)) layers.add(d);
-          this.byRepository.set(repo, layers);
+          const images = this.byRepository.get(repo) ?? [];
+          images.push([...diffIdsOf(h, img)]);
+          this.byRepository.set(repo, images);
         }
       }
       if (meaning.blobs) for (const i of img.layers) for (const b of h.layers[i]!.blobs ?? []) this.blobs.add(b.digest);

@@ -106,7 +106,7 @@ export class DockerDaemonTarget implements ImageTarget {
   /** abort names nothing: images already loaded stay, untagged, and a re-run finds them there. */
   /** layerTars saves the daemon's images that hold these layers and hands each layer over as it passes. */
   async layerTars(wanted: readonly WantedLayer[], keeper: LayerKeeper, signal?: AbortSignal): Promise<void> {
-    await saveLayers(this.engine, wanted.map((w) => w.diffId), (body) => keeper.take(body), signal);
+    await saveLayers(this.engine, wanted.map((w) => w.diffId), (body, size) => keeper.take(body, size), signal);
   }
 
   async abort(): Promise<void> {

@@ -115,14 +115,19 @@ export interface ImageTarget {
 export interface WantedLayer {
   diffId: DiffId;
   blob?: BlobDescriptor;
+  /** Its uncompressed size, when known: a layer of another size passing by is not one of those wanted. */
+  size?: number;
 }
 
 /** Where reference layers go as a target (or a source) hands them over; it keeps the wanted ones, checked by diffID. */
 export interface LayerKeeper {
   /** put takes a layer whose diffID is known; bytes that hash to another are dropped. */
   put(diffId: DiffId, tar: AsyncIterable<Buffer>): Promise<void>;
-  /** take hashes a layer whose diffID is not known until it has passed, keeps it if wanted, and returns its diffID. */
-  take(tar: AsyncIterable<Buffer>): Promise<DiffId>;
+  /**
+   * take hashes a layer whose diffID is not known until it has passed, keeps it if wanted, and returns its diffID;
+   * with its size, one no wanted layer has is only hashed, not written aside.
+   */
+  take(tar: AsyncIterable<Buffer>, size?: number): Promise<DiffId>;
 }
 
 /** A layer a target that compresses layers itself took as an uncompressed tar (see LayerIngest). */

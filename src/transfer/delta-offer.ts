@@ -10,15 +10,18 @@ import type { SourceImage } from '../sources/source.js';
 import { repositoryOf } from '../sync/target-state.js';
 import type { ReferenceLayers } from './delta-references.js';
 
-/** At most this many reference layers per delta: each is read whole (its headers, and the contents a match needs). */
-const MAX_REFERENCES = 16;
+/**
+ * At most this many reference layers per delta: each is read whole on both sides (a daemon saves whole images to
+ * hand it back), so a few likely ones beat many possible ones.
+ */
+const MAX_REFERENCES = 4;
 
 export interface DeltaCandidates {
   images: readonly SourceImage[];
   /** The target holds this layer. */
   held(diffId: DiffId): boolean;
-  /** The target's layers by repository. */
-  byRepository: ReadonlyMap<string, ReadonlySet<DiffId>>;
+  /** The target's images by repository, each as its layers. */
+  byRepository: ReadonlyMap<string, readonly (readonly DiffId[])[]>;
   /** The blob the target is known to hold a layer as (registries, content stores), if known. */
   blobOf(diffId: DiffId): BlobDescriptor | undefined;
 }
@@ -49,26 +52,35 @@ export class PackDeltas {
     await this.refs.close();
   }
 
-  /** referencesFor lists the held layers a new layer most likely changed from, nearest first. */
+  /**
+   * referencesFor lists the held layers a new layer most likely changed from, likeliest first: in last week's image
+   * of the same repository, the layer at the same place in the stack (the one it replaced), else that image's top
+   * layer; then the layers below it in its own image, nearest first (an upgrade rewrites files they hold).
+   */
   private referencesFor(diffId: DiffId): DiffId[] {
-    const out = new Set<DiffId>();
-    const users = this.candidates.images.filter((i) => i.diffIds.includes(diffId));
-    for (const img of users) {
-      // Last week's version of the same repository first: a rebuilt layer's old self is there.
+    const replaced = new Set<DiffId>();
+    const below = new Set<DiffId>();
+    for (const img of this.candidates.images.filter((i) => i.diffIds.includes(diffId))) {
+      const at = img.diffIds.indexOf(diffId);
       for (const ref of img.refs) {
         const path = pathOf(repositoryOf(ref));
         if (!path) continue;
         // A registry holds it under its own host, perhaps under a prefix (registry.site/mirror/team/app for team/app).
-        for (const [repo, layers] of this.candidates.byRepository) {
+        for (const [repo, images] of this.candidates.byRepository) {
           const there = pathOf(repo);
-          if (there === path || there?.endsWith(`/${path}`)) for (const d of [...layers].reverse()) out.add(d);
+          if (there !== path && !there?.endsWith(`/${path}`)) continue;
+          for (const layers of images) {
+            const old = layers[at] !== undefined && layers.length === img.diffIds.length ? layers[at] : layers.at(-1);
+            if (old !== undefined && !img.diffIds.includes(old)) replaced.add(old);
+          }
         }
       }
+      for (const d of img.diffIds.slice(0, at).reverse()) if (this.candidates.held(d)) below.add(d);
     }
-    for (const img of users) for (const d of [...img.diffIds].reverse()) if (this.candidates.held(d)) out.add(d);
-    out.delete(diffId);
-    return [...out].slice(0, MAX_REFERENCES);
+    // With the layer it replaced found, one layer below is enough; without, look further down.
+    return [...replaced, ...[...below].slice(0, replaced.size ? 1 : MAX_REFERENCES)].slice(0, MAX_REFERENCES);
   }
+
 }
 
 /** pathOf is a repository without its registry host: docker.io/library/nginx is library/nginx. */

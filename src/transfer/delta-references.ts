@@ -68,6 +68,7 @@ export class ReferenceLayers {
     for (const o of this.origins) {
       if (wanted.length === 0) break;
       this.asking = new Set(wanted.map((w) => w.diffId));
+      this.askingSizes = wanted.every((w) => w.size !== undefined) ? new Set(wanted.map((w) => w.size!)) : undefined;
       await o.fetch(wanted, this.keeper, signal);
       wanted = wanted.filter((w) => !this.got.has(w.diffId));
     }
@@ -88,14 +89,21 @@ export class ReferenceLayers {
 
   /** Layers asked for in the fetch under way: a layer taken unnamed is kept only if it is one of them. */
   private asking = new Set<DiffId>();
+  /** Their sizes, when every one is known. */
+  private askingSizes: Set<number> | undefined;
 
   private readonly keeper: LayerKeeper = {
     put: (d, tar) => this.keep(d, tar),
-    take: (tar) => this.take(tar),
+    take: (tar, size) => this.take(tar, size),
   };
 
   /** take writes a layer aside while hashing it, and keeps it under its diffID if it is wanted. */
-  private async take(tar: AsyncIterable<Buffer>): Promise<DiffId> {
+  private async take(tar: AsyncIterable<Buffer>, size?: number): Promise<DiffId> {
+    if (size !== undefined && this.askingSizes && !this.askingSizes.has(size)) {
+      const h = new Sha256Counter();
+      for await (const chunk of tar) h.update(chunk);
+      return h.digest() as string as DiffId;
+    }
     const path = join(await this.workDir(), `incoming-${randomBytes(6).toString('hex')}`);
     const h = new Sha256Counter();
     const fh = await open(path, 'w');
@@ -178,8 +186,8 @@ function layerFiles(wanted: Set<DiffId>, keeper: LayerKeeper): LayerSink {
     has: (d) => !wanted.has(d) || done.has(d),
     wantsBlob: (b) => wanted.has(b.diffId) && !done.has(b.diffId),
     // A daemon's save says which layer is which only by hashing it.
-    put: async (body) => {
-      const d = await keeper.take(body);
+    put: async (body, info) => {
+      const d = await keeper.take(body, info.size);
       done.add(d);
       return d;
     },

@@ -38,7 +38,7 @@ export async function rebuildDeltas(plans: readonly LayerPlan[], bundles: readon
   const origins = [targetOrigin(target), ...bundles.map(bundleOrigin)].filter((o): o is ReferenceOrigin => o !== undefined);
   const refs = new ReferenceLayers(origins);
   try {
-    const wanted = new Map([...needed.values()].flatMap((n) => n.delta.references.map((r) => [r.diffId as string, { diffId: r.diffId, ...(r.blob ? { blob: r.blob } : {}) }] as const)));
+    const wanted = new Map([...needed.values()].flatMap((n) => n.delta.references.map((r) => [r.diffId as string, { diffId: r.diffId, size: r.size, ...(r.blob ? { blob: r.blob } : {}) }] as const)));
     const files = new Map((await refs.files([...wanted.values()], opts.signal)).map((f) => [f.diffId as string, f]));
     const lacking = [...needed.values()].flatMap(({ delta, bundle }) => delta.references.filter((r) => !files.has(r.diffId)).map((r) => `${r.diffId}: reference of delta layer ${delta.diffId} (in ${bundle.path})`));
     if (lacking.length) {
@@ -82,7 +82,8 @@ async function rebuildOne(bundle: BundleReader, delta: BundleDelta, refs: readon
       h.update(chunk);
       await out.write(chunk);
     }
-    if (h.digest() !== (delta.diffId as string)) throw new DeltaError(`rebuilt, it is ${h.digest()}, not the layer it names`);
+    const got = h.digest();
+    if (got !== (delta.diffId as string)) throw new DeltaError(`rebuilt, it is ${got}, not the layer it names`);
   } catch (err) {
     await rm(path, { force: true });
     if (err instanceof DeltaError || err instanceof DigestMismatchError) throw fault(err.message);

@@ -20,7 +20,7 @@ export interface PackPlanOptions {
 
 /** A thin pack's plan, and what the target's images of each repository are made of (for deltas). */
 export interface PackPlan extends IncrementalPlan {
-  byRepository: ReadonlyMap<string, ReadonlySet<DiffId>>;
+  byRepository: ReadonlyMap<string, readonly (readonly DiffId[])[]>;
   /** For each layer, a blob the target is known to hold it as. */
   known: ReadonlyMap<DiffId, BlobDescriptor>;
 }
