@@ -1,13 +1,12 @@
 // LayerCache: the connected side's copies of the layers ferry shipped, compressed as their bundles stored them, so a
 // later delta can be made against them when the source no longer holds last week's images. Bounded by size, least
 // recently used removed first; `ferry cache prune` empties it or brings it under a size.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import { hex, type DiffId } from '../image/digest.js';
+import { hex, type DiffId, type Digest } from '../image/digest.js';
+import { Sha256Counter } from '../stream/hash.js';
 import type { Compression } from '../image/media-types.js';
 
 /** The default bound: room for a few weeks of a site's rebuilt layers, far less than the images themselves. */
@@ -51,15 +50,34 @@ export class LayerCache {
     return undefined;
   }
 
-  /** add keeps a layer's stored bytes; the file appears under its name only once complete. */
-  async add(diffId: DiffId, compression: Compression, body: AsyncIterable<Buffer>): Promise<void> {
+  /**
+   * add keeps a layer's stored bytes, copied from a byte range of a file (a bundle) through one reused buffer and
+   * checked against their digest; the file appears under its name only once complete and right.
+   */
+  async add(diffId: DiffId, compression: Compression, from: { path: string; offset: number; size: number; digest: Digest }): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const path = join(this.dir, `${hex(diffId)}${EXT[compression]}`);
     const part = `${path}.${process.pid}.part`;
+    const src = await open(from.path, 'r');
     try {
-      await pipeline(Readable.from(body), createWriteStream(part));
+      const out = await open(part, 'w');
+      try {
+        const h = new Sha256Counter();
+        const buf = Buffer.allocUnsafe(1 << 20);
+        for (let done = 0; done < from.size; ) {
+          const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, from.size - done), from.offset + done);
+          if (bytesRead === 0) throw new Error(`${from.path} ends inside ${from.digest}`);
+          h.update(buf.subarray(0, bytesRead));
+          await out.write(buf, 0, bytesRead);
+          done += bytesRead;
+        }
+        if (h.digest() !== from.digest) throw new Error(`${from.path}: ${from.digest} changed while it was cached`);
+      } finally {
+        await out.close();
+      }
       await rename(part, path);
     } finally {
+      await src.close();
       await rm(part, { force: true });
     }
   }

@@ -9,7 +9,6 @@ import type { DiffId } from '../image/digest.js';
 import { compressionOf } from '../image/media-types.js';
 import type { ImageSource, SourceImage } from '../sources/source.js';
 import { decompress } from '../stream/decompress.js';
-import { verified } from '../stream/hash.js';
 import { PackDeltas } from './delta-offer.js';
 import { bundleOrigin, ReferenceLayers, sourceOrigin, type ReferenceOrigin } from './delta-references.js';
 import type { PackPlan } from './pack-plan.js';
@@ -87,8 +86,8 @@ async function cacheShipped(path: string, cache: LayerCache, maxBytes: number): 
     for (const b of reader.index.blobs) {
       const compression = compressionOf(b.mediaType);
       if (!b.diffId || !compression || b.size > maxBytes || (await cache.find(b.diffId))) continue;
-      const entry = blobPath(b.digest);
-      await cache.add(b.diffId, compression, verified(reader.stream(entry), { digest: b.digest, size: b.size, what: entry }));
+      const at = reader.entries.get(blobPath(b.digest));
+      if (at) await cache.add(b.diffId, compression, { path, offset: at.offset, size: b.size, digest: b.digest });
     }
   } finally {
     await reader.close();
