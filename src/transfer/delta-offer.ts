@@ -1,9 +1,10 @@
 // PackDeltas: a thin pack's offer of deltas. A layer that travels is encoded against layers the target holds that it
-// most likely changed from (the layers below it in its own image, and those of the target's images of the same
-// repository: last week's version), read from wherever they are (--have bundles, the source's other images).
+// most likely changed from (last week's version in the target's image of the same repository, and the layers below
+// it), read from wherever they are (--have bundles, the layer cache, the source's other images).
 import { join } from 'node:path';
 import type { DeltaFile, DeltaOffer } from '../bundle/writer.js';
 import { encodeDelta } from '../delta/encode.js';
+import { DeltaError } from '../delta/recipe.js';
 import { hex, type DiffId } from '../image/digest.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import type { SourceImage } from '../sources/source.js';
@@ -40,7 +41,14 @@ export class PackDeltas {
     if (files.length === 0) return undefined;
     const out = join(await this.refs.workDir(), `${hex(layer.diffId)}.delta`);
     // Mostly new bytes: the whole layer, compressed fast, is as small and far quicker.
-    const d = await encodeDelta({ path: layer.tar, diffId: layer.diffId, size: layer.size }, files, out, { maxNew: Math.floor(layer.size / 2), ...(this.opts.level !== undefined ? { level: this.opts.level } : {}) });
+    let d;
+    try {
+      d = await encodeDelta({ path: layer.tar, diffId: layer.diffId, size: layer.size }, files, out, { maxNew: Math.floor(layer.size / 2), ...(this.opts.level !== undefined ? { level: this.opts.level } : {}) });
+    } catch (err) {
+      // A tar the delta's reader cannot walk (an old GNU form, say) still travels: whole, as it came.
+      if (err instanceof DeltaError) return undefined;
+      throw err;
+    }
     if (!d) return undefined;
     // Each reference is named with the blob the target holds it as, where known: a registry or content store reads it back by that.
     const references = d.references.map((r) => ({ ...r, ...(this.candidates.blobOf(r.diffId) ? { blob: this.candidates.blobOf(r.diffId)! } : {}) }));
