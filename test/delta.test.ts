@@ -2,7 +2,6 @@
 // the recipe's size, and hostile deltas (every limit a reader checks) refused before or while rebuilding.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,17 +59,7 @@ async function layerFile(name: string, bytes: Buffer): Promise<LayerFile> {
 }
 
 async function rebuilt(blobPath: string, refs: readonly LayerFile[]): Promise<Buffer> {
-  const size = (await stat(blobPath)).size;
-  const reader = new ExactReader(createReadStream(blobPath, { highWaterMark: 64 << 10 }) as AsyncIterable<Buffer>);
-  const recipe = await readRecipe(reader, size);
-  const handles = await Promise.all(recipe.references.map((r) => open(refs.find((x) => x.diffId === r.diffId)!.path, 'r')));
-  try {
-    const out: Buffer[] = [];
-    for await (const chunk of rebuild(reader, recipe, handles)) out.push(Buffer.from(chunk));
-    return Buffer.concat(out);
-  } finally {
-    for (const h of handles) await h.close();
-  }
+  return rebuiltWith(await readFile(blobPath), refs);
 }
 
 describe('sub-layer deltas', () => {

@@ -1,17 +1,10 @@
 // The docker CLI's connection flags, for the commands that talk to a Docker daemon (`pack`, `load`, `inventory`):
 // -H/--host, --context, --tls, --tlsverify, --tlscacert, --tlscert, --tlskey, turned into an endpoint.
 import type { Argv } from 'yargs';
-import { resolveEndpoint, type EngineEndpoint } from '../engine/endpoint.js';
+import { resolveEndpoint, type EndpointFlags, type EngineEndpoint } from '../engine/endpoint.js';
 
-export interface DaemonArgs {
-  host?: string | string[];
-  context?: string;
-  tls?: boolean;
-  tlsverify?: boolean;
-  tlscacert?: string;
-  tlscert?: string;
-  tlskey?: string;
-}
+/** The flags as yargs parses them: the docker CLI's, unchanged. */
+export type DaemonArgs = EndpointFlags;
 
 const GROUP = 'Docker daemon:';
 

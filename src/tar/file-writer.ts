@@ -1,5 +1,6 @@
 // TarFileWriter: writes a tar to a temp file beside its destination, each entry's header filled in once its content
 // (and so its size and name) is known; commit() fsyncs and renames, so the destination appears only when complete.
+import { processAlive } from '../process-alive.js';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -152,22 +153,13 @@ export async function staleTemps(path: string): Promise<string[]> {
   const out: string[] = [];
   for (const f of await readdir(dirname(path)).catch(() => [] as string[])) {
     const m = f.startsWith(prefix) ? /^(\d+)-[a-f0-9]{8}\.(?:partial|spool)$/.exec(f.slice(prefix.length)) : null;
-    if (m && !alive(Number(m[1]))) out.push(join(dirname(path), f));
+    if (m && !processAlive(Number(m[1]))) out.push(join(dirname(path), f));
   }
   return out;
 }
 
 async function removeStale(path: string): Promise<void> {
   for (const f of await staleTemps(path)) await unlink(f).catch(() => undefined);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 // ReferenceLayers: reference layers' uncompressed tars, each fetched once into a work directory from wherever it is
 // (a bundle, a source's images, a target), checked against its diffID: what delta encoding and rebuilding read by range.
+import { processAlive } from '../process-alive.js';
 import { createWriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -36,17 +37,8 @@ async function removeAbandoned(): Promise<void> {
   const names = await readdir(tmpdir()).catch(() => [] as string[]);
   for (const name of names) {
     const pid = Number(/^ferry-delta-(\d+)-/.exec(name)?.[1]);
-    if (!pid || pid === process.pid || alive(pid)) continue;
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
     await rm(join(tmpdir(), name), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
