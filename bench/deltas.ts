@@ -7,7 +7,7 @@ import type { Dockerd } from '../test/helpers/dockerd.js';
 import { startTracked } from './daemon.js';
 import { bash, exec } from './exec.js';
 import { alternate, measure, type Measured } from './measure.js';
-import { FERRY, ferryEnv, type PackRun } from './pack.js';
+import { FERRY, ferryEnv, siteEnv, type PackRun } from './pack.js';
 
 export interface DeltaLayerCost {
   diffId: string;
@@ -27,6 +27,8 @@ export interface DeltaFigures {
   whole: PackRun[];
   deltaLoad: Measured;
   wholeLoad: Measured;
+  /** The delta bundle into a site without a layer cache (FERRY_CACHE=off): references saved from its daemon. */
+  deltaLoadNoCache: Measured;
   layers: DeltaLayerCost[];
 }
 
@@ -38,11 +40,11 @@ async function imageIds(d: Dockerd, images: readonly string[]): Promise<string> 
   return (await d.docker(['image', 'inspect', '--format', '{{.Id}}', ...images])).trim();
 }
 
-/** siteAtWeek1 starts a site daemon and loads week 1 into it (untimed). */
-async function siteAtWeek1(name: string, week1: string): Promise<{ d: Dockerd; stop: () => Promise<void> }> {
+/** siteAtWeek1 starts a site daemon and loads week 1 into it (untimed), with the site's environment from then on. */
+async function siteAtWeek1(name: string, week1: string, env: (host: string) => NodeJS.ProcessEnv): Promise<{ d: Dockerd; env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
   const site = await startTracked(name);
-  await run(['load', week1, '--quiet'], site.d.host);
-  return site;
+  await exec(process.execPath, [FERRY, 'load', week1, '--quiet'], { env: env(site.d.host) });
+  return { ...site, env: env(site.d.host) };
 }
 
 export async function compareDeltas(src: Dockerd, images: readonly string[], week1: string, inventory: string, work: string, runs: number): Promise<DeltaFigures> {
@@ -63,10 +65,16 @@ export async function compareDeltas(src: Dockerd, images: readonly string[], wee
   // Each into a site at week 1, the image IDs checked against the source's.
   const want = await imageIds(src, images);
   const loads: Measured[] = [];
-  for (const [name, file] of [['delta', deltaFile], ['whole', wholeFile]] as const) {
-    const site = await siteAtWeek1(`bench-site-${name}`, week1);
+  // Each site keeps its own layer cache (what its week-1 load kept), as a real one does; and one site runs without.
+  const sites = [
+    ['delta', deltaFile, (h: string) => siteEnv(h, join(dir, 'site-cache-delta'))],
+    ['whole', wholeFile, (h: string) => siteEnv(h, join(dir, 'site-cache-whole'))],
+    ['delta-nocache', deltaFile, (h: string) => ({ ...ferryEnv(h), FERRY_CACHE: 'off' })],
+  ] as const;
+  for (const [name, file, env] of sites) {
+    const site = await siteAtWeek1(`bench-site-${name}`, week1, env);
     try {
-      const m = await measure(process.execPath, [FERRY, 'load', file, '--quiet'], { env: ferryEnv(site.d.host) });
+      const m = await measure(process.execPath, [FERRY, 'load', file, '--quiet'], { env: site.env });
       if ((await imageIds(site.d, images)) !== want) throw new Error(`the ${name} bundle did not bring the site to the source's week 2`);
       loads.push(m);
       say(`${name} bundle loaded in ${m.seconds.toFixed(2)} s, peak RSS ${m.peakRssMb.toFixed(0)} MB; image IDs equal the source's`);
@@ -76,7 +84,7 @@ export async function compareDeltas(src: Dockerd, images: readonly string[], wee
   }
   const layers = await anchors(src, images, deltaFile, dir);
   await rm(dir, { recursive: true, force: true });
-  return { images: [...images], delta, whole, deltaLoad: loads[0]!, wholeLoad: loads[1]!, layers };
+  return { images: [...images], delta, whole, deltaLoad: loads[0]!, wholeLoad: loads[1]!, deltaLoadNoCache: loads[2]!, layers };
 }
 
 /** anchors measures zstd --patch-from for each delta layer against its first reference, from a plain docker save. */

@@ -12,7 +12,7 @@ import { startTracked } from './daemon.js';
 import { compareDeltas, type DeltaFigures } from './deltas.js';
 import { bash, exec } from './exec.js';
 import { alternate, measure, median, type Measured } from './measure.js';
-import { FERRY, ferryEnv, type PackRun } from './pack.js';
+import { FERRY, ferryEnv, siteEnv, type PackRun } from './pack.js';
 import { unpack, type PackageLayer } from './packages.js';
 import { shapeOf, syntheticSite, type Inventory, type SiteShape } from './synthetic-site.js';
 
@@ -270,7 +270,7 @@ export async function compareIncremental(src: Dockerd, corpus: Corpus, base: Bas
     const week1 = join(dir, 'week1.ferry.tar');
     await ferryRun(['pack', ...WEEK1, '-o', week1, '--quiet'], src.host);
     const t0 = Date.now();
-    await ferryRun(['load', week1, '--quiet'], site.host);
+    await exec(process.execPath, ferryArgs(['load', week1, '--quiet']), { env: siteEnv(site.host, join(dir, 'site-cache')) });
     const loadSeconds = (Date.now() - t0) / 1000;
     const want1 = await imageIds(src, WEEK1);
     if ((await imageIds(site, WEEK1)).join() !== want1.join()) throw new Error('week 1 did not arrive at the site with the source image IDs');
@@ -321,7 +321,7 @@ export async function compareIncremental(src: Dockerd, corpus: Corpus, base: Bas
     if (thinHeld.missingNew) throw new Error(`the thin bundle lacks ${thinHeld.missingNew} layer(s) the site does not have`);
 
     // The thin bundle must bring the site to exactly the source's week 2.
-    const load = await measure(process.execPath, ferryArgs(['load', thinFile, '--quiet']), { env: ferryEnv(site.host) });
+    const load = await measure(process.execPath, ferryArgs(['load', thinFile, '--quiet']), { env: siteEnv(site.host, join(dir, 'site-cache')) });
     const want2 = await imageIds(src, WEEK2);
     const got2 = await imageIds(site, WEEK2);
     if (got2.join() !== want2.join()) throw new Error(`after the thin load the site has ${got2.join(', ')}, the source ${want2.join(', ')}`);

@@ -5,7 +5,7 @@ import type { Dockerd } from '../test/helpers/dockerd.js';
 import { dockerCli } from '../test/helpers/tools.js';
 import { startTracked } from './daemon.js';
 import { alternate, measure, vmHwmMb } from './measure.js';
-import { FERRY, ferryEnv } from './pack.js';
+import { FERRY, siteEnv } from './pack.js';
 
 export interface LoadRun {
   seconds: number;
@@ -53,7 +53,7 @@ export async function compareLoad(src: Dockerd, images: readonly string[], bundl
         process.stderr.write(`bench: load run ${i}: docker load -i  ${b.seconds.toFixed(2)} s\n`);
       },
       async (i) => {
-        const f = await loadInto(`bench-ferry-load-${i}`, bundle, process.execPath, () => [FERRY, 'load', bundle], (d) => ferryEnv(d.host));
+        const f = await loadInto(`bench-ferry-load-${i}`, bundle, process.execPath, () => [FERRY, 'load', bundle], (d) => siteEnv(d.host, join(work, `site-cache-${i}`)));
         out.ferry.push(f);
         process.stderr.write(`bench: load run ${i}: ferry load      ${f.seconds.toFixed(2)} s, peak RSS ${f.peakRssMb.toFixed(0)} MB\n`);
       },
@@ -61,6 +61,7 @@ export async function compareLoad(src: Dockerd, images: readonly string[], bundl
   } finally {
     for (const stop of stops) await stop();
     await rm(plain, { force: true });
+    for (let i = 0; i < runs; i++) await rm(join(work, `site-cache-${i}`), { recursive: true, force: true });
   }
   return out;
 }

@@ -41,6 +41,14 @@ export function ferryEnv(dockerHost?: string): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * siteEnv is ferry's environment at a site: its own layer cache (what a load into a Docker daemon keeps), so a load
+ * pays for filling it and never finds the packing side's cache.
+ */
+export function siteEnv(dockerHost: string, cacheDir: string): NodeJS.ProcessEnv {
+  return { ...ferryEnv(dockerHost), FERRY_CACHE_DIR: cacheDir };
+}
+
 const run = async (m: Measured, file: string): Promise<PackRun> => ({ seconds: m.seconds, cpuSeconds: m.cpuSeconds, bytes: (await stat(file)).size, peakRssMb: m.peakRssMb });
 
 /** saveAlone times `docker save` into nothing: the daemon prepares the whole export before its first byte. */

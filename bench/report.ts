@@ -154,6 +154,8 @@ export function deltaRows(inc: IncrementalFigures): Row[] {
     rssLimit('week 2 delta pack peak RSS', rssOf(d.delta)),
     compared('week 2 rebuilt images: delta load time', 's', whole, [d.wholeLoad.seconds], [d.deltaLoad.seconds], 1.5),
     rssLimit('week 2 delta load peak RSS', [d.deltaLoad.peakRssMb]),
+    // The site's layer cache off: each reference comes back from the daemon as a save of a whole image.
+    compared('week 2 delta load time, site cache off', 's', whole, [d.wholeLoad.seconds], [d.deltaLoadNoCache.seconds]),
     ...d.layers.map((l) => compared(`delta of ${l.diffId.slice(7, 19)} (${(l.tarBytes / MB).toFixed(0)} MB tar)`, 'kB', 'zstd -19 --long=27 --patch-from', [l.anchorBytes / 1e3], [l.deltaBytes / 1e3], 1.5)),
   ];
 }

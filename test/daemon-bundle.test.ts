@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { buildTestImages, startDockerd, type Dockerd, type TestImages } from './helpers/dockerd.js';
 import { startEngineProxy } from './helpers/engine-proxy.js';
-import { ferry, json } from './helpers/ferry.js';
+import { spawn } from 'node:child_process';
+import { FERRY_BIN, ferry, json } from './helpers/ferry.js';
 import { checkJson } from './helpers/json-schemas.js';
 import { missing } from './helpers/tools.js';
 import { listTar, readTarEntry } from './helpers/tar.js';
@@ -126,6 +127,25 @@ describe('bundles through Docker daemons', { skip }, () => {
     assert.deepEqual(out.images.map((i) => [i.imageId, i.layersSent]), [[imgs.app, 0]]);
     assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-test/app:1'])).trim(), imgs.app);
     await assert.rejects(dst.docker(['image', 'inspect', 'ferry-test/tool:2']), 'only the named image was tagged');
+  });
+
+  it('`cat BUNDLE | ferry load`: the pipe is spooled, unlinked once open, and every layer read through the open file', async () => {
+    const fresh = await startDockerd('piped');
+    const tmp = await mkdtemp(join(work, 'tmp-'));
+    try {
+      const run = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const p = spawn('bash', ['-c', 'cat "$1" | "$2" "$3" load --json', 'bash', bundle, process.execPath, FERRY_BIN], { env: { ...process.env, DOCKER_HOST: fresh.host, TMPDIR: tmp, FERRY_CACHE: 'off' }, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        p.stderr!.on('data', (d) => (stderr += d));
+        p.on('error', reject);
+        p.on('close', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal((await fresh.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-test/app:1'])).trim(), imgs.app);
+      assert.deepEqual(await readdir(tmp), [], 'the spooled copy is gone');
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it('reads image lists from plain and YAML files', async () => {

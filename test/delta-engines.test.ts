@@ -3,6 +3,7 @@
 // refused (exit 4) and unchanged; plain `docker load` cannot read a delta bundle and says so by failing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +194,75 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
     assert.equal(run.code, 0, run.stderr);
     assert.ok((JSON.parse(run.stdout) as { removed: number }).removed > 0);
     assert.deepEqual(await readdir(join(cache, 'layers')), []);
+  });
+
+  it("at a Docker daemon's site ferry keeps what it loads: a delta load reads its references from that cache, even once the daemon dropped them", async () => {
+    const cache = join(work, 'site-cache');
+    const env = { FERRY_CACHE_DIR: cache };
+    const appLayer = async (d: Dockerd, ref: string): Promise<string> => (JSON.parse(await d.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref])) as string[]).at(-1)!;
+    // bare holds the base: loading week 1 applies (and keeps) only last week's app layer.
+    assert.equal((await ferry(['load', week1], { dockerHost: bare.host, env })).code, 0);
+    const reference = await appLayer(bare, 'delta/app:1');
+    assert.deepEqual((await readdir(join(cache, 'layers'))).sort(), [`${reference.slice(7)}.tar.zst`]);
+    // The daemon no longer holds the reference: without the cache the delta cannot be rebuilt.
+    await bare.docker(['rmi', 'delta/app:1']);
+    const before = (await bare.docker(['images', '-a', '-q'])).trim();
+    let run = await ferry(['load', week2], { dockerHost: bare.host });
+    assert.equal(run.code, 4, run.stderr);
+    assert.equal((await bare.docker(['images', '-a', '-q'])).trim(), before);
+    run = await ferry(['load', week2], { dockerHost: bare.host, env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await bare.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/app:2'])).trim(), ids['delta/app:2']);
+    // The rebuilt layer is kept too (as its tar): next week's delta is made against it.
+    assert.ok((await readdir(join(cache, 'layers'))).includes(`${(await appLayer(bare, 'delta/app:2')).slice(7)}.tar`));
+  });
+
+  it('a delta pack killed (SIGKILL) and run again finishes: nothing under the final name, no leftovers, the delta right', async () => {
+    const dir = await mkdtemp(join(work, 'killed-pack-'));
+    const tmp = await mkdtemp(join(work, 'tmp-'));
+    const out = join(dir, 'week2.ferry.tar');
+    const args = ['pack', 'delta/app:2', '--have', inventory, '-o', out];
+    const killed = spawn(process.execPath, [FERRY_BIN, ...args], { env: { ...process.env, DOCKER_HOST: src.host, TMPDIR: tmp, FERRY_CACHE: 'off' }, stdio: 'ignore' });
+    const exited = new Promise((r) => killed.once('exit', r));
+    // Killed while it gathers references and encodes: its delta work directory is there.
+    for (let t = Date.now(); !(await readdir(tmp)).some((n) => n.startsWith(`ferry-delta-${killed.pid}-`)); ) {
+      assert.ok(Date.now() - t < 60_000 && killed.exitCode === null, 'the pack never started on its deltas');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    killed.kill('SIGKILL');
+    await exited;
+    const left = await readdir(dir);
+    assert.ok(!left.includes('week2.ferry.tar'), `no bundle under the final name: ${left.join(', ')}`);
+    let run = await ferry(args, { dockerHost: src.host, env: { TMPDIR: tmp } });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(await readdir(dir), ['week2.ferry.tar'], 'the killed runs left nothing beside the bundle');
+    assert.deepEqual((await readdir(tmp)).filter((n) => n.startsWith('ferry-delta-')), [], 'nor in TMPDIR');
+    assert.equal((JSON.parse((await readTarEntry(out, 'ferry.json')).toString()) as FerryJson).deltas?.length, 1);
+    run = await ferry(['verify', out, '--have', week1]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /Rebuilt 1 delta layer/);
+  });
+
+  it('volumes carry deltas: a set split for small media verifies, and loads byte for byte; the volume holding a delta is version 2', async () => {
+    const bigId = await build(src, 'delta/big:1', 'FROM delta/base:1\nCOPY blob.b64 /srv/\n', { 'blob.b64': randomBytes(1_200_000).toString('base64') });
+    const dir = await mkdtemp(join(work, 'volumes-'));
+    let run = await ferry(['pack', 'delta/app:2', 'delta/big:1', '--have', inventory, '-o', join(dir, 'week2.ferry.tar'), '--max-volume-size', '1MB'], { dockerHost: src.host });
+    assert.equal(run.code, 0, run.stderr);
+    const volumes = (await readdir(dir)).sort().map((n) => join(dir, n));
+    assert.ok(volumes.length >= 2, `a set: ${volumes.join(', ')}`);
+    const indexes = await Promise.all(volumes.map(async (v) => JSON.parse((await readTarEntry(v, 'ferry.json')).toString()) as FerryJson));
+    const holding = indexes.filter((x) => x.deltas?.length);
+    assert.equal(holding.length, 1, 'one volume holds the delta');
+    assert.equal(holding[0]!.version, 2);
+    assert.ok(indexes.filter((x) => !x.deltas).every((x) => x.version === 1), 'the others stay version 1');
+    run = await ferry(['verify', ...volumes, '--have', week1]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /Rebuilt 1 delta layer/);
+    await site.docker(['rmi', 'delta/app:2']);
+    run = await ferry(['load', ...volumes], { dockerHost: site.host });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/app:2'])).trim(), ids['delta/app:2']);
+    assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/big:1'])).trim(), bigId);
   });
 
   it('pushes to a registry that holds week 1: the rebuilt layer read back from its blobs, its diffID right', async () => {

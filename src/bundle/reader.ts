@@ -100,7 +100,8 @@ export class BundleReader {
     const e = this.entries.get(name);
     if (!e) throw bundleError(this.path, name, 'entry is missing');
     if (e.size - from <= 0) return (async function* () {})();
-    return createReadStream(this.path, { start: e.offset + from, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
+    // Not through the handle itself: a stream destroyed early closes the handle it reads, whatever autoClose says.
+    return createReadStream(this.openPath, { start: e.offset + from, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
   }
 
   /** checkSignature refuses the bundle unless ferry.sig signs its ferry.json with the verifier's key. */
@@ -128,6 +129,19 @@ export class BundleReader {
   /** useRebuilt says where a delta layer was rebuilt: stream reads it from there. */
   useRebuilt(diffId: DiffId, path: string): void {
     this.rebuilt.set(blobPath(diffId), path);
+  }
+
+  /**
+   * openPath opens this same file from any thread (blob checks run on workers) even once its name is gone: a bundle
+   * spooled from a pipe is unlinked as soon as it is open, so nothing is left behind whatever ends the process.
+   */
+  get openPath(): string {
+    return process.platform === 'linux' ? `/proc/self/fd/${this.fh.fd}` : this.path;
+  }
+
+  /** rebuiltAt is the file a delta layer was rebuilt in, if it was. */
+  rebuiltAt(diffId: DiffId): string | undefined {
+    return this.rebuilt.get(blobPath(diffId));
   }
 
   async close(): Promise<void> {

@@ -35,7 +35,7 @@ export async function verifyBundle(bundle: BundleReader, events: VerifyEvents = 
   for (const blob of bundle.index.blobs) {
     const entry = bundle.entries.get(blobPath(blob.digest));
     // A blob with no entry was reported by checkReferences; the rest are read from their own byte range only.
-    if (entry) jobs.push({ path: bundle.path, entry: entry.name, offset: entry.offset, length: entry.size, blob });
+    if (entry) jobs.push({ path: bundle.openPath, entry: entry.name, offset: entry.offset, length: entry.size, blob });
   }
   let done = 0;
   let bytesRead = 0;

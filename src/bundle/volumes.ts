@@ -5,11 +5,16 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Digest } from '../image/digest.js';
+import { OCI_LAYER_TAR } from '../image/media-types.js';
 import type { Signer } from '../sign/signature.js';
 import { BUNDLE_SIGNATURE } from '../sign/signature.js';
 import { TarFileWriter } from '../tar/file-writer.js';
 import {
   blobPath,
+  BUNDLE_MEDIA_TYPE,
+  BUNDLE_MEDIA_TYPE_V2,
+  BUNDLE_VERSION,
+  BUNDLE_VERSION_V2,
   dockerManifest,
   FERRY_INDEX,
   indexTags,
@@ -98,7 +103,9 @@ export function planVolumes(index: BundleIndex, maxSize: number): Volume[] {
     pieces.forEach((p, k) => p.v.parts.push({ digest, part: k + 1, parts: pieces.length, offset: p.offset, size: p.size }));
     placed.add(digest);
   };
-  const needs = (img: BundleImage): Digest[] => [...img.layers.map((l) => l.digest), img.config.digest, img.manifest.digest].filter((d) => blobs.has(d));
+  // A layer carried as a delta is placed as its delta blob.
+  const deltaBlob = new Map((index.deltas ?? []).map((d) => [d.diffId as string, d.blob]));
+  const needs = (img: BundleImage): Digest[] => [...img.layers.map((l) => deltaBlob.get(l.digest) ?? l.digest), img.config.digest, img.manifest.digest].filter((d) => blobs.has(d));
   // Smallest images first: more of them end up whole in one volume, and a big one spreads over fewer.
   const weight = (img: BundleImage): number => needs(img).reduce((s, d) => s + blobs.get(d)!.size, 0);
   const order = index.images.map((img, k) => ({ img, k, w: weight(img) })).sort((a, b) => a.w - b.w || a.k - b.k);
@@ -161,6 +168,7 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
   const holder = new Map<string, string>();
   for (const v of plan) for (const d of v.blobs) if (!holder.has(d)) holder.set(d, v.id);
   const relied = new Map(index.reliesOn.map((r) => [r.digest as string, r]));
+  const deltas = new Map((index.deltas ?? []).map((d) => [d.diffId as string, d]));
   const writers: TarFileWriter[] = [];
   const out: { path: string; index: BundleIndex }[] = [];
   try {
@@ -197,16 +205,28 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
       const seen = new Set<string>();
       for (const img of v.images) {
         for (const l of img.layers) {
-          if (v.blobs.has(l.digest) || seen.has(l.digest)) continue;
+          const delta = deltas.get(l.digest);
+          if (v.blobs.has(delta?.blob ?? l.digest) || seen.has(l.digest)) continue;
           seen.add(l.digest);
+          // A delta layer in another volume is relied on in its uncompressed form, carried by that volume.
+          if (delta) {
+            reliesOn.push({ digest: l.digest, size: delta.size, mediaType: OCI_LAYER_TAR, diffId: l.diffId, uncompressedSize: delta.size, carriedBy: holder.get(delta.blob) ?? set });
+            continue;
+          }
           const b = blobs.get(l.digest);
           // A spanning blob is carried by the set itself: its pieces are in several volumes.
           if (b) reliesOn.push({ ...b, diffId: l.diffId, carriedBy: holder.get(l.digest) ?? set });
           else if (relied.has(l.digest)) reliesOn.push(relied.get(l.digest)!);
         }
       }
+      const heldDeltas = (index.deltas ?? []).filter((d) => v.blobs.has(d.blob));
+      const { deltas: _all, ...rest } = index;
       const volIndex: BundleIndex = {
-        ...index,
+        ...rest,
+        // Only a volume that holds deltas is format version 2.
+        mediaType: heldDeltas.length ? BUNDLE_MEDIA_TYPE_V2 : BUNDLE_MEDIA_TYPE,
+        version: heldDeltas.length ? BUNDLE_VERSION_V2 : BUNDLE_VERSION,
+        ...(heldDeltas.length ? { deltas: heldDeltas } : {}),
         id: v.id,
         images: v.images,
         indexes: v.indexes,

@@ -9,6 +9,7 @@ import { writeDocument, type TargetInfo } from '../sync/documents.js';
 import { makeReceipt } from '../sync/receipts.js';
 import { loadSigner, loadVerifier, type Signer } from '../sign/signature.js';
 import { loadBundles } from '../transfer/load.js';
+import { cacheOptions } from './cache.js';
 import type { CopiedBundle, CopiedImage, CopyResult } from '../transfer/copy.js';
 import type { NamedRef } from '../targets/target.js';
 import { FerryError, toFerryError } from '../ui/errors.js';
@@ -77,6 +78,10 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       const { bundles, loneVolume } = await openBundles(paths).finally(() => stdin?.remove());
       const shown = paths.map((p) => (p === stdin?.path ? 'stdin' : p));
       const place = openLoadPlace(address, args);
+      // At a Docker daemon's site ferry keeps what it loads, as the next delta bundle's references: the daemon hands a
+      // layer back only by saving whole images. containerd hands back one blob, so nothing is kept for it.
+      const { cache, cacheBytes } = cacheOptions();
+      const keep = address === undefined && cache ? { cache, maxBytes: cacheBytes } : undefined;
       let loaded: CopiedBundle[] = [];
       let named: NamedRef[] = [];
       let written: Pick<CopyResult, 'blobs' | 'bytesWritten' | 'bytesSent'> | undefined;
@@ -94,6 +99,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                   let layers = 0;
                   const r = await loadBundles(bundles, place.target, {
                     select,
+                    ...(keep ? { keep } : {}),
                     skipIncomplete: loneVolume,
                     retag: rules,
                     allowUnsafeLayers: args['allow-unsafe-layers'] === true,
@@ -110,6 +116,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
                   });
                   loaded = r.bundles;
                   named = r.named;
+                  if (r.keepFault && !args.quiet) process.stderr.write(`warning: ${r.keepFault}\n`);
                   // Targets that store blobs (containerd) say what they had, what was written and what it took.
                   if (place.target.writeBlob) written = { blobs: r.blobs, bytesWritten: r.bytesWritten, bytesSent: r.bytesSent };
                 },

@@ -147,7 +147,7 @@ export function packCommand(signal: AbortSignal): CommandModule<object, PackArgs
         run: async (step) => {
           const meter = new Meter();
           const target = await BundleTarget.create(whole, { compression: args.compression, recompress: args.recompress ?? false, ...(level !== undefined ? { level } : {}), ...(signer ? { signer } : {}) });
-          extras = await packExtras({ parts, ...(plan ? { plan } : {}), haves, delta: args.delta !== false && maxVolume === undefined, ...cacheOptions(), ...(signal ? { signal } : {}) });
+          extras = await packExtras({ parts, ...(plan ? { plan } : {}), haves, delta: args.delta !== false, ...cacheOptions(), ...(signal ? { signal } : {}) });
           await packImages(parts, target, {
             recompress: args.recompress ?? false,
             ...(plan ? { plan } : {}),

@@ -126,8 +126,12 @@ async function appliesTo(bundles: readonly BundleReader[], have: readonly string
   const against = [...state.sources];
   // A chain applies in order: what one bundle brings, the next may rely on. (Indexes stay readable after close.)
   const missing: string[] = [];
+  // A blob too big for one volume is held by the set once every piece of it is among the bundles given.
+  const pieces = new Map<string, Set<number>>();
+  for (const p of bundles.flatMap((b) => b.index.parts ?? [])) pieces.set(p.digest, (pieces.get(p.digest) ?? new Set()).add(p.part));
+  const spanning = new Set([...pieces].filter(([d, got]) => bundles.some((b) => b.index.parts?.some((p) => p.digest === d && p.parts === got.size))).map(([d]) => d));
   for (const b of bundles) {
-    missing.push(...missingFor(b.index, state));
+    missing.push(...missingFor(b.index, state, spanning));
     state.add(holdingsOfBundle(b.index), { chains: true, blobs: true }, b.path);
   }
   return { missing, against };

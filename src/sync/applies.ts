@@ -4,9 +4,10 @@ import { chainIds } from '../image/digest.js';
 import { familiarReference, parseReference } from '../image/reference.js';
 import type { TargetState } from './target-state.js';
 
-export function missingFor(index: BundleIndex, target: TargetState): string[] {
+/** missingFor lists them; `carried` names blobs the bundles given with it hold between them (a volume set's spanning blobs). */
+export function missingFor(index: BundleIndex, target: TargetState, carried: ReadonlySet<string> = new Set()): string[] {
   // A delta layer is carried (as its uncompressed form's digest); what it is rebuilt from must be at the target.
-  const held = new Set([...index.blobs.map((b) => b.digest as string), ...(index.deltas ?? []).map((d) => d.diffId as string)]);
+  const held = new Set([...index.blobs.map((b) => b.digest as string), ...(index.deltas ?? []).map((d) => d.diffId as string), ...carried]);
   const relied = new Map(index.reliesOn.map((r) => [r.digest as string, r]));
   const missing = new Map<string, { needed: string[]; carriedBy?: string }>();
   for (const img of index.images) {

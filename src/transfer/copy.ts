@@ -12,6 +12,7 @@ import { BlobLanes, settledAll } from './blob-lanes.js';
 import { asLayerLie } from './bundle-faults.js';
 import { LayerForms } from './layer-forms.js';
 import { rebuildDeltas } from './deltas.js';
+import { keepBundleLayers, type KeepLayers } from './keep-layers.js';
 import { checkBundles, findMissing, type LayerPlan } from './preflight.js';
 import { prepareImage, prepareIndex, type PreparedImage } from './prepare.js';
 import { checkRetagRules } from './retag-check.js';
@@ -27,6 +28,8 @@ export interface CopyOptions {
   allowUnsafeLayers?: boolean;
   /** The command, for messages: "the load was stopped: nothing was loaded". */
   verb: 'load' | 'push';
+  /** Keep the layers the target took in the layer cache, as later deltas' references (a Docker daemon's site). */
+  keep?: KeepLayers;
   events?: CopyEvents;
   signal?: AbortSignal;
 }
@@ -80,6 +83,8 @@ export interface CopyResult {
   bytesWritten: number;
   /** Bytes the target read of the blobs: a resumed write reads only the rest, a retried one some twice. */
   bytesSent: number;
+  /** Why the layers loaded could not be kept in the layer cache (the copy itself succeeded). */
+  keepFault?: string;
 }
 
 /** Blob writes at once, across all images of a copy. */
@@ -118,7 +123,7 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
   target.willPut?.(plans.flatMap((p) => [...p.images.flatMap((x) => x.names), ...p.indexes.flatMap((x) => x.names)]));
   await findMissing(plans, target, { skipIncomplete: opts.skipIncomplete ?? false, verb: done, bundles: bundles.length, ...(signal ? { signal } : {}) });
   // Delta layers are rebuilt (and checked) before anything moves: a missing reference or a bad delta changes nothing.
-  const deltas = await rebuildDeltas(plans, bundles, target, { verb: done, ...(signal ? { signal } : {}) });
+  const deltas = await rebuildDeltas(plans, bundles, target, { verb: done, ...(opts.keep ? { cache: opts.keep.cache } : {}), ...(signal ? { signal } : {}) });
 
   const result: CopyResult = { bundles: [], named: [], blobs: { present: 0, mounted: 0, written: 0 }, bytesWritten: 0, bytesSent: 0 };
   const stopped = `the ${verb} was stopped: nothing was ${done}${verb === 'load' ? ' or tagged' : ''}`;
@@ -126,6 +131,7 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
   try {
     for (const [k, plan] of plans.entries()) result.bundles.push(await copyOne(plan, forms[k]!, target, result, events, signal));
     result.named = await target.commit(signal);
+    if (opts.keep) result.keepFault = await keepApplied(plans, bundles, opts.keep);
     return result;
   } catch (err) {
     // A layer the target refused as not its diffID is the bundle's fault: said so, and the target told so.
@@ -135,6 +141,18 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
   } finally {
     await Promise.allSettled(forms.map((f) => f.close()));
     await deltas?.close();
+  }
+}
+
+/** keepApplied keeps the layers the target lacked in the cache; a failure is told, not thrown: the copy is done. */
+async function keepApplied(plans: readonly LayerPlan[], bundles: readonly BundleReader[], keep: KeepLayers): Promise<string | undefined> {
+  const applied = new Set(plans.flatMap((p) => p.images.flatMap(({ image }) => image.layers.filter((_, i) => !p.held.get(image)?.[i]).map((l) => l.diffId))));
+  try {
+    for (const b of bundles) await keepBundleLayers(b, keep, applied);
+    await keep.cache.prune(keep.maxBytes);
+    return undefined;
+  } catch (err) {
+    return `the layers loaded were not kept in the layer cache ${keep.cache.dir} (${(err as Error).message}): a later delta bundle reads its references from the target instead`;
   }
 }
 

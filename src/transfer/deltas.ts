@@ -12,7 +12,9 @@ import { DigestMismatchError, Sha256Counter, verified } from '../stream/hash.js'
 import type { ImageTarget } from '../targets/target.js';
 import { bundleError, FerryError } from '../ui/errors.js';
 import { bundleOrigin, ReferenceLayers, targetOrigin, type ReferenceFile, type ReferenceOrigin } from './delta-references.js';
+import { cacheOrigin } from './keep-layers.js';
 import type { LayerPlan } from './preflight.js';
+import type { LayerCache } from '../catalog/layer-cache.js';
 
 export interface RebuiltDeltas {
   /** How many layers were rebuilt, and their bytes. */
@@ -22,7 +24,7 @@ export interface RebuiltDeltas {
 }
 
 /** rebuildDeltas rebuilds the delta layers the plans need; undefined when they need none. */
-export async function rebuildDeltas(plans: readonly LayerPlan[], bundles: readonly BundleReader[], target: ImageTarget, opts: { verb: string; signal?: AbortSignal }): Promise<RebuiltDeltas | undefined> {
+export async function rebuildDeltas(plans: readonly LayerPlan[], bundles: readonly BundleReader[], target: ImageTarget, opts: { verb: string; cache?: LayerCache; signal?: AbortSignal }): Promise<RebuiltDeltas | undefined> {
   const needed = new Map<string, { bundle: BundleReader; delta: BundleDelta }>();
   for (const plan of plans) {
     for (const { image } of plan.images) {
@@ -35,7 +37,8 @@ export async function rebuildDeltas(plans: readonly LayerPlan[], bundles: readon
     }
   }
   if (needed.size === 0) return undefined;
-  const origins = [targetOrigin(target), ...bundles.map(bundleOrigin)].filter((o): o is ReferenceOrigin => o !== undefined);
+  // The cache first: a file read beats a Docker daemon saving whole images to hand back a layer.
+  const origins = [...(opts.cache ? [cacheOrigin(opts.cache)] : []), targetOrigin(target), ...bundles.map(bundleOrigin)].filter((o): o is ReferenceOrigin => o !== undefined);
   const refs = new ReferenceLayers(origins);
   try {
     const wanted = new Map([...needed.values()].flatMap((n) => n.delta.references.map((r) => [r.diffId as string, { diffId: r.diffId, size: r.size, ...(r.blob ? { blob: r.blob } : {}) }] as const)));

@@ -93,7 +93,7 @@ export class LayerForms {
     const holder = this.readers.find((r) => r.blob(blob.digest));
     const at = holder?.entries.get(entry);
     if (!holder || !at) return undefined;
-    const job = { path: holder.path, offset: at.offset, length: at.size, digest: blob.digest, size: blob.size, what: entry, compression, limit: blob.uncompressedSize };
+    const job = { path: holder.openPath, offset: at.offset, length: at.size, digest: blob.digest, size: blob.size, what: entry, compression, limit: blob.uncompressedSize };
     if (!inflatedOnWorker(job)) return undefined;
     return () => {
       let p = this.scanned.get(blob.digest);
@@ -128,7 +128,7 @@ export class LayerForms {
     const at = holder?.entries.get(entry);
     const inflated =
       at && holder
-        ? inflatedOnWorker({ path: holder.path, offset: at.offset, length: at.size, digest: blob.digest, size: blob.size, what: entry, compression, limit: blob.uncompressedSize })
+        ? inflatedOnWorker({ path: holder.openPath, offset: at.offset, length: at.size, digest: blob.digest, size: blob.size, what: entry, compression, limit: blob.uncompressedSize })
         : undefined;
     const raw = sized(
       inflated ?? decompress(verified(this.bundle.stream(entry), { digest: blob.digest, size: blob.size, what: entry }), compression, blob.uncompressedSize),

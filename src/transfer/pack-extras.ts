@@ -1,15 +1,13 @@
 // What a pack does besides moving images: offer deltas for a thin bundle's layers (references read from --have
 // bundles, the layer cache and the sources' other images), and keep the layers it shipped in the layer cache.
-import { blobPath } from '../bundle/format.js';
 import { BundleReader } from '../bundle/reader.js';
 import type { DeltaOffer } from '../bundle/writer.js';
 import type { LayerCache } from '../catalog/layer-cache.js';
 import type { BlobDescriptor } from '../image/descriptor.js';
 import type { DiffId } from '../image/digest.js';
-import { compressionOf } from '../image/media-types.js';
 import type { ImageSource, SourceImage } from '../sources/source.js';
-import { decompress } from '../stream/decompress.js';
 import { PackDeltas } from './delta-offer.js';
+import { cacheOrigin, keepBundleLayers, type KeepLayers } from './keep-layers.js';
 import { bundleOrigin, ReferenceLayers, sourceOrigin, type ReferenceOrigin } from './delta-references.js';
 import type { PackPlan } from './pack-plan.js';
 
@@ -36,7 +34,7 @@ export async function packExtras(o: ExtrasOptions): Promise<PackExtras> {
   return {
     ...(deltas ? { offer: deltas.offer } : {}),
     shipped: async (path) => {
-      if (o.cache) await cacheShipped(path, o.cache, o.cacheBytes);
+      if (o.cache) await cacheShipped(path, { cache: o.cache, maxBytes: o.cacheBytes });
     },
     close: async () => deltas?.close(),
   };
@@ -66,31 +64,13 @@ async function packDeltas(o: ExtrasOptions): Promise<PackDeltas | undefined> {
   return new PackDeltas({ images: o.parts.flatMap((p) => p.resolved.images), held: (d) => plan.reliedLayers.has(d), byRepository: plan.byRepository, blobOf }, refs, o.signal ? { signal: o.signal } : {});
 }
 
-/** cacheOrigin reads reference layers from the layer cache. */
-function cacheOrigin(cache: LayerCache): ReferenceOrigin {
-  return {
-    name: `the layer cache ${cache.dir}`,
-    async fetch(wanted, keeper) {
-      for (const w of wanted) {
-        const c = await cache.find(w.diffId);
-        if (c) await keeper.put(w.diffId, decompress(cache.read(c), c.compression, Number.MAX_SAFE_INTEGER));
-      }
-    },
-  };
-}
-
-/** cacheShipped copies each layer a bundle stores whole (checked against its digest as read) into the cache, then prunes it. */
-async function cacheShipped(path: string, cache: LayerCache, maxBytes: number): Promise<void> {
+/** cacheShipped keeps each layer a committed bundle stores whole in the cache, then prunes it. */
+async function cacheShipped(path: string, keep: KeepLayers): Promise<void> {
   const reader = await BundleReader.open(path);
   try {
-    for (const b of reader.index.blobs) {
-      const compression = compressionOf(b.mediaType);
-      if (!b.diffId || !compression || b.size > maxBytes || (await cache.find(b.diffId))) continue;
-      const at = reader.entries.get(blobPath(b.digest));
-      if (at) await cache.add(b.diffId, compression, { path, offset: at.offset, size: b.size, digest: b.digest });
-    }
+    await keepBundleLayers(reader, keep);
   } finally {
     await reader.close();
   }
-  await cache.prune(maxBytes);
+  await keep.cache.prune(keep.maxBytes);
 }
