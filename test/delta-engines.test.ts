@@ -265,7 +265,7 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
     assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/big:1'])).trim(), bigId);
   });
 
-  it('pushes to a registry that holds week 1: the rebuilt layer read back from its blobs, its diffID right', async () => {
+  it('pushes to a registry that holds week 1: the rebuilt layer read back from its blobs, its diffID right; packed from that registry, references come from it', async () => {
     const reg = await startRegistry();
     try {
       assert.equal((await ferry(['push', week1, '--to', reg.host])).code, 0);
@@ -283,6 +283,15 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
       assert.equal(run.code, 0, run.stderr);
       const got = JSON.parse((await readTarEntry(back, 'ferry.json')).toString()) as FerryJson;
       assert.equal(got.images[0]!.imageId, ids['delta/app:2']);
+      // The registry as the source: recompressed, week 2 is a delta against last week's layer, read from the
+      // source registry under the name the target holds it by (no cache, no bundle at hand).
+      const fromRegistry = join(work, 'week2-from-registry.ferry.tar');
+      run = await ferry(['pack', `docker://${reg.host}/delta/app:2`, '--have', inventory, '--recompress', '-o', fromRegistry]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal((JSON.parse((await readTarEntry(fromRegistry, 'ferry.json')).toString()) as FerryJson).deltas?.length, 1, 'references from the source registry');
+      run = await ferry(['verify', fromRegistry, '--have', week1]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /Rebuilt 1 delta layer/);
     } finally {
       await reg.stop();
     }

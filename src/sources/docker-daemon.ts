@@ -66,7 +66,7 @@ export class DockerDaemonSource implements ImageSource {
     return { images: [...byId.values()], indexes: [] };
   }
 
-  async imagesWithLayers(diffIds: readonly DiffId[], signal?: AbortSignal): Promise<string[]> {
+  async imagesWithLayers(diffIds: readonly DiffId[], _candidates: readonly string[], signal?: AbortSignal): Promise<string[]> {
     return imagesHolding(this.engine, diffIds, signal);
   }
 

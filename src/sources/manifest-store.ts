@@ -41,6 +41,9 @@ interface RawDescriptor {
   annotations?: Record<string, unknown>;
 }
 
+/** Names asked of a source for a delta's references, at most: each costs a manifest and a config request. */
+const MAX_REFERENCE_IMAGES = 8;
+
 export class ManifestStoreSource implements ImageSource {
   readonly transport: string;
   private readonly locate: (asked: string) => Promise<Located[]>;
@@ -49,11 +52,27 @@ export class ManifestStoreSource implements ImageSource {
   private readonly origin = new Map<Digest, { store: ManifestStore; config: Buffer }>();
   private readonly artifactStores = new Map<Digest, ManifestStore>();
 
-  /** locate turns one name into what it stands for: usually one image, or every image of an archive named without a reference. */
-  constructor(transport: string, locate: (asked: string) => Promise<Located[]>, onClose?: () => Promise<void>) {
+  /**
+   * locate turns one name into what it stands for: usually one image, or every image of an archive named without a
+   * reference. mayHold says whether a name is worth asking for as a delta's reference (a registry: on a host this
+   * source already reads from; never another, which could be the internet).
+   */
+  constructor(transport: string, locate: (asked: string) => Promise<Located[]>, onClose?: () => Promise<void>, private readonly mayHold?: (name: string) => boolean) {
     this.transport = transport;
     this.locate = locate;
     this.onClose = onClose;
+  }
+
+  /** imagesWithLayers: of the candidates this source may hold (at most a few, each a manifest and config fetched), those holding any of the layers. */
+  async imagesWithLayers(diffIds: readonly DiffId[], candidates: readonly string[], signal?: AbortSignal): Promise<string[]> {
+    const wanted = new Set(diffIds);
+    const out: string[] = [];
+    for (const name of candidates.filter((c) => this.mayHold?.(c)).slice(0, MAX_REFERENCE_IMAGES)) {
+      // A name the source does not have (deleted, never pushed there, refused) simply holds nothing.
+      const r = await this.resolve([name], signal ? { signal } : {}).catch(() => undefined);
+      if (r?.images.some((i) => i.diffIds.some((d) => wanted.has(d)))) out.push(name);
+    }
+    return out;
   }
 
   async resolve(names: readonly string[], opts: ResolveOptions = {}): Promise<Resolved> {

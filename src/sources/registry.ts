@@ -60,7 +60,19 @@ export function registrySource(optionsFor: RegistryOptionsFor): ManifestStoreSou
       },
     ];
   };
-  return new ManifestStoreSource('docker', locate, async () => {
-    await Promise.all([...clients.values()].map((c) => c.close()));
-  });
+  const onKnownHost = (name: string): boolean => {
+    try {
+      return clients.has(parseReference(name).domain);
+    } catch {
+      return false;
+    }
+  };
+  return new ManifestStoreSource(
+    'docker',
+    locate,
+    async () => {
+      await Promise.all([...clients.values()].map((c) => c.close()));
+    },
+    onKnownHost,
+  );
 }

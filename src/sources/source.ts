@@ -78,9 +78,10 @@ export interface ImageSource {
   export(images: readonly SourceImage[], sink: LayerSink, signal?: AbortSignal): Promise<ExportedImage[]>;
   /**
    * imagesWithLayers names images of this source (resolvable by resolve) that together hold as many of these layers
-   * as it has: where a delta's reference layers are read from on the packing side. Sources that cannot say omit it.
+   * as it has: where a delta's reference layers are read from on the packing side. `candidates` are names the target
+   * holds them under (a registry cannot be searched by layer, only asked for names). Sources that cannot say omit it.
    */
-  imagesWithLayers?(diffIds: readonly DiffId[], signal?: AbortSignal): Promise<string[]>;
+  imagesWithLayers?(diffIds: readonly DiffId[], candidates: readonly string[], signal?: AbortSignal): Promise<string[]>;
   /** exportArtifacts hands over the blobs of the indexes' artifact manifests (sources that keep indexes). */
   exportArtifacts?(indexes: readonly SourceIndex[], sink: LayerSink, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

@@ -41,6 +41,8 @@ export class TargetState {
   readonly byRepository = new Map<string, DiffId[][]>();
   /** Every layer the target's images use: what a delta can be rebuilt from there. */
   readonly layers = new Set<DiffId>();
+  /** The names of the target's images that hold each layer: where a source registry may still have it. */
+  readonly refsHolding = new Map<DiffId, string[]>();
 
   get empty(): boolean {
     return this.chains.size === 0 && this.blobs.size === 0;
@@ -63,7 +65,12 @@ export class TargetState {
       if (img.status === 'failed') continue;
       if (meaning.chains) for (const c of chainIds(diffIdsOf(h, img))) this.chains.add(c);
       if (meaning.chains || meaning.blobs) {
-        for (const d of diffIdsOf(h, img)) this.layers.add(d);
+        for (const d of diffIdsOf(h, img)) {
+          this.layers.add(d);
+          const refs = this.refsHolding.get(d) ?? [];
+          for (const r of img.refs) if (!refs.includes(r)) refs.push(r);
+          this.refsHolding.set(d, refs);
+        }
         for (const ref of img.refs) {
           const repo = repositoryOf(ref);
           if (!repo) continue;

@@ -125,30 +125,38 @@ export async function copyBundles(bundles: readonly BundleReader[], target: Imag
   // Delta layers are rebuilt (and checked) before anything moves: a missing reference or a bad delta changes nothing.
   const deltas = await rebuildDeltas(plans, bundles, target, { verb: done, ...(opts.keep ? { cache: opts.keep.cache } : {}), ...(signal ? { signal } : {}) });
 
+  // Layers are kept while the target is busy taking them (a daemon's load is bound by its own unpacking); a copy
+  // of a layer checked against its digest is good whether or not the load then succeeds.
+  const keepStop = new AbortController();
+  const keeping = opts.keep ? keepApplied(plans, bundles, opts.keep, signal ? AbortSignal.any([signal, keepStop.signal]) : keepStop.signal) : undefined;
   const result: CopyResult = { bundles: [], named: [], blobs: { present: 0, mounted: 0, written: 0 }, bytesWritten: 0, bytesSent: 0 };
   const stopped = `the ${verb} was stopped: nothing was ${done}${verb === 'load' ? ' or tagged' : ''}`;
   const forms = views.map((v) => new LayerForms(v, bundles, stopped, signal, opts.allowUnsafeLayers));
   try {
     for (const [k, plan] of plans.entries()) result.bundles.push(await copyOne(plan, forms[k]!, target, result, events, signal));
     result.named = await target.commit(signal);
-    if (opts.keep) result.keepFault = await keepApplied(plans, bundles, opts.keep);
+    const fault = await keeping;
+    if (fault) result.keepFault = fault;
     return result;
   } catch (err) {
     // A layer the target refused as not its diffID is the bundle's fault: said so, and the target told so.
     const fault = asLayerLie(err, bundles, stopped) ?? err;
+    keepStop.abort();
     await target.abort(fault);
     throw fault;
   } finally {
     await Promise.allSettled(forms.map((f) => f.close()));
+    // The rebuilt layers it copies go with the deltas.
+    await keeping;
     await deltas?.close();
   }
 }
 
 /** keepApplied keeps the layers the target lacked in the cache; a failure is told, not thrown: the copy is done. */
-async function keepApplied(plans: readonly LayerPlan[], bundles: readonly BundleReader[], keep: KeepLayers): Promise<string | undefined> {
+async function keepApplied(plans: readonly LayerPlan[], bundles: readonly BundleReader[], keep: KeepLayers, signal?: AbortSignal): Promise<string | undefined> {
   const applied = new Set(plans.flatMap((p) => p.images.flatMap(({ image }) => image.layers.filter((_, i) => !p.held.get(image)?.[i]).map((l) => l.diffId))));
   try {
-    for (const b of bundles) await keepBundleLayers(b, keep, applied);
+    for (const b of bundles) await keepBundleLayers(b, keep, applied, signal);
     await keep.cache.prune(keep.maxBytes);
     return undefined;
   } catch (err) {

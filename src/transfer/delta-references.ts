@@ -156,14 +156,17 @@ export function bundleOrigin(reader: BundleReader): ReferenceOrigin {
   };
 }
 
-/** sourceOrigin reads reference layers from a source's other images (a daemon still holding last week's). */
-export function sourceOrigin(source: ImageSource): ReferenceOrigin | undefined {
+/**
+ * sourceOrigin reads reference layers from a source's other images: a daemon still holding last week's, or a
+ * registry asked for the names the target holds them under (`candidates`).
+ */
+export function sourceOrigin(source: ImageSource, candidates: (diffIds: readonly DiffId[]) => string[] = () => []): ReferenceOrigin | undefined {
   if (!source.imagesWithLayers) return undefined;
   return {
     name: `${source.transport} source`,
     async fetch(wanted, keeper, signal) {
       const diffIds = wanted.map((w) => w.diffId);
-      const names = await source.imagesWithLayers!(diffIds, signal);
+      const names = await source.imagesWithLayers!(diffIds, candidates(diffIds), signal);
       if (names.length === 0) return;
       const resolved = await source.resolve(names, signal ? { signal } : {});
       await source.export(resolved.images, layerFiles(new Set(diffIds), keeper), signal);

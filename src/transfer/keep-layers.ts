@@ -32,15 +32,17 @@ export function cacheOrigin(cache: LayerCache): ReferenceOrigin {
  * keepBundleLayers copies the layers a bundle stores whole (those in `only`, when given) into the cache, each checked
  * against its digest as it is read; a layer the bundle carried as a delta is kept from the file it was rebuilt in.
  */
-export async function keepBundleLayers(bundle: BundleReader, keep: KeepLayers, only?: ReadonlySet<DiffId>): Promise<void> {
+export async function keepBundleLayers(bundle: BundleReader, keep: KeepLayers, only?: ReadonlySet<DiffId>, signal?: AbortSignal): Promise<void> {
   const { cache, maxBytes } = keep;
   for (const b of bundle.index.blobs) {
+    signal?.throwIfAborted();
     const compression = compressionOf(b.mediaType);
     if (!b.diffId || !compression || b.size > maxBytes || (only && !only.has(b.diffId)) || (await cache.find(b.diffId))) continue;
     const at = bundle.entries.get(blobPath(b.digest));
     if (at) await cache.add(b.diffId, compression, { path: bundle.openPath, offset: at.offset, size: b.size, digest: b.digest });
   }
   for (const d of bundle.index.deltas ?? []) {
+    signal?.throwIfAborted();
     const rebuilt = bundle.rebuiltAt(d.diffId);
     if (!rebuilt || d.size > maxBytes || (only && !only.has(d.diffId)) || (await cache.find(d.diffId))) continue;
     // Rebuilt, the layer is its uncompressed tar: its digest is its diffID.

@@ -52,7 +52,7 @@ async function packDeltas(o: ExtrasOptions): Promise<PackDeltas | undefined> {
   // The cache before the sources: a file read beats a daemon saving whole images.
   if (o.cache) origins.push(cacheOrigin(o.cache));
   for (const p of o.parts) {
-    const origin = sourceOrigin(p.source);
+    const origin = sourceOrigin(p.source, (ds) => [...new Set(ds.flatMap((d) => plan.refsHolding.get(d) ?? []))]);
     if (origin) origins.push(origin);
   }
   if (origins.length === 0) return undefined;

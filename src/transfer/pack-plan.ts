@@ -23,6 +23,8 @@ export interface PackPlan extends IncrementalPlan {
   byRepository: ReadonlyMap<string, readonly (readonly DiffId[])[]>;
   /** For each layer, a blob the target is known to hold it as. */
   known: ReadonlyMap<DiffId, BlobDescriptor>;
+  /** For each layer, the names of the target's images that hold it. */
+  refsHolding: ReadonlyMap<DiffId, readonly string[]>;
 }
 
 export async function planPack(images: readonly SourceImage[], opts: PackPlanOptions): Promise<PackPlan> {
@@ -33,7 +35,7 @@ export async function planPack(images: readonly SourceImage[], opts: PackPlanOpt
     images.map((i) => ({ diffIds: i.diffIds, ...(i.manifest && !opts.recompress ? { keptLayers: i.manifest.layers } : {}) })),
     state,
   );
-  return { ...plan, byRepository: state.byRepository, known: state.known };
+  return { ...plan, byRepository: state.byRepository, known: state.known, refsHolding: state.refsHolding };
 }
 
 
