@@ -17,6 +17,7 @@ const LEVELS: readonly (readonly string[])[] = [
   ['bundle', 'catalog'],
   ['sources', 'targets', 'sync'],
   ['transfer'],
+  ['serve'],
   ['cli'],
 ];
 

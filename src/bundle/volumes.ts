@@ -167,8 +167,6 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
   const blobs = new Map(index.blobs.map((b) => [b.digest as string, b]));
   const holder = new Map<string, string>();
   for (const v of plan) for (const d of v.blobs) if (!holder.has(d)) holder.set(d, v.id);
-  const relied = new Map(index.reliesOn.map((r) => [r.digest as string, r]));
-  const deltas = new Map((index.deltas ?? []).map((d) => [d.diffId as string, d]));
   const writers: TarFileWriter[] = [];
   const out: { path: string; index: BundleIndex }[] = [];
   try {
@@ -201,40 +199,7 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
         }
         await entry.finish(partPath(p.digest, p.part));
       }
-      const reliesOn: BundleIndex['reliesOn'] = [];
-      const seen = new Set<string>();
-      for (const img of v.images) {
-        for (const l of img.layers) {
-          const delta = deltas.get(l.digest);
-          if (v.blobs.has(delta?.blob ?? l.digest) || seen.has(l.digest)) continue;
-          seen.add(l.digest);
-          // A delta layer in another volume is relied on in its uncompressed form, carried by that volume.
-          if (delta) {
-            reliesOn.push({ digest: l.digest, size: delta.size, mediaType: OCI_LAYER_TAR, diffId: l.diffId, uncompressedSize: delta.size, carriedBy: holder.get(delta.blob) ?? set });
-            continue;
-          }
-          const b = blobs.get(l.digest);
-          // A spanning blob is carried by the set itself: its pieces are in several volumes.
-          if (b) reliesOn.push({ ...b, diffId: l.diffId, carriedBy: holder.get(l.digest) ?? set });
-          else if (relied.has(l.digest)) reliesOn.push(relied.get(l.digest)!);
-        }
-      }
-      const heldDeltas = (index.deltas ?? []).filter((d) => v.blobs.has(d.blob));
-      const { deltas: _all, ...rest } = index;
-      const volIndex: BundleIndex = {
-        ...rest,
-        // Only a volume that holds deltas is format version 2.
-        mediaType: heldDeltas.length ? BUNDLE_MEDIA_TYPE_V2 : BUNDLE_MEDIA_TYPE,
-        version: heldDeltas.length ? BUNDLE_VERSION_V2 : BUNDLE_VERSION,
-        ...(heldDeltas.length ? { deltas: heldDeltas } : {}),
-        id: v.id,
-        images: v.images,
-        indexes: v.indexes,
-        blobs: held.sort((a, b) => a.digest.localeCompare(b.digest)),
-        reliesOn: reliesOn.sort((a, b) => a.digest.localeCompare(b.digest)),
-        volume: { set, number: k + 1, count: plan.length },
-        ...(v.parts.length ? { parts: v.parts } : {}),
-      };
+      const volIndex = volumeIndex(index, v, { set, number: k + 1, count: plan.length }, held, holder);
       await tar.addFile('index.json', jsonBytes(ociIndex(v.images, v.indexes)));
       await tar.addFile('manifest.json', jsonBytes(dockerManifest(v.images, indexTags(v.indexes))));
       const ferryJson = Buffer.from(JSON.stringify(volIndex, null, 2));
@@ -253,6 +218,49 @@ export async function writeVolumes(full: BundleReader, output: string, maxSize: 
     throw err;
   }
   return out;
+}
+
+/** volumeIndex is one volume's ferry.json: its images, the blobs it holds, what it relies on (and which volume carries it). */
+function volumeIndex(index: BundleIndex, v: Volume, volume: NonNullable<BundleIndex['volume']>, held: BundleBlob[], holder: ReadonlyMap<string, string>): BundleIndex {
+  const set = volume.set;
+  const blobs = new Map(index.blobs.map((b) => [b.digest as string, b]));
+  const relied = new Map(index.reliesOn.map((r) => [r.digest as string, r]));
+  const deltas = new Map((index.deltas ?? []).map((d) => [d.diffId as string, d]));
+  const reliesOn: BundleIndex['reliesOn'] = [];
+  const seen = new Set<string>();
+  for (const img of v.images) {
+    for (const l of img.layers) {
+      const delta = deltas.get(l.digest);
+      if (v.blobs.has(delta?.blob ?? l.digest) || seen.has(l.digest)) continue;
+      seen.add(l.digest);
+      // A delta layer in another volume is relied on in its uncompressed form, carried by that volume.
+      if (delta) {
+        reliesOn.push({ digest: l.digest, size: delta.size, mediaType: OCI_LAYER_TAR, diffId: l.diffId, uncompressedSize: delta.size, carriedBy: holder.get(delta.blob) ?? set });
+        continue;
+      }
+      const b = blobs.get(l.digest);
+      // A spanning blob is carried by the set itself: its pieces are in several volumes.
+      if (b) reliesOn.push({ ...b, diffId: l.diffId, carriedBy: holder.get(l.digest) ?? set });
+      else if (relied.has(l.digest)) reliesOn.push(relied.get(l.digest)!);
+    }
+  }
+  const heldDeltas = (index.deltas ?? []).filter((d) => v.blobs.has(d.blob));
+  const { deltas: _whole, ...rest } = index;
+  const volIndex: BundleIndex = {
+    ...rest,
+    // Only a volume that holds deltas is format version 2.
+    mediaType: heldDeltas.length ? BUNDLE_MEDIA_TYPE_V2 : BUNDLE_MEDIA_TYPE,
+    version: heldDeltas.length ? BUNDLE_VERSION_V2 : BUNDLE_VERSION,
+    ...(heldDeltas.length ? { deltas: heldDeltas } : {}),
+    id: v.id,
+    images: v.images,
+    indexes: v.indexes,
+    blobs: held.sort((a, b) => a.digest.localeCompare(b.digest)),
+    reliesOn: reliesOn.sort((a, b) => a.digest.localeCompare(b.digest)),
+    volume,
+    ...(v.parts.length ? { parts: v.parts } : {}),
+  };
+  return volIndex;
 }
 
 /** take yields the first `size` bytes of src, then stops reading it. */

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, (signal: AbortSignal) => Promise<CommandModule<ob
   site: async () => (await import('./site.js')).siteCommand() as CommandModule<object, never>,
   key: async () => (await import('./key.js')).keyCommand() as CommandModule<object, never>,
   cache: async () => (await import('./cache.js')).cacheCommand() as CommandModule<object, never>,
+  serve: async (signal) => (await import('./serve.js')).serveCommand(signal) as CommandModule<object, never>,
 };
 
 /** The commands to wire: the one named (global options are flags, so it is the first word), else all (for help). */
@@ -51,7 +52,7 @@ export async function main(argv: string[]): Promise<void> {
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress on stderr', global: true });
     for (const c of commands) cli = cli.command(c);
     await cli
-      .demandCommand(1, 'name a command: pack, inspect, verify, load, push, inventory, site or key')
+      .demandCommand(1, 'name a command: pack, inspect, verify, load, push, serve, inventory, site, key or cache')
       .strict()
       .version(VERSION)
       .help()

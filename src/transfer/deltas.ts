@@ -1,7 +1,7 @@
 // rebuildDeltas: before a copy writes anything, each delta layer the target lacks is rebuilt from the reference layers
 // the target holds (or the bundles given beside it hold) into a file, its diffID checked; the copy then reads it as
 // the bundle's uncompressed layer. A missing reference is refused with exit 4, a delta that lies with exit 3.
-import { open, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blobPath, type BundleDelta } from '../bundle/format.js';
 import type { BundleReader } from '../bundle/reader.js';
@@ -132,6 +132,46 @@ export async function checkDeltas(bundles: readonly BundleReader[], haves: reado
       }
     }
     return out;
+  } finally {
+    await refs.close();
+  }
+}
+
+/**
+ * rebuildBeside rebuilds every delta of the bundles into `dir` from the layers the bundles themselves hold (for
+ * `ferry serve`), and tells each bundle where; a file already there from an earlier run is reused (whoever serves it
+ * checks its diffID first). A delta whose references no bundle holds is refused (exit 4) before any is rebuilt.
+ */
+export async function rebuildBeside(bundles: readonly BundleReader[], dir: string, signal?: AbortSignal): Promise<number> {
+  const all = bundles.flatMap((bundle) => (bundle.index.deltas ?? []).map((delta) => ({ bundle, delta, path: join(dir, `${hex(delta.diffId)}.tar`) })));
+  const todo = [];
+  for (const d of all) {
+    if ((await stat(d.path).catch(() => undefined))?.size === d.delta.size) d.bundle.useRebuilt(d.delta.diffId, d.path);
+    else todo.push(d);
+  }
+  if (todo.length === 0) return 0;
+  const refs = new ReferenceLayers(bundles.map(bundleOrigin));
+  try {
+    const found = new Map((await refs.files(todo.flatMap((d) => d.delta.references.map((r) => ({ diffId: r.diffId, size: r.size }))), signal)).map((f) => [f.diffId as string, f]));
+    const lacking = todo.flatMap(({ delta, bundle }) => delta.references.filter((r) => !found.has(r.diffId)).map((r) => `${r.diffId}: reference of delta layer ${delta.diffId} (in ${bundle.path})`));
+    if (lacking.length) {
+      throw new FerryError('MISSING_LAYERS', `the bundles given lack ${lacking.length} reference layer(s) their deltas are rebuilt from; nothing is served`, {
+        details: lacking,
+        hint: 'give the bundles that carried those layers beside this one, or pack it again with --no-delta',
+      });
+    }
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new FerryError('RUNTIME', `cannot rebuild delta layers into ${dir}: ${(err as NodeJS.ErrnoException).code}`, { hint: 'the bundles are on read-only media: give --rebuild-dir on a writable disk' });
+    }
+    for (const { bundle, delta, path } of todo) {
+      const part = `${path}.${process.pid}.part`;
+      await rebuildOne(bundle, delta, delta.references.map((r) => found.get(r.diffId)!), part, 'served');
+      await rename(part, path);
+      bundle.useRebuilt(delta.diffId, path);
+    }
+    return todo.length;
   } finally {
     await refs.close();
   }

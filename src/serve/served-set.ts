@@ -1,0 +1,102 @@
+// What `ferry serve` answers from, built from the bundles' indexes alone: repositories and their tags, every manifest
+// and blob by digest with the bundle that holds it. A set that cannot serve every layer of its images is refused.
+import { pooled } from '../bundle/pool.js';
+import type { BundleReader } from '../bundle/reader.js';
+import type { Digest } from '../image/digest.js';
+import { parseReference } from '../image/reference.js';
+import { applyRetag, type RetagRule } from '../image/retag.js';
+import { FerryError } from '../ui/errors.js';
+
+/** A repository as clients name it: its path (library/nginx), from the registry its images are named under. */
+export interface ServedRepository {
+  /** docker.io, registry.example:5000: what a mirror request's `ns` names. */
+  domain: string;
+  path: string;
+  /** Tag → manifest digest. */
+  tags: Map<string, Digest>;
+  /** Manifests served under this repository (its images and indexes, and what they list). */
+  manifests: Set<Digest>;
+}
+
+export interface ServedBlob {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  /** The bundle that holds it: a view of the whole set, so a blob spanning volumes reads across them. */
+  bundle: BundleReader;
+}
+
+export class ServedSet {
+  /** By path; several registries may name the same path (docker.io/team/app, quay.io/team/app). */
+  private readonly byPath = new Map<string, ServedRepository[]>();
+  private readonly blobs = new Map<string, ServedBlob>();
+  private readonly views: BundleReader[];
+  readonly images: number;
+
+  constructor(bundles: readonly BundleReader[], retag: readonly RetagRule[] = []) {
+    this.views = bundles.map((b) => pooled(b, bundles));
+    const lacking: string[] = [];
+    for (const b of bundles) {
+      for (const img of b.index.images) {
+        for (const l of img.layers) if (!this.blob(l.digest)) lacking.push(`${l.digest}: layer of ${img.refs[0] ?? img.imageId}, not in the bundles given`);
+      }
+    }
+    if (lacking.length) {
+      throw new FerryError('MISSING_LAYERS', `the bundles given lack ${lacking.length} layer(s) their images need, so clients could not pull them`, {
+        details: [...new Set(lacking)],
+        hint: 'give the bundles a thin bundle builds on (the whole chain, every volume of a set) beside it',
+      });
+    }
+    let count = 0;
+    for (const b of bundles) {
+      for (const img of b.index.images) {
+        count++;
+        for (const ref of img.refs) this.tag(applyRetag(ref, retag), img.manifest.digest, [img.manifest.digest]);
+      }
+      for (const ix of b.index.indexes ?? []) {
+        for (const ref of ix.refs) this.tag(applyRetag(ref, retag), ix.digest, [ix.digest, ...ix.images, ...(ix.artifacts ?? [])]);
+      }
+    }
+    this.images = count;
+  }
+
+  /** blob finds a blob of the set by digest (a layer, config or manifest; a delta layer once rebuilt). */
+  blob(digest: string): ServedBlob | undefined {
+    const known = this.blobs.get(digest);
+    if (known) return known;
+    for (const v of this.views) {
+      const b = v.blob(digest as Digest);
+      if (!b) continue;
+      const served = { digest: b.digest, size: b.size, mediaType: b.mediaType, bundle: v };
+      this.blobs.set(digest, served);
+      return served;
+    }
+    return undefined;
+  }
+
+  /** repository finds what a client names: by path, the one of registry `ns` when a mirror request says (else docker.io's, else the first). */
+  repository(path: string, ns?: string): ServedRepository | undefined {
+    const found = this.byPath.get(path);
+    if (!found) return undefined;
+    if (ns) return found.find((r) => r.domain === ns);
+    return found.find((r) => r.domain === 'docker.io') ?? found[0];
+  }
+
+  /** repositories lists every repository path, sorted (the catalog). */
+  repositoryPaths(): string[] {
+    return [...this.byPath.keys()].sort();
+  }
+
+  private tag(ref: string, manifest: Digest, served: readonly Digest[]): void {
+    const r = parseReference(ref);
+    const list = this.byPath.get(r.path) ?? [];
+    let repo = list.find((x) => x.domain === r.domain);
+    if (!repo) {
+      repo = { domain: r.domain, path: r.path, tags: new Map(), manifests: new Set() };
+      list.push(repo);
+      this.byPath.set(r.path, list);
+    }
+    if (r.tag && !repo.tags.has(r.tag)) repo.tags.set(r.tag, manifest);
+    for (const d of served) repo.manifests.add(d);
+  }
+}
