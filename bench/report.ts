@@ -4,6 +4,7 @@ import type { IncrementalFigures } from './incremental.js';
 import type { LoadFigures } from './load.js';
 import type { PackFigures } from './pack.js';
 import type { RegistryFigures } from './registry.js';
+import type { ServeFigures } from './serve.js';
 import type { VerifyFigures } from './verify.js';
 import { median } from './measure.js';
 
@@ -11,7 +12,7 @@ export const RSS_LIMIT_MB = 200;
 
 export interface Row {
   figure: string;
-  unit: 's' | 'MB' | 'kB';
+  unit: 's' | 'MB' | 'kB' | 'MB/s';
   baselineName?: string;
   /** Median of the baseline's runs. */
   baseline?: number;
@@ -98,6 +99,20 @@ export function registryRows(pack: PackFigures, reg: RegistryFigures): Row[] {
     rssLimit('push to registry peak RSS', rssOf(cf)),
     compared('push to registry CPU', 's', copy, cpu(cs), cpu(cf)),
     compared('push to registry peak RSS vs skopeo', 'MB', copy, rssOf(cs), rssOf(cf)),
+  ];
+}
+
+/** serveRows: skopeo pulling every image from ferry serve against from docker-registry's own storage; one blob against cat. */
+export function serveRows(s: ServeFigures): Row[] {
+  const reg = 'skopeo docker:// (docker-registry) -> oci:';
+  const mbps = (seconds: number): number => s.blob.bytes / MB / seconds;
+  return [
+    compared('serve: skopeo pull time', 's', reg, secs(s.registry), secs(s.ferry), 1.0),
+    rssLimit('serve peak RSS', [s.servePeakRssMb]),
+    compared('serve peak RSS vs docker-registry', 'MB', 'docker-registry', [s.registryPeakRssMb], [s.servePeakRssMb]),
+    // Throughput: higher is better, so the ratio reads as the share of cat's rate that serving reaches.
+    { figure: `serve: start to first manifest (${(s.bundleBytes / MB).toFixed(0)} MB bundle)`, unit: 's', ferry: s.firstAnswerSeconds, runs: { ferry: [s.firstAnswerSeconds] } },
+    compared(`serve: one ${(s.blob.bytes / MB).toFixed(0)} MB blob, throughput`, 'MB/s', 'cat FILE > /dev/null', [mbps(s.blob.catSeconds)], [mbps(s.blob.curlSeconds)]),
   ];
 }
 

@@ -18,7 +18,8 @@ import { debianMirror } from './mirror.js';
 import { ensurePackageLayers } from './packages.js';
 import { BENCH_CACHE, comparePack, FERRY } from './pack.js';
 import { compareRegistry } from './registry.js';
-import { containerdRows, deltaRows, incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
+import { compareServe } from './serve.js';
+import { containerdRows, deltaRows, serveRows, incrementalNote, incrementalRows, registryRows, rows, table } from './report.js';
 import { compareVerify } from './verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -51,12 +52,13 @@ async function main(): Promise<void> {
   const verify = await compareVerify(pack.bundle, work, RUNS);
   const containerd = await compareContainerd(src, images, pack.bundle, work, RUNS);
   const registry = await compareRegistry(src, images, work, RUNS);
+  const serve = await compareServe(images, registry.bundle, work, RUNS);
   // Last, because it rebuilds images in the source daemon (week 2 moves a tag).
   const incremental = await compareIncremental(src, built, base, layers, cache, work, RUNS);
   await undoAll();
   const loadAfter = loadavg()[0]!;
 
-  const rs = [...rows(pack, load, verify), ...containerdRows(containerd), ...registryRows(pack, registry), ...incrementalRows(incremental), ...deltaRows(incremental)];
+  const rs = [...rows(pack, load, verify), ...containerdRows(containerd), ...registryRows(pack, registry), ...serveRows(serve), ...incrementalRows(incremental), ...deltaRows(incremental)];
   const corpus = {
     images: IMAGES.map((i) => i.tag),
     packageLayers: layers.map((l) => ({ name: l.name, parent: l.parent ?? 'base', packages: l.packages.length })),
@@ -94,7 +96,7 @@ async function main(): Promise<void> {
     runsPerSide: RUNS,
     corpus,
     rows: rs,
-    raw: { pack, load, verify, containerd, registry, incremental },
+    raw: { pack, load, verify, containerd, registry, serve, incremental },
     seconds: (Date.now() - t0) / 1000,
   };
   await writeFile(join(BENCH_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,8 @@ import { build, importBase, startDockerd, type Dockerd } from './helpers/dockerd
 import { containerdMissing, startContainerd } from './helpers/containerd.js';
 import { BundleModel, sha256 } from './helpers/bundle-model.js';
 import { ferry, FERRY_BIN } from './helpers/ferry.js';
+import { serve } from './helpers/serve.js';
+import { exec } from '../bench/exec.js';
 import { startRegistry } from './helpers/registry.js';
 import { seededRandom } from './helpers/seeded.js';
 import { readTarEntry } from './helpers/tar.js';
@@ -263,6 +265,27 @@ describe('sub-layer deltas between real daemons', { skip }, () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/app:2'])).trim(), ids['delta/app:2']);
     assert.equal((await site.docker(['image', 'inspect', '--format', '{{.Id}}', 'delta/big:1'])).trim(), bigId);
+  });
+
+  it('ferry serve rebuilds the delta beside the bundles and serves the layer byte for byte; alone, the delta bundle is refused (exit 4)', async () => {
+    let run = await ferry(['serve', week2, '--listen', '127.0.0.1:0']);
+    assert.equal(run.code, 4, run.stderr);
+    assert.match(run.stderr, /reference layer/);
+    const rebuilt = join(work, 'rebuilt');
+    const served = await serve(['--rebuild-dir', rebuilt, week1, week2]);
+    try {
+      const dest = join(work, 'served-app2');
+      await exec('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${served.host}/delta/app:2`, `dir:${dest}`]);
+      const index = JSON.parse((await readTarEntry(week2, 'ferry.json')).toString()) as FerryJson & { images: { manifest: { digest: string } }[] };
+      assert.equal(sha256(await readFile(join(dest, 'manifest.json'))), index.images[0]!.manifest.digest);
+      const diffId = index.deltas![0]!.diffId;
+      assert.equal(sha256(await readFile(join(dest, diffId.slice(7)))), diffId, 'the rebuilt layer, as its tar');
+    } finally {
+      await served.stop();
+    }
+    assert.equal((await readdir(rebuilt)).length, 1, 'kept for the next run');
+    run = await ferry(['serve', week2, '--listen', '127.0.0.1:0', '--rebuild-dir', rebuilt]);
+    assert.equal(run.code, 4, 'the base layer is still in no bundle given');
   });
 
   it('pushes to a registry that holds week 1: the rebuilt layer read back from its blobs, its diffID right; packed from that registry, references come from it', async () => {

@@ -23,7 +23,7 @@ import { seededRandom } from './helpers/seeded.js';
 const skip = missing(['dockerd', 'docker', 'busybox'], { root: true });
 
 const SEED = process.env.FERRY_FUZZ_SEED ? Number(process.env.FERRY_FUZZ_SEED) : 0x5eed2026;
-const COUNT = process.env.FERRY_FUZZ_COUNT ? Number(process.env.FERRY_FUZZ_COUNT) : 60;
+const COUNT = process.env.FERRY_FUZZ_COUNT ? Number(process.env.FERRY_FUZZ_COUNT) : 40;
 /** Refused mutants that are loaded as well (every accepted one is): one in LOAD_EVERY, all of them in a long run. */
 const LOAD_EVERY = process.env.FERRY_FUZZ_COUNT ? 1 : 3;
 const ONLY = process.env.FERRY_FUZZ_ONLY !== undefined ? Number(process.env.FERRY_FUZZ_ONLY) : undefined;

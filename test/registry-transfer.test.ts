@@ -15,6 +15,7 @@ import { startRegistry, type Registry } from './helpers/registry.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { htpasswdLine } from './helpers/htpasswd.js';
 import { readTarEntry } from './helpers/tar.js';
+import { serve } from './helpers/serve.js';
 import { missing } from './helpers/tools.js';
 
 const exec = promisify(execFile);
@@ -67,6 +68,7 @@ describe('registries end to end', { skip }, () => {
   let b: Registry;
   let work: string;
   let multi: { index: string; attested: string; amd64: string; arm64: string; arm: string };
+  let attestationDigest: string;
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'ferry-registries-'));
@@ -119,6 +121,7 @@ describe('registries end to end', { skip }, () => {
       }),
     );
     const attDigest = await putManifest(a.host, 'multi/app', sha256(attestation), attestation, 'application/vnd.oci.image.manifest.v1+json');
+    attestationDigest = attDigest;
     const attested = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -250,6 +253,17 @@ describe('registries end to end', { skip }, () => {
     const one = await ferry(['pack', `docker://${a.host}/multi/app:attested`, '--platform', 'linux/arm64', '-o', join(work, 'att-arm64.ferry.tar'), '--json']);
     assert.equal(one.code, 0, one.stderr);
     assert.equal(json<Packed>(one).images[0]!.manifest, multi.arm64);
+    // Served, the index keeps its digest and the attestation is a referrer of the image it is about (OCI 1.1).
+    const served = await serve([out]);
+    try {
+      const index = await fetch(`${served.url}/v2/multi/app/manifests/attested`, { method: 'HEAD' });
+      assert.equal(index.headers.get('docker-content-digest'), multi.attested);
+      const refs = (await (await fetch(`${served.url}/v2/multi/app/referrers/${multi.amd64}`)).json()) as { manifests: { digest: string; artifactType?: string }[] };
+      assert.deepEqual(refs.manifests.map((m) => m.digest), [attestationDigest]);
+      assert.deepEqual(((await (await fetch(`${served.url}/v2/multi/app/referrers/${multi.arm64}`)).json()) as { manifests: unknown[] }).manifests, []);
+    } finally {
+      await served.stop();
+    }
   });
 
   it('a zstd bundle from the daemon is pushed as gzip by default, so Docker 20.10 pulls it and its files are there', async () => {

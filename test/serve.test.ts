@@ -3,7 +3,6 @@
 // certificate, Basic auth, a damaged or altered bundle not served as good, and a short soak of 32 clients.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +14,8 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { selfSigned } from './helpers/certs.js';
 import { containerdMissing, startContainerd } from './helpers/containerd.js';
 import { buildTestImages, startDockerd, type Dockerd, type TestImages } from './helpers/dockerd.js';
-import { FERRY_BIN, ferry } from './helpers/ferry.js';
+import { ferry } from './helpers/ferry.js';
+import { serve, type Served } from './helpers/serve.js';
 import { htpasswdLine } from './helpers/htpasswd.js';
 import { readTarEntry } from './helpers/tar.js';
 import { missing } from './helpers/tools.js';
@@ -24,32 +24,6 @@ import { exec } from '../bench/exec.js';
 
 const skip = missing(['dockerd', 'docker', 'busybox', 'skopeo', 'curl', 'openssl'], { root: true });
 const SOAK_SECONDS = Number(process.env.FERRY_SERVE_SOAK_SECONDS ?? 3);
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  host: string;
-  log: () => string;
-  stop: () => Promise<number | null>;
-}
-
-/** serve starts `ferry serve` on a free loopback port and waits for its address. */
-async function serve(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
-  const child = spawn(process.execPath, [FERRY_BIN, 'serve', '--listen', '127.0.0.1:0', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (d) => {
-      stderr += d;
-      const m = /Listening on (https?:\/\/[\d.]+:\d+)/.exec(stderr);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`ferry serve exited ${code}: ${stderr}`)));
-  });
-  const closed = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, url, host: url.replace(/^https?:\/\//, ''), log: () => stdout, stop: async () => (child.kill('SIGTERM'), closed) };
-}
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -195,6 +169,23 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
       assert.match(served.log(), /manifests\/1\?ns=docker.io" 200/, 'asked as a mirror of docker.io');
     } finally {
       await ctd.stop();
+    }
+  });
+
+  it('serves every volume of a set together, under names rewritten by --retag', async () => {
+    const dir = await mkdtemp(join(work, 'volumes-'));
+    const run = await ferry(['pack', 'ferry-test/app:1', 'ferry-test/tool:2', '-o', join(dir, 'set.ferry.tar'), '--compression', 'gzip', '--max-volume-size', '1MB', '--json'], { dockerHost: src.host });
+    assert.equal(run.code, 0, run.stderr);
+    const volumes = (JSON.parse(run.stdout) as { volumes: { path: string }[] }).volumes.map((v) => v.path);
+    assert.ok(volumes.length >= 2, `a set of ${volumes.length}`);
+    const set = await serve([...volumes, '--retag', 'docker.io/ferry-test/=site/']);
+    try {
+      assert.deepEqual(await (await fetch(`${set.url}/v2/_catalog`)).json(), { repositories: ['site/app', 'site/tool'] });
+      const dest = join(dir, 'copied');
+      await exec('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${set.host}/site/app:1`, `dir:${dest}`]);
+      assert.equal(sha(await readFile(join(dest, 'manifest.json'))), app().manifest.digest);
+    } finally {
+      await set.stop();
     }
   });
 

@@ -1,12 +1,10 @@
 // Where `ferry load` puts images: a Docker daemon (-H, DOCKER_HOST, a Docker context), or containerd (--containerd
 // [ADDRESS]), each as a target for the copy loop with how receipts describe it.
 import { stat } from 'node:fs/promises';
-import { ContainerdClient, containerdAddress } from '../containerd/index.js';
+import { containerdAddress } from '../containerd/address.js';
 import { DockerEngineClient } from '../engine/client.js';
-import { describeContainerd } from '../sync/containerd-inventory.js';
 import { describeDaemon } from '../sync/daemon-inventory.js';
 import type { TargetInfo } from '../sync/documents.js';
-import { ContainerdTarget } from '../targets/containerd.js';
 import { DockerDaemonTarget } from '../targets/docker-daemon.js';
 import type { ImageTarget } from '../targets/target.js';
 import { daemonEndpoint, type DaemonArgs } from './daemon-options.js';
@@ -40,8 +38,10 @@ export async function containerdFlag(value: string | undefined, args: string[]):
   return containerdAddress(value || undefined);
 }
 
-export function openLoadPlace(address: string | undefined, args: PlaceArgs): LoadPlace {
+/** openLoadPlace opens the target; containerd's gRPC stack is loaded only for containerd (a tenth of a second per run). */
+export async function openLoadPlace(address: string | undefined, args: PlaceArgs): Promise<LoadPlace> {
   if (address !== undefined) {
+    const [{ ContainerdClient }, { ContainerdTarget }, { describeContainerd }] = await Promise.all([import('../containerd/index.js'), import('../targets/containerd.js'), import('../sync/containerd-inventory.js')]);
     const client = new ContainerdClient({ address, namespace: args.namespace });
     const target = new ContainerdTarget(client, args.snapshotter ? { snapshotter: args.snapshotter } : {});
     return {

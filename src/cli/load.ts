@@ -77,7 +77,7 @@ export function loadCommand(signal: AbortSignal): CommandModule<object, LoadArgs
       // A spooled stdin is unlinked once open: read through the open file, it leaves nothing behind whatever happens.
       const { bundles, loneVolume } = await openBundles(paths).finally(() => stdin?.remove());
       const shown = paths.map((p) => (p === stdin?.path ? 'stdin' : p));
-      const place = openLoadPlace(address, args);
+      const place = await openLoadPlace(address, args);
       // At a Docker daemon's site ferry keeps what it loads, as the next delta bundle's references: the daemon hands a
       // layer back only by saving whole images. containerd hands back one blob, so nothing is kept for it.
       const { cache, cacheBytes } = cacheOptions();

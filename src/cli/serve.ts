@@ -18,7 +18,8 @@ import { RETAG_DESCRIPTION, retagRules } from './retag-option.js';
 interface ServeArgs {
   bundles: string[];
   listen: string;
-  retag?: string[];
+  /** A string, or several when repeated (not an array option: that would take the bundles after it too). */
+  retag?: string | string[];
   'tls-cert'?: string;
   'tls-key'?: string;
   htpasswd?: string;
@@ -36,7 +37,7 @@ export function serveCommand(signal: AbortSignal): CommandModule<object, ServeAr
       y
         .positional('bundles', { type: 'string', array: true, demandOption: true, describe: 'bundles to serve: several, a thin bundle with those it builds on, every volume of a set' })
         .option('listen', { type: 'string', default: '127.0.0.1:5000', describe: 'ADDR:PORT to listen on (port 0 picks a free one)' })
-        .option('retag', { type: 'string', array: true, describe: `serve images under other names: ${RETAG_DESCRIPTION}` })
+        .option('retag', { type: 'string', describe: `serve images under other names: ${RETAG_DESCRIPTION}` })
         .option('tls-cert', { type: 'string', describe: 'serve HTTPS with this certificate (PEM; reloaded when the file changes)' })
         .option('tls-key', { type: 'string', describe: 'the key of --tls-cert (PEM)' })
         .option('htpasswd', { type: 'string', describe: 'require Basic auth from the users of this file (bcrypt, as `htpasswd -B` writes it)' })
@@ -50,7 +51,7 @@ export function serveCommand(signal: AbortSignal): CommandModule<object, ServeAr
       if (!tls && !args.insecure && !isLoopback(host)) {
         throw new FerryError('USAGE', `plain HTTP on ${host} would let anyone on the network read (and tamper with) what is served`, { hint: 'give --tls-cert and --tls-key, or --insecure to serve plain HTTP anyway, or listen on 127.0.0.1' });
       }
-      const rules = retagRules(args.retag);
+      const rules = retagRules(args.retag === undefined ? undefined : [args.retag].flat());
       const htpasswd = args.htpasswd ? await Htpasswd.read(args.htpasswd) : undefined;
       const { bundles } = await openBundles(args.bundles);
       try {

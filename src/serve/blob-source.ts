@@ -1,7 +1,6 @@
 // The bytes `ferry serve` sends: each blob checked once against its digest before it is first served, then read
 // by range straight from the bundle file; a bundle that changes on disk while served is no longer served as good.
 import { stat } from 'node:fs/promises';
-import { blobPath } from '../bundle/format.js';
 import type { BundleReader } from '../bundle/reader.js';
 import { MAX_MANIFEST_BYTES } from '../image/media-types.js';
 import { Sha256Counter, verified } from '../stream/hash.js';
@@ -40,11 +39,11 @@ export class BlobSource {
     if (!check) {
       check = (async () => {
         const h = new Sha256Counter();
-        for await (const chunk of blob.bundle.stream(blobPath(blob.digest))) {
+        for await (const chunk of blob.stream(0)) {
           h.update(chunk);
           if (h.bytes > blob.size) break;
         }
-        if (h.bytes !== blob.size || h.digest() !== blob.digest) throw new BlobFault(`${blobPath(blob.digest)} in ${blob.bundle.path} is not the blob its index names (damaged or altered): not served`);
+        if (h.bytes !== blob.size || h.digest() !== blob.digest) throw new BlobFault(`${blob.where} is not the blob its index names (damaged or altered): not served`);
       })();
       this.checks.set(blob.digest, check);
     }
@@ -59,9 +58,9 @@ export class BlobSource {
     if (blob.size > MAX_MANIFEST_BYTES) throw new BlobFault(`manifest ${blob.digest} is ${blob.size} bytes, over ${MAX_MANIFEST_BYTES}`);
     const parts: Buffer[] = [];
     try {
-      for await (const c of verified(blob.bundle.stream(blobPath(blob.digest)), { digest: blob.digest, size: blob.size, what: blobPath(blob.digest) })) parts.push(c);
+      for await (const c of verified(blob.stream(0), { digest: blob.digest, size: blob.size, what: blob.where })) parts.push(c);
     } catch (err) {
-      throw new BlobFault(`${blobPath(blob.digest)} in ${blob.bundle.path}: ${(err as Error).message}`);
+      throw new BlobFault(`${blob.where}: ${(err as Error).message}`);
     }
     const bytes = Buffer.concat(parts);
     this.manifests.set(blob.digest, bytes);
@@ -72,7 +71,7 @@ export class BlobSource {
   async *range(blob: ServedBlob, start: number, end: number): AsyncGenerator<Buffer> {
     let left = end - start + 1;
     if (left <= 0) return;
-    for await (const chunk of blob.bundle.stream(blobPath(blob.digest), start)) {
+    for await (const chunk of blob.stream(start)) {
       const c = chunk as Buffer;
       if (c.length >= left) {
         yield c.subarray(0, left);

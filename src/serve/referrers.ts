@@ -17,20 +17,24 @@ export class Referrers {
     const seen = new Set<string>();
     for (const b of bundles) {
       for (const ix of b.index.indexes ?? []) {
-        for (const d of ix.artifacts ?? []) {
+        if (!ix.artifacts?.length) continue;
+        // An index may name what an artifact is about in its descriptor (buildx: vnd.docker.reference.digest).
+        const listed = (JSON.parse((await b.readBytes(blobPath(ix.digest), MAX_MANIFEST_BYTES)).toString('utf8')) as { manifests?: { digest?: string; annotations?: Record<string, string> }[] }).manifests ?? [];
+        for (const d of ix.artifacts) {
           const blob = b.blob(d);
           if (!blob || seen.has(d) || !b.entries.has(blobPath(d))) continue;
           seen.add(d);
           const doc = JSON.parse((await b.readBytes(blobPath(d), MAX_MANIFEST_BYTES)).toString('utf8')) as {
-            mediaType?: string;
             artifactType?: string;
             config?: { mediaType?: string };
             subject?: { digest?: string };
             annotations?: Record<string, string>;
           };
-          if (typeof doc.subject?.digest !== 'string') continue;
+          const subject = doc.subject?.digest ?? listed.find((m) => m.digest === d)?.annotations?.['vnd.docker.reference.digest'];
+          if (typeof subject !== 'string') continue;
+          // OCI: with no artifactType, the config's media type says what the artifact is.
           const artifactType = doc.artifactType ?? doc.config?.mediaType;
-          out.push({ subject: doc.subject.digest, descriptor: { mediaType: blob.mediaType, digest: d, size: blob.size, ...(artifactType ? { artifactType } : {}), ...(doc.annotations ? { annotations: doc.annotations } : {}) } });
+          out.push({ subject, descriptor: { mediaType: blob.mediaType, digest: d, size: blob.size, ...(artifactType ? { artifactType } : {}), ...(doc.annotations ? { annotations: doc.annotations } : {}) } });
         }
       }
     }

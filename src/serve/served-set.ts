@@ -1,8 +1,11 @@
 // What `ferry serve` answers from, built from the bundles' indexes alone: repositories and their tags, every manifest
 // and blob by digest with the bundle that holds it. A set that cannot serve every layer of its images is refused.
+import { blobPath, type BundleBlob } from '../bundle/format.js';
 import { pooled } from '../bundle/pool.js';
 import type { BundleReader } from '../bundle/reader.js';
 import type { Digest } from '../image/digest.js';
+import { compressionOf, OCI_LAYER_TAR } from '../image/media-types.js';
+import { decompress } from '../stream/decompress.js';
 import { parseReference } from '../image/reference.js';
 import { applyRetag, type RetagRule } from '../image/retag.js';
 import { FerryError } from '../ui/errors.js';
@@ -22,8 +25,10 @@ export interface ServedBlob {
   digest: Digest;
   size: number;
   mediaType: string;
-  /** The bundle that holds it: a view of the whole set, so a blob spanning volumes reads across them. */
-  bundle: BundleReader;
+  /** Where it is, for messages. */
+  where: string;
+  /** Its bytes from `from` on (a view of the whole set, so a blob spanning volumes reads across them). */
+  stream(from: number): AsyncIterable<Buffer>;
 }
 
 export class ServedSet {
@@ -31,10 +36,15 @@ export class ServedSet {
   private readonly byPath = new Map<string, ServedRepository[]>();
   private readonly blobs = new Map<string, ServedBlob>();
   private readonly views: BundleReader[];
+  /** Compressed layers by diffID: a thin bundle's manifest may name a layer another bundle holds by its tar. */
+  private readonly byDiffId = new Map<string, { view: BundleReader; blob: BundleBlob }>();
   readonly images: number;
 
   constructor(bundles: readonly BundleReader[], retag: readonly RetagRule[] = []) {
     this.views = bundles.map((b) => pooled(b, bundles));
+    this.views.forEach((v, k) => {
+      for (const b of bundles[k]!.index.blobs) if (b.diffId && compressionOf(b.mediaType) && compressionOf(b.mediaType) !== 'none' && !this.byDiffId.has(b.diffId)) this.byDiffId.set(b.diffId, { view: v, blob: b });
+    });
     const lacking: string[] = [];
     for (const b of bundles) {
       for (const img of b.index.images) {
@@ -67,17 +77,25 @@ export class ServedSet {
     for (const v of this.views) {
       const b = v.blob(digest as Digest);
       if (!b) continue;
-      const served = { digest: b.digest, size: b.size, mediaType: b.mediaType, bundle: v };
+      const served: ServedBlob = { digest: b.digest, size: b.size, mediaType: b.mediaType, where: `${blobPath(b.digest)} in ${v.path}`, stream: (from) => v.stream(blobPath(b.digest), from) };
       this.blobs.set(digest, served);
       return served;
     }
-    return undefined;
+    // Asked by its uncompressed form, a layer held compressed is unpacked as it is sent (a range skips to its start).
+    const c = this.byDiffId.get(digest);
+    if (!c || c.blob.uncompressedSize === undefined) return undefined;
+    const { view, blob } = c;
+    const size = blob.uncompressedSize!;
+    const served: ServedBlob = { digest: digest as Digest, size, mediaType: OCI_LAYER_TAR, where: `${blobPath(blob.digest)} (unpacked) in ${view.path}`, stream: (from) => skip(decompress(view.stream(blobPath(blob.digest)), compressionOf(blob.mediaType)!, size), from) };
+    this.blobs.set(digest, served);
+    return served;
   }
 
   /** repository finds what a client names: by path, the one of registry `ns` when a mirror request says (else docker.io's, else the first). */
   repository(path: string, ns?: string): ServedRepository | undefined {
-    const found = this.byPath.get(path);
-    if (!found) return undefined;
+    // `docker pull HOST/nginx` asks for nginx: docker.io's official images answer to their short name too.
+    const found = this.byPath.get(path) ?? (path.includes('/') ? undefined : this.byPath.get(`library/${path}`)?.filter((r) => r.domain === 'docker.io'));
+    if (!found?.length) return undefined;
     if (ns) return found.find((r) => r.domain === ns);
     return found.find((r) => r.domain === 'docker.io') ?? found[0];
   }
@@ -98,5 +116,18 @@ export class ServedSet {
     }
     if (r.tag && !repo.tags.has(r.tag)) repo.tags.set(r.tag, manifest);
     for (const d of served) repo.manifests.add(d);
+  }
+}
+
+/** skip drops the first `n` bytes of a stream. */
+async function* skip(src: AsyncIterable<Buffer>, n: number): AsyncGenerator<Buffer> {
+  let left = n;
+  for await (const chunk of src) {
+    if (left >= chunk.length) {
+      left -= chunk.length;
+      continue;
+    }
+    yield left > 0 ? chunk.subarray(left) : chunk;
+    left = 0;
   }
 }
