@@ -48,26 +48,28 @@ export class ServedSet {
     const lacking: string[] = [];
     for (const b of bundles) {
       for (const img of b.index.images) {
-        for (const l of img.layers) if (!this.blob(l.digest)) lacking.push(`${l.digest}: layer of ${img.refs[0] ?? img.imageId}, not in the bundles given`);
+        for (const [d, what] of [...img.layers.map((l) => [l.digest, 'layer'] as const), [img.config.digest, 'config'] as const, [img.manifest.digest, 'manifest'] as const]) {
+          if (!this.blob(d)) lacking.push(`${d}: ${what} of ${img.refs[0] ?? img.imageId}, not in the bundles given`);
+        }
       }
     }
     if (lacking.length) {
-      throw new FerryError('MISSING_LAYERS', `the bundles given lack ${lacking.length} layer(s) their images need, so clients could not pull them`, {
+      throw new FerryError('MISSING_LAYERS', `the bundles given lack ${lacking.length} blob(s) their images need, so clients could not pull them`, {
         details: [...new Set(lacking)],
         hint: 'give the bundles a thin bundle builds on (the whole chain, every volume of a set) beside it',
       });
     }
-    let count = 0;
+    const images = new Set<string>();
     for (const b of bundles) {
       for (const img of b.index.images) {
-        count++;
+        images.add(img.manifest.digest);
         for (const ref of img.refs) this.tag(applyRetag(ref, retag), img.manifest.digest, [img.manifest.digest]);
       }
       for (const ix of b.index.indexes ?? []) {
         for (const ref of ix.refs) this.tag(applyRetag(ref, retag), ix.digest, [ix.digest, ...ix.images, ...(ix.artifacts ?? [])]);
       }
     }
-    this.images = count;
+    this.images = images.size;
   }
 
   /** blob finds a blob of the set by digest (a layer, config or manifest; a delta layer once rebuilt). */
