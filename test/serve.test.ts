@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
+import { createConnection, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,6 +269,43 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
     const plain = await ferry(['serve', bundle, '--listen', '0.0.0.0:0']);
     assert.equal(plain.code, 2, plain.stderr);
     assert.match(plain.stderr, /--tls-cert/);
+  });
+
+  it('survives bad clients: up to 2000 idle connections, readers that stop reading, clients that leave mid-blob', async () => {
+    const [hostname, port] = served.host.split(':') as [string, string];
+    // As many idle sockets as this process (and the server, which inherits the limit) may open, at most 2000.
+    const nofile = Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 1024);
+    const idle = Math.max(200, Math.min(2000, nofile - 200));
+    const layer = index.blobs.reduce((a, b) => (b.size > a.size ? b : a));
+    const get = `GET /v2/ferry-test/app/blobs/${layer.digest} HTTP/1.1\r\nHost: ${served.host}\r\n\r\n`;
+    const sockets: Socket[] = [];
+    const opened = (s: Socket): Promise<void> => new Promise((r, j) => s.once('connect', r).once('error', j));
+    try {
+      for (let i = 0; i < idle; i++) {
+        const s = createConnection({ host: hostname, port: Number(port) });
+        s.on('error', () => undefined);
+        sockets.push(s);
+        if (i % 100 === 99) await opened(s);
+      }
+      // Readers that ask for the biggest blob and never read; others that leave after the first bytes.
+      for (let i = 0; i < 10; i++) {
+        const slow = createConnection({ host: hostname, port: Number(port) }, () => slow.write(get));
+        slow.on('error', () => undefined);
+        slow.pause();
+        sockets.push(slow);
+        const gone = createConnection({ host: hostname, port: Number(port) }, () => gone.write(get));
+        gone.on('error', () => undefined);
+        gone.once('data', () => gone.destroy());
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const r = await fetch(`${served.url}/v2/ferry-test/app/blobs/${layer.digest}`);
+      assert.equal(sha(Buffer.from(await r.arrayBuffer())), layer.digest, 'others are served meanwhile');
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+    assert.equal(served.child.exitCode, null, 'still running');
+    assert.equal((await fetch(`${served.url}/v2/`)).status, 200);
+    assert.match(served.log(), /\(cut short\)/, 'a client that left is logged as such');
   });
 
   it(`${SOAK_SECONDS} s soak: 32 clients pull every image again and again, every digest right, memory flat`, async () => {
