@@ -120,6 +120,9 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
     assert.equal(bad.status, 416);
     assert.equal(bad.headers.get('content-range'), `bytes */${layer.size}`);
     assert.equal((await fetch(url, { headers: { range: 'bytes=oops' } })).status, 200, 'a malformed range: the whole blob');
+    const logged = [...served.log().matchAll(new RegExp(`"GET /v2/ferry-test/app/blobs/${layer.digest}" (\\d+) (\\d+) `, 'g'))].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.ok(logged.some(([status, bytes]) => status === 200 && bytes! > layer.size), `the log counts the bytes sent: ${JSON.stringify(logged)}`);
+    assert.ok(logged.some(([status, bytes]) => status === 206 && bytes! > 100 && bytes! < 1000), 'and of a range, only those');
   });
 
   it('refuses writes with UNSUPPORTED (405) and hostile names or digests with the API errors, never reading outside', async () => {
@@ -144,18 +147,22 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
     }
   });
 
-  it('skopeo copies an image from it; a Docker daemon pulls it with the source image ID', async () => {
+  it('skopeo copies an image from it; a Docker daemon pulls it with the source image ID, by its address and as its registry-mirror', async () => {
     const dir = join(work, 'skopeo-copy');
     await exec('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${served.host}/ferry-test/app:1`, `dir:${dir}`]);
     assert.equal(sha(await readFile(join(dir, 'manifest.json'))), app().manifest.digest, 'the manifest byte for byte');
-    const dst = await startDockerd('serve-pull');
+    // As daemon.json's "registry-mirrors" would set it: docker.io names pulled from ferry, no retagging.
+    const dst = await startDockerd('serve-pull', { extraArgs: [`--registry-mirror=${served.url}`] });
     try {
       await dst.docker(['pull', `${served.host}/ferry-test/app:1`]);
       assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', `${served.host}/ferry-test/app:1`])).trim(), imgs.app);
+      await dst.docker(['pull', 'ferry-test/tool:2']);
+      assert.equal((await dst.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-test/tool:2'])).trim(), imgs.tool);
     } finally {
       await dst.stop();
     }
     assert.match(served.log(), /"GET \/v2\/ferry-test\/app\/manifests\/1" 200 /, 'one access-log line a request');
+    assert.match(served.log(), /"HEAD \/v2\/ferry-test\/tool\/manifests\/2" 200 /, 'the docker.io name was pulled through the mirror');
   });
 
   it('containerd pulls docker.io/ferry-test/app:1 through a hosts.toml mirror, no name changed', { skip: containerdMissing() }, async () => {

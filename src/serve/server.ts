@@ -15,6 +15,7 @@ export interface AccessEntry {
   method: string;
   path: string;
   status: number;
+  /** Bytes written to the connection for this response, headers included (nginx's $bytes_sent). */
   bytes: number;
   ms: number;
   /** False when the client went away before the response was whole. */
@@ -39,15 +40,17 @@ export interface Serving {
 export async function startServer(api: DistributionApi, o: ServerOptions): Promise<Serving> {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const t0 = performance.now();
+    // Counted on the socket: headers given to writeHead are not readable back, and a client that leaves mid-blob
+    // has not received the content-length it was promised.
+    const sentBefore = req.socket.bytesWritten;
     res.on('close', () => {
-      const length = Number(res.getHeader('content-length') ?? 0);
       o.log({
         time: new Date().toISOString(),
         remote: req.socket.remoteAddress ?? '',
         method: req.method ?? '',
         path: (req.url ?? '').slice(0, 2048),
         status: res.statusCode,
-        bytes: req.method === 'HEAD' ? 0 : length,
+        bytes: req.socket.bytesWritten - sentBefore,
         ms: Math.round(performance.now() - t0),
         complete: res.writableFinished,
         userAgent: String(req.headers['user-agent'] ?? '').slice(0, 256),
