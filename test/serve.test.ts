@@ -210,13 +210,29 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
     const fh = await open(copy, 'r+');
     await fh.write(Buffer.from([all[at]! ^ 0xff]), 0, 1, at);
     await fh.close();
+    const refused = async (url: string, headers: Record<string, string> = {}): Promise<void> => {
+      const r = await fetch(url, { headers });
+      assert.equal(r.status, 500, JSON.stringify(headers));
+      assert.match(((await r.json()) as { errors: { message: string }[] }).errors[0]!.message, /not the blob its index names/);
+    };
+    // A range first: the blob is checked whole before any byte is sent.
+    const ranged = await serve([copy]);
+    try {
+      await refused(`${ranged.url}/v2/ferry-test/app/blobs/${layer.digest}`, { range: 'bytes=0-99' });
+      await refused(`${ranged.url}/v2/ferry-test/app/blobs/${layer.digest}`);
+    } finally {
+      await ranged.stop();
+    }
+    // The whole blob first: checked as it is sent, its last bytes held back, so the client never has it whole.
     const bad = await serve([copy]);
     try {
-      for (let i = 0; i < 2; i++) {
-        const r = await fetch(`${bad.url}/v2/ferry-test/app/blobs/${layer.digest}`);
-        assert.equal(r.status, 500);
-        assert.match(((await r.json()) as { errors: { message: string }[] }).errors[0]!.message, /not the blob its index names/);
-      }
+      const blobUrl = `${bad.url}/v2/ferry-test/app/blobs/${layer.digest}`;
+      const first = await fetch(blobUrl);
+      assert.equal(first.status, 200);
+      await assert.rejects(first.arrayBuffer(), 'the connection drops short of the content-length');
+      await refused(blobUrl);
+      await refused(blobUrl, { range: 'bytes=0-99' });
+      assert.match(bad.log(), new RegExp(`GET /v2/ferry-test/app/blobs/${layer.digest}" 200 \\d+ \\(cut short\\)`));
       assert.equal((await fetch(`${bad.url}/v2/ferry-test/app/manifests/1`)).status, 200, 'what is intact is served');
       // Altered while served: after the next look at the file, nothing of it is served.
       await writeFile(copy, Buffer.alloc(10), { flag: 'a' });
@@ -278,16 +294,49 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
     assert.match(plain.stderr, /--tls-cert/);
   });
 
+  type Big = { bundle: string; layer: { digest: string; size: number } };
+  let big: Promise<Big> | undefined;
+  /** bigImage builds (once) an image with a 24 MB incompressible layer, and packs it. */
+  const bigImage = (): Promise<Big> =>
+    (big ??= (async () => {
+      await build(src, 'ferry-test/big:1', 'FROM ferry-test/base:1\nCOPY big.bin /big.bin\n', { 'big.bin': randomBytes(24 << 20) });
+      const out = join(work, 'big.ferry.tar');
+      const packed = await ferry(['pack', 'ferry-test/big:1', '-o', out], { dockerHost: src.host });
+      assert.equal(packed.code, 0, packed.stderr);
+      const bigIndex: typeof index = JSON.parse((await readTarEntry(out, 'ferry.json')).toString());
+      const layer = bigIndex.blobs.reduce((a, b) => (b.size > a.size ? b : a));
+      assert.ok(layer.size > 20 << 20, `a blob of ${layer.size} bytes`);
+      return { bundle: out, layer };
+    })());
+
+  it('a blob spanning volumes is served whole, and by a range across a volume boundary', async () => {
+    const { layer } = await bigImage();
+    const dir = await mkdtemp(join(work, 'spanning-'));
+    const run = await ferry(['pack', 'ferry-test/big:1', '-o', join(dir, 'big.ferry.tar'), '--max-volume-size', '10MB', '--json'], { dockerHost: src.host });
+    assert.equal(run.code, 0, run.stderr);
+    const volumes = (JSON.parse(run.stdout) as { volumes: { path: string }[] }).volumes.map((v) => v.path);
+    const parts = (
+      await Promise.all(volumes.map(async (v) => (JSON.parse((await readTarEntry(v, 'ferry.json')).toString()) as { parts?: { digest: string; offset: number }[] }).parts ?? []))
+    ).flat();
+    const boundary = parts.filter((p) => p.digest === layer.digest && p.offset > 0).map((p) => p.offset)[0];
+    assert.ok(boundary, 'the layer spans volumes');
+    const set = await serve([...volumes].reverse());
+    try {
+      const url = `${set.url}/v2/ferry-test/big/blobs/${layer.digest}`;
+      const whole = Buffer.from(await (await fetch(url)).arrayBuffer());
+      assert.equal(sha(whole), layer.digest);
+      const r = await fetch(url, { headers: { range: `bytes=${boundary - 1000}-${boundary + 999}` } });
+      assert.equal(r.status, 206);
+      assert.deepEqual(Buffer.from(await r.arrayBuffer()), whole.subarray(boundary - 1000, boundary + 1000));
+    } finally {
+      await set.stop();
+    }
+  });
+
   it('survives bad clients: up to 2000 idle connections, readers that stop reading, clients that leave mid-blob', async () => {
     // A blob larger than the kernel's socket buffers (several MB on loopback), or a client leaving mid-blob
     // would find it already sent whole.
-    await build(src, 'ferry-test/big:1', 'FROM ferry-test/base:1\nCOPY big.bin /big.bin\n', { 'big.bin': randomBytes(24 << 20) });
-    const bigBundle = join(work, 'big.ferry.tar');
-    const packed = await ferry(['pack', 'ferry-test/big:1', '-o', bigBundle], { dockerHost: src.host });
-    assert.equal(packed.code, 0, packed.stderr);
-    const bigIndex: typeof index = JSON.parse((await readTarEntry(bigBundle, 'ferry.json')).toString());
-    const layer = bigIndex.blobs.reduce((a, b) => (b.size > a.size ? b : a));
-    assert.ok(layer.size > 20 << 20, `a blob of ${layer.size} bytes`);
+    const { bundle: bigBundle, layer } = await bigImage();
     const big = await serve([bigBundle]);
     const [hostname, port] = big.host.split(':') as [string, string];
     // As many idle sockets as this process (and the server, which inherits the limit) may open, at most 2000.

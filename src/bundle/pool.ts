@@ -51,6 +51,15 @@ export function pooled(bundle: BundleReader, pool: readonly BundleReader[]): Bun
           return (h ?? target).stream(name, from);
         };
       }
+      if (prop === 'extents') {
+        return (name: string, from = 0) => {
+          const m = BLOB.exec(name);
+          const h = m ? holder(`sha256:${m[1]}`) : undefined;
+          const s = m && !h ? spanning.get(`sha256:${m[1]}`) : undefined;
+          if (s) return s.pieces.filter((p) => p.offset + p.size > from).flatMap((p) => p.from.extents(p.name, Math.max(0, from - p.offset)));
+          return (h ?? target).extents(name, from);
+        };
+      }
       const v: unknown = Reflect.get(target, prop, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -12,6 +12,13 @@ import { recogniseNotBundle } from './recognise.js';
 import { validateBundleIndex } from './schema.js';
 import { BUNDLE_SIGNATURE, checkSignature, type Verifier } from '../sign/signature.js';
 
+/** Where a stretch of an entry's bytes lies in a file (a length of Infinity: to the file's end). */
+export interface FileExtent {
+  path: string;
+  start: number;
+  length: number;
+}
+
 export interface TarEntry {
   name: string;
   /** Offset of the content, after the header. */
@@ -102,6 +109,15 @@ export class BundleReader {
     if (e.size - from <= 0) return (async function* () {})();
     // Not through the handle itself: a stream destroyed early closes the handle it reads, whatever autoClose says.
     return createReadStream(this.openPath, { start: e.offset + from, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
+  }
+
+  /** extents says where an entry's bytes from `from` on lie, for reads into buffers the caller reuses. */
+  extents(name: string, from = 0): FileExtent[] {
+    const rebuilt = this.rebuilt.get(name);
+    if (rebuilt) return [{ path: rebuilt, start: from, length: Infinity }];
+    const e = this.entries.get(name);
+    if (!e) throw bundleError(this.path, name, 'entry is missing');
+    return e.size - from <= 0 ? [] : [{ path: this.openPath, start: e.offset + from, length: e.size - from }];
   }
 
   /** checkSignature refuses the bundle unless ferry.sig signs its ferry.json with the verifier's key. */

@@ -2,8 +2,6 @@
 // and catalog with pagination, referrers; anything that writes is refused with the API's own error. Names and
 // digests are matched against maps, never turned into paths, so no request can reach outside the bundles.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { isSha256 } from '../image/digest.js';
 import { BlobFault, type BlobSource } from './blob-source.js';
 import { parseRange } from './range.js';
@@ -94,11 +92,16 @@ export class DistributionApi {
       res.writeHead(416, { 'content-range': `bytes */${blob.size}`, 'docker-distribution-api-version': 'registry/2.0' });
       return void res.end();
     }
-    await this.source.ready(blob);
-    const [start, end] = range ?? [0, blob.size - 1];
-    if (range) res.writeHead(206, { ...common, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${blob.size}` });
-    else res.writeHead(200, { ...common, 'content-length': blob.size });
-    await send(this.source, blob, start, end, res);
+    if (range) {
+      // A range of a blob not yet checked cannot be checked as it passes: the whole blob is hashed first.
+      await this.source.ready(blob);
+      const [start, end] = range;
+      res.writeHead(206, { ...common, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${blob.size}` });
+      return send(res, () => this.source.send(res, blob, start, end));
+    }
+    const checked = await this.source.checked(blob);
+    res.writeHead(200, { ...common, 'content-length': blob.size });
+    await send(res, () => this.source.send(res, blob, 0, blob.size - 1, !checked));
   }
 
   private catalog(url: URL, res: ServerResponse, head: boolean): void {
@@ -122,12 +125,11 @@ export class DistributionApi {
   }
 }
 
-/** send streams a blob's range to the client with backpressure; a client that goes away ends it, nothing more. */
-async function send(source: BlobSource, blob: ServedBlob, start: number, end: number, res: ServerResponse): Promise<void> {
+/** send runs a blob's sending; a client that goes away ends it, and a source that fails drops the connection short. */
+async function send(res: ServerResponse, sending: () => Promise<void>): Promise<void> {
   try {
-    await pipeline(Readable.from(source.range(blob, start, end), { objectMode: false }), res);
+    await sending();
   } catch {
-    // A client that disconnects mid-blob, or a read error after the headers: the connection is dropped.
     res.destroy();
   }
 }

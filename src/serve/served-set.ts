@@ -2,7 +2,7 @@
 // and blob by digest with the bundle that holds it. A set that cannot serve every layer of its images is refused.
 import { blobPath, type BundleBlob } from '../bundle/format.js';
 import { pooled } from '../bundle/pool.js';
-import type { BundleReader } from '../bundle/reader.js';
+import type { BundleReader, FileExtent } from '../bundle/reader.js';
 import type { Digest } from '../image/digest.js';
 import { compressionOf, OCI_LAYER_TAR } from '../image/media-types.js';
 import { decompress } from '../stream/decompress.js';
@@ -29,6 +29,8 @@ export interface ServedBlob {
   where: string;
   /** Its bytes from `from` on (a view of the whole set, so a blob spanning volumes reads across them). */
   stream(from: number): AsyncIterable<Buffer>;
+  /** Where those bytes lie in files, when they are stored as they are served (not unpacked as they go). */
+  extents?(from: number): FileExtent[];
 }
 
 export class ServedSet {
@@ -79,7 +81,7 @@ export class ServedSet {
     for (const v of this.views) {
       const b = v.blob(digest as Digest);
       if (!b) continue;
-      const served: ServedBlob = { digest: b.digest, size: b.size, mediaType: b.mediaType, where: `${blobPath(b.digest)} in ${v.path}`, stream: (from) => v.stream(blobPath(b.digest), from) };
+      const served: ServedBlob = { digest: b.digest, size: b.size, mediaType: b.mediaType, where: `${blobPath(b.digest)} in ${v.path}`, stream: (from) => v.stream(blobPath(b.digest), from), extents: (from) => v.extents(blobPath(b.digest), from) };
       this.blobs.set(digest, served);
       return served;
     }
