@@ -2,7 +2,7 @@
 // memory holds one frame and its dictionary at most, whatever the layer's size. The caller checks the diffID.
 import type { FileHandle } from 'node:fs/promises';
 import { DELTA_HEAD, recipeLength, unpackRecipe } from './blob.js';
-import { FrameDecompressor } from './frames.js';
+import { DICT_AT, DictionaryRoom, FrameDecompressor } from './frames.js';
 import { decodeRecipe, DeltaError, type Recipe, type RefRange } from './recipe.js';
 
 /** ExactReader hands out exact byte counts from a stream of chunks. */
@@ -57,11 +57,21 @@ export async function* rebuild(blob: ExactReader, recipe: Recipe, refs: readonly
   const zstd = new FrameDecompressor();
   let frame = 0;
   let content: Buffer = Buffer.alloc(0);
-  const range = async (r: RefRange): Promise<Buffer> => {
-    const buf = Buffer.allocUnsafe(r.length);
-    const { bytesRead } = await refs[r.ref]!.read(buf, 0, r.length, r.offset);
+  const room = new DictionaryRoom();
+  const range = async (r: RefRange, into: Buffer = Buffer.allocUnsafe(r.length), at = 0): Promise<Buffer> => {
+    const { bytesRead } = await refs[r.ref]!.read(into, at, r.length, r.offset);
     if (bytesRead !== r.length) throw new DeltaError(`reference ${recipe.references[r.ref]!.diffId} ends before byte ${r.offset + r.length}`);
-    return buf;
+    return into;
+  };
+  /** dictionaryOf reads a frame's reference ranges into the one dictionary buffer, after its pad. */
+  const dictionaryOf = async (ranges: readonly RefRange[]): Promise<Buffer> => {
+    const dict = room.take(ranges.reduce((a, r) => a + r.length, 0));
+    let at = DICT_AT;
+    for (const r of ranges) {
+      await range(r, dict, at);
+      at += r.length;
+    }
+    return dict;
   };
   for (const run of recipe.runs) {
     if (run.kind === 'zeros') {
@@ -77,8 +87,7 @@ export async function* rebuild(blob: ExactReader, recipe: Recipe, refs: readonly
         if (content.length === 0) {
           const f = recipe.frames[frame]!;
           const packed = await blob.read(f.compressedSize, `frame ${frame}`);
-          const dict = Buffer.concat(await Promise.all(f.dictionary.map(range)));
-          content = zstd.decompress(packed, dict, f.contentSize, `frame ${frame}`);
+          content = zstd.decompress(packed, await dictionaryOf(f.dictionary), f.contentSize, `frame ${frame}`);
           frame++;
         }
         const n = Math.min(content.length, run.length - done);

@@ -5,7 +5,7 @@
 // shipped 2.8-2.9 MB); padding and end blocks become zeros.
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { DiffId, Digest } from '../image/digest.js';
-import { FrameCompressor } from './frames.js';
+import { DICT_AT, DictionaryRoom, FrameCompressor } from './frames.js';
 import { indexLayer, type LayerIndex } from './layer-index.js';
 import { Counterparts, MatchIndex } from './match-index.js';
 import { encodeRecipe, LIMITS, type DeltaReference, type LiteralFrame, type RefRange, type Run } from './recipe.js';
@@ -185,6 +185,7 @@ class Batcher {
   private length = 0;
   private dictionary: RefRange[] = [];
   private dictionaryBytes = 0;
+  private readonly dictionaryRoom = new DictionaryRoom();
   private readonly zstd = FrameCompressor.get();
 
   constructor(
@@ -231,9 +232,10 @@ class Batcher {
     this.dictionaryBytes += length;
   }
 
+  /** readDictionary reads the frame's counterparts into the one dictionary buffer (after its pad). */
   private async readDictionary(): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(this.dictionaryBytes);
-    let at = 0;
+    const buf = this.dictionaryRoom.take(this.dictionaryBytes);
+    let at = DICT_AT;
     for (const d of this.dictionary) {
       await this.refs[d.ref]!.read(buf, at, d.length, d.offset);
       at += d.length;

@@ -10,6 +10,25 @@ import { DeltaError, LIMITS } from './recipe.js';
  */
 const DICT_PAD = Buffer.alloc(8);
 
+/** Where a dictionary's bytes start in the buffer given to compress and decompress: after the pad. */
+export const DICT_AT = DICT_PAD.length;
+
+/**
+ * DictionaryRoom is one buffer for every frame's dictionary, the zero pad in front: a frame's dictionary is up to
+ * 16 MiB, and a fresh buffer for it, then another with the pad in front, per frame was most of a delta pack's
+ * memory above its zstd tables.
+ */
+export class DictionaryRoom {
+  private buf = Buffer.alloc(0);
+
+  /** take is room for a dictionary of `length` bytes from DICT_AT on, valid until the next take. */
+  take(length: number): Buffer {
+    const need = DICT_AT + length;
+    if (this.buf.length < need) this.buf = Buffer.alloc(Math.max(need, Math.min(DICT_AT + LIMITS.dictionary, this.buf.length * 2)));
+    return this.buf.subarray(0, need);
+  }
+}
+
 /** windowLog covers a whole dictionary and frame, so a match may reach back to the first dictionary byte. */
 const WINDOW_LOG = Math.ceil(Math.log2(LIMITS.dictionary + LIMITS.frameContent + DICT_PAD.length));
 
@@ -27,17 +46,17 @@ export class FrameCompressor {
     return (FrameCompressor.shared ??= new FrameCompressor());
   }
 
-  /** compress returns a view of the frame, valid until the next call. */
-  compress(content: Buffer, dictionary: Buffer, level: number): Buffer {
+  /** compress returns a view of the frame, valid until the next call; `padded` is from a DictionaryRoom. */
+  compress(content: Buffer, padded: Buffer, level: number): Buffer {
     const c = this.cctx;
-    const windowLog = Math.max(10, Math.min(WINDOW_LOG, Math.ceil(Math.log2(content.length + dictionary.length + DICT_PAD.length))));
+    const windowLog = Math.max(10, Math.min(WINDOW_LOG, Math.ceil(Math.log2(content.length + padded.length))));
     c.reset(zstd.ResetDirective.sessionAndParameters);
     c.setParameter(zstd.CParameter.compressionLevel, level);
     c.setParameter(zstd.CParameter.windowLog, windowLog);
     c.setParameter(zstd.CParameter.chainLog, Math.min(22, windowLog));
     c.setParameter(zstd.CParameter.hashLog, Math.min(21, windowLog));
     c.setParameter(zstd.CParameter.contentSizeFlag, 1);
-    if (dictionary.length > 0) c.loadDictionary(Buffer.concat([DICT_PAD, dictionary]));
+    if (padded.length > DICT_AT) c.loadDictionary(padded);
     const bound = zstd.compressBound(content.length);
     if (this.out.length < bound) this.out = Buffer.allocUnsafe(bound);
     const n = c.compress2(this.out, content);
@@ -57,12 +76,15 @@ export function frameContentSize(frame: Buffer, what: string): number | null {
 export class FrameDecompressor {
   private readonly dctx = new zstd.DCtx();
 
-  /** decompress returns exactly `size` bytes, or throws DeltaError: a frame that makes more or fewer is refused. */
-  decompress(frame: Buffer, dictionary: Buffer, size: number, what: string): Buffer {
+  /**
+   * decompress returns exactly `size` bytes, or throws DeltaError: a frame that makes more or fewer is refused.
+   * `padded` is from a DictionaryRoom.
+   */
+  decompress(frame: Buffer, padded: Buffer, size: number, what: string): Buffer {
     const d = this.dctx;
     d.reset(zstd.ResetDirective.sessionAndParameters);
     d.setParameter(zstd.DParameter.windowLogMax, WINDOW_LOG);
-    if (dictionary.length > 0) d.loadDictionary(Buffer.concat([DICT_PAD, dictionary]));
+    if (padded.length > DICT_AT) d.loadDictionary(padded);
     const declared = frameContentSize(frame, what);
     if (declared !== size) throw new DeltaError(`${what} declares ${declared ?? 'no'} content size, not the recipe's ${size} bytes`);
     const out = Buffer.allocUnsafe(size);
