@@ -12,6 +12,7 @@ import { ExactReader, readRecipe, rebuild } from '../src/delta/decode.js';
 import { encodeDelta, type LayerFile } from '../src/delta/encode.js';
 import { decodeRecipe, DeltaError, encodeRecipe, LIMITS, type Recipe } from '../src/delta/recipe.js';
 import type { DiffId } from '../src/image/digest.js';
+import { worthADelta } from '../src/transfer/delta-offer.js';
 import { tarBytes, type RawEntry } from './helpers/crafted-tar.js';
 import { seededRandom } from './helpers/seeded.js';
 
@@ -122,6 +123,14 @@ describe('sub-layer deltas', () => {
     const lone = await layerFile('mostly-new.tar', tarBytes([{ name: 'x', data: noise(rand, 50000) }, { name: 'usr/lib/libthing1.so.1.1', data: Buffer.alloc(3000, 7) }]));
     assert.equal(await encodeDelta(lone, [base, app1], join(dir, 'given-up.delta'), { level: 3, maxNew: 20000 }), undefined);
     assert.ok(await encodeDelta(app2File, [base, app1], join(dir, 'kept.delta'), { level: 3, maxNew: 20000 }), 'changed files with counterparts are not counted against maxNew');
+  });
+
+  it('a delta travels only when it saves a real share of the layer (a quarter, and 4 KiB)', () => {
+    assert.equal(worthADelta(200, 260), false, 'a tiny layer: a few bytes saved flip with every build');
+    assert.equal(worthADelta(80_000, 100_000), false, 'a fifth saved');
+    assert.equal(worthADelta(3_000, 6_000), false, 'half, but 3 KB');
+    assert.equal(worthADelta(2_765, 476_230), true);
+    assert.equal(worthADelta(75_000, 100_000), true);
   });
 
   describe('hostile deltas are refused', () => {

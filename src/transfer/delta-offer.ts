@@ -1,6 +1,7 @@
 // PackDeltas: a thin pack's offer of deltas. A layer that travels is encoded against layers the target holds that it
 // most likely changed from (last week's version in the target's image of the same repository, and the layers below
 // it), read from wherever they are (--have bundles, the layer cache, the source's other images).
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeltaFile, DeltaOffer } from '../bundle/writer.js';
 import { encodeDelta } from '../delta/encode.js';
@@ -16,6 +17,15 @@ import type { ReferenceLayers } from './delta-references.js';
  * hand it back), so a few likely ones beat many possible ones.
  */
 const MAX_REFERENCES = 4;
+
+/**
+ * worthADelta: a delta costs the far side reading its references whole, so it must save a real share of the layer,
+ * not the few bytes by which a delta and a whole layer of a tiny or mostly new layer differ (by which the choice
+ * also flipped between two builds of the same layer, their tars' timestamps aside).
+ */
+export function worthADelta(deltaBytes: number, wholeBytes: number): boolean {
+  return deltaBytes <= wholeBytes * 0.75 && wholeBytes - deltaBytes >= 4096;
+}
 
 export interface DeltaCandidates {
   images: readonly SourceImage[];
@@ -49,7 +59,7 @@ export class PackDeltas {
       if (err instanceof DeltaError) return undefined;
       throw err;
     }
-    if (!d) return undefined;
+    if (!d || !worthADelta(d.size, layer.wholeSize)) return rm(out, { force: true }).then(() => undefined);
     // Each reference is named with the blob the target holds it as, where known: a registry or content store reads it back by that.
     const references = d.references.map((r) => ({ ...r, ...(this.candidates.blobOf(r.diffId) ? { blob: this.candidates.blobOf(r.diffId)! } : {}) }));
     const file: DeltaFile = { path: out, digest: d.digest, size: d.size, references };
