@@ -172,6 +172,8 @@ export function deltaRows(inc: IncrementalFigures): Row[] {
     // The site's layer cache off: each reference comes back from the daemon as a save of a whole image.
     compared('week 2 delta load time, site cache off', 's', whole, [d.wholeLoad.seconds], [d.deltaLoadNoCache.seconds]),
     ...d.layers.map((l) => compared(`delta of ${l.diffId.slice(7, 19)} (${(l.tarBytes / MB).toFixed(0)} MB tar)`, 'kB', 'zstd -19 --long=27 --patch-from', [l.anchorBytes / 1e3], [l.deltaBytes / 1e3], 1.5)),
+    // The matching (records, contents, counterparts) and the level-19 frames, without pack's other work.
+    ...d.layers.map((l) => compared(`delta encode of ${l.diffId.slice(7, 19)}, ${(l.tarBytes / MB / l.encodeSeconds).toFixed(0)} MB/s`, 's', 'zstd -19 --long=27 --patch-from', [l.anchorSeconds], [l.encodeSeconds])),
   ];
 }
 
@@ -194,7 +196,7 @@ export function incrementalNote(inc: IncrementalFigures): string {
     `Deltas: week 2's rebuilt images (${inc.deltas.images.join(' ')}; the new image left out, having nothing to be a delta of) packed ` +
     `against the same inventory with deltas (${inc.deltas.delta.at(-1)!.bytes} bytes) and with whole layers (${inc.deltas.whole.at(-1)!.bytes} bytes), ` +
     `alternating; each loaded into its own site at week 1 with the source's image IDs; per delta layer: ` +
-    inc.deltas.layers.map((l) => `${l.diffId.slice(7, 19)} ${l.tarBytes} bytes of tar, delta ${l.deltaBytes}, whole ${l.wholeBytes}, patch-from ${l.anchorBytes} (${l.anchorSeconds.toFixed(1)} s)`).join('; ')
+    inc.deltas.layers.map((l) => `${l.diffId.slice(7, 19)} ${l.tarBytes} bytes of tar, delta ${l.deltaBytes}, whole ${l.wholeBytes}, patch-from ${l.anchorBytes} (${l.anchorSeconds.toFixed(1)} s; ferry's encoder alone ${l.encodeSeconds.toFixed(1)} s)`).join('; ')
   );
 }
 
