@@ -70,7 +70,7 @@ export async function encodeDelta(layer: LayerFile, refs: readonly LayerFile[], 
     if (opts.maxNew !== undefined && news.reduce((a, n) => a + (n.like ? 0 : n.length), 0) > opts.maxNew) return undefined;
     const frames = await open(framesPath, 'w');
     handles.push(frames);
-    const batch = new Batcher(fh, refHandles, frames, opts.level ?? 19);
+    const batch = new Batcher(fh, refHandles, frames, opts.level ?? 19, news.reduce((a, n) => a + n.length, 0));
     for (const n of news) await batch.add(n.from, n.length, n.like);
     await batch.flush();
     const used = usedReferences(runs, batch.frames, refs);
@@ -181,7 +181,8 @@ const MARGIN = 1 << 20;
 /** Batcher gathers new bytes into frames of at most LIMITS.frameContent, each with its counterparts as dictionary. */
 class Batcher {
   readonly frames: LiteralFrame[] = [];
-  private readonly content = Buffer.allocUnsafe(LIMITS.frameContent);
+  /** Sized to the new bytes when they are fewer than a frame holds: a delta's are often a few hundred KB. */
+  private readonly content: Buffer;
   private length = 0;
   private dictionary: RefRange[] = [];
   private dictionaryBytes = 0;
@@ -193,7 +194,10 @@ class Batcher {
     private readonly refs: readonly FileHandle[],
     private readonly out: FileHandle,
     private readonly level: number,
-  ) {}
+    newBytes: number,
+  ) {
+    this.content = Buffer.allocUnsafe(Math.max(1, Math.min(LIMITS.frameContent, newBytes)));
+  }
 
   /** add takes bytes [from, from+length) of the new layer, to be compressed against `like` if given; it returns length. */
   async add(from: number, length: number, like: RefRange | undefined): Promise<number> {

@@ -57,13 +57,15 @@ export async function indexLayer(fh: FileHandle, what: string, want: HashWanted 
 
 /** hashRecords reads the file once, front to back, feeding each wanted record and content its bytes as they pass. */
 async function hashRecords(fh: FileHandle, records: LayerRecord[], want: HashWanted): Promise<void> {
-  const jobs: { from: number; to: number; h: Hash; done: (hex: string) => void }[] = [];
+  // A hash is made when its job opens: made up front, one per record of a reference layer of tens of thousands of
+  // files, they held tens of MB of native state at once.
+  const jobs: { from: number; to: number; h?: Hash; done: (hex: string) => void }[] = [];
   for (const r of records) {
     if (!want.recordLengths || want.recordLengths.has(r.end - r.start)) {
-      jobs.push({ from: r.start, to: r.end, h: createHash('sha256'), done: (x) => (r.recordHash = x) });
+      jobs.push({ from: r.start, to: r.end, done: (x) => (r.recordHash = x) });
     }
     if (r.regular && r.size > 0 && (!want.contentSizes || want.contentSizes.has(r.size))) {
-      jobs.push({ from: r.contentAt, to: r.contentAt + r.size, h: createHash('sha256'), done: (x) => (r.contentHash = x) });
+      jobs.push({ from: r.contentAt, to: r.contentAt + r.size, done: (x) => (r.contentHash = x) });
     }
   }
   if (jobs.length === 0) return;
@@ -75,16 +77,20 @@ async function hashRecords(fh: FileHandle, records: LayerRecord[], want: HashWan
   let pos = jobs[0]!.from;
   while (next < jobs.length || open.length) {
     if (open.length === 0) pos = Math.max(pos, jobs[next]!.from);
-    while (next < jobs.length && jobs[next]!.from <= pos) open.push(jobs[next++]!);
+    while (next < jobs.length && jobs[next]!.from <= pos) {
+      const j = jobs[next++]!;
+      j.h = createHash('sha256');
+      open.push(j);
+    }
     const limit = Math.min(...open.map((j) => j.to), next < jobs.length ? jobs[next]!.from : Infinity);
     const want = Math.min(buf.length, limit - pos);
     const { bytesRead } = want > 0 ? await fh.read(buf, 0, want, pos) : { bytesRead: 0 };
     if (want > 0 && bytesRead === 0) throw new DeltaError(`layer ends at ${pos}, inside an entry`);
-    for (const j of open) j.h.update(buf.subarray(0, bytesRead));
+    for (const j of open) j.h!.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
     open = open.filter((j) => {
       if (j.to > pos) return true;
-      j.done(j.h.digest('hex'));
+      j.done(j.h!.digest('hex'));
       return false;
     });
   }
