@@ -215,8 +215,17 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
       assert.equal(r.status, 500, JSON.stringify(headers));
       assert.match(((await r.json()) as { errors: { message: string }[] }).errors[0]!.message, /not the blob its index names/);
     };
+    // Checked ahead (the default): the damage is reported at once, and the blob is never sent.
+    const ahead = await serve([copy]);
+    try {
+      for (let waited = 0; !/not the blob its index names/.test(ahead.errors()) && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      assert.match(ahead.errors(), new RegExp(`warning: .*${layer.digest.slice(7)}.* is not the blob its index names`));
+      await refused(`${ahead.url}/v2/ferry-test/app/blobs/${layer.digest}`);
+    } finally {
+      await ahead.stop();
+    }
     // A range first: the blob is checked whole before any byte is sent.
-    const ranged = await serve([copy]);
+    const ranged = await serve([copy, '--no-check-ahead']);
     try {
       await refused(`${ranged.url}/v2/ferry-test/app/blobs/${layer.digest}`, { range: 'bytes=0-99' });
       await refused(`${ranged.url}/v2/ferry-test/app/blobs/${layer.digest}`);
@@ -224,7 +233,7 @@ describe('ferry serve: bundles as a read-only registry', { skip }, () => {
       await ranged.stop();
     }
     // The whole blob first: checked as it is sent, its last bytes held back, so the client never has it whole.
-    const bad = await serve([copy]);
+    const bad = await serve([copy, '--no-check-ahead']);
     try {
       const blobUrl = `${bad.url}/v2/ferry-test/app/blobs/${layer.digest}`;
       const first = await fetch(blobUrl);

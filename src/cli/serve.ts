@@ -25,6 +25,7 @@ interface ServeArgs {
   htpasswd?: string;
   insecure?: boolean;
   'rebuild-dir'?: string;
+  'check-ahead': boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -42,6 +43,7 @@ export function serveCommand(signal: AbortSignal): CommandModule<object, ServeAr
         .option('tls-key', { type: 'string', describe: 'the key of --tls-cert (PEM)' })
         .option('htpasswd', { type: 'string', describe: 'require Basic auth from the users of this file (bcrypt, as `htpasswd -B` writes it)' })
         .option('insecure', { type: 'boolean', describe: 'serve plain HTTP on an address other than loopback' })
+        .option('check-ahead', { type: 'boolean', default: true, describe: 'check every blob against its digest in the background from the start (--no-check-ahead: each only when first asked for, for bundles on slow media)' })
         .option('rebuild-dir', { type: 'string', describe: 'where delta layers are rebuilt (default: .ferry-rebuilt beside the first bundle)' })
         .example(...example('$0 serve week48.ferry.tar', 'at 127.0.0.1:5000'))
         .example(...example('$0 serve *.ferry.tar --listen 0.0.0.0:5443 --tls-cert reg.crt --tls-key reg.key', 'for a whole cluster, over TLS')),
@@ -58,7 +60,8 @@ export function serveCommand(signal: AbortSignal): CommandModule<object, ServeAr
         await checkBundles(bundles, 'served');
         const rebuilt = await rebuildBeside(bundles, args['rebuild-dir'] ?? join(dirname(args.bundles[0]!), '.ferry-rebuilt'), signal);
         const set = new ServedSet(bundles, rules);
-        const api = new DistributionApi(set, await BlobSource.open(bundles), await Referrers.read(bundles));
+        const source = await BlobSource.open(bundles);
+        const api = new DistributionApi(set, source, await Referrers.read(bundles));
         const log = args.json
           ? (e: AccessEntry) => process.stdout.write(`${JSON.stringify(e)}\n`)
           : (e: AccessEntry) => process.stdout.write(`${e.time} ${e.remote} "${e.method} ${e.path}" ${e.status} ${e.bytes}${e.complete ? '' : ' (cut short)'} ${e.ms}ms "${e.userAgent}"\n`);
@@ -69,8 +72,10 @@ export function serveCommand(signal: AbortSignal): CommandModule<object, ServeAr
           process.stderr.write(`Serving ${set.images} image(s) in ${set.repositoryPaths().length} repositories from ${bundles.length} bundle(s)${rebuilt ? ` (${rebuilt} delta layer(s) rebuilt)` : ''}\n`);
           process.stderr.write(`Listening on ${where} (Ctrl-C stops)\n`);
         }
+        const checking = args['check-ahead'] ? source.checkAhead(set.pulledBlobs(), warn, signal).catch((err: unknown) => warn(`checking ahead stopped: ${(err as Error).message}`)) : undefined;
         await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
         await serving.close();
+        await checking;
       } finally {
         await Promise.all(bundles.map((b) => b.close()));
       }

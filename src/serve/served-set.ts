@@ -42,7 +42,10 @@ export class ServedSet {
   private readonly byDiffId = new Map<string, { view: BundleReader; blob: BundleBlob }>();
   readonly images: number;
 
-  constructor(bundles: readonly BundleReader[], retag: readonly RetagRule[] = []) {
+  constructor(
+    private readonly bundles: readonly BundleReader[],
+    retag: readonly RetagRule[] = [],
+  ) {
     this.views = bundles.map((b) => pooled(b, bundles));
     this.views.forEach((v, k) => {
       for (const b of bundles[k]!.index.blobs) if (b.diffId && compressionOf(b.mediaType) && compressionOf(b.mediaType) !== 'none' && !this.byDiffId.has(b.diffId)) this.byDiffId.set(b.diffId, { view: v, blob: b });
@@ -75,6 +78,12 @@ export class ServedSet {
   }
 
   /** blob finds a blob of the set by digest (a layer, config or manifest; a delta layer once rebuilt). */
+  /** pulledBlobs are the layers and configs of every image served, once each: what clients fetch as blobs. */
+  pulledBlobs(): ServedBlob[] {
+    const digests = new Set(this.bundles.flatMap((b) => b.index.images.flatMap((img) => [img.config.digest, ...img.layers.map((l) => l.digest)])));
+    return [...digests].flatMap((d) => this.blob(d) ?? []);
+  }
+
   blob(digest: string): ServedBlob | undefined {
     const known = this.blobs.get(digest);
     if (known) return known;

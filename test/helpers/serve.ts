@@ -7,6 +7,8 @@ export interface Served {
   url: string;
   host: string;
   log: () => string;
+  /** What it wrote to stderr (start-up lines, warnings). */
+  errors: () => string;
   stop: () => Promise<number | null>;
 }
 
@@ -25,6 +27,6 @@ export async function serve(args: readonly string[], env: NodeJS.ProcessEnv = {}
     child.once('exit', (code) => reject(new Error(`ferry serve exited ${code}: ${stderr}`)));
   });
   const closed = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, url, host: url.replace(/^https?:\/\//, ''), log: () => stdout, stop: async () => (child.kill('SIGTERM'), closed) };
+  return { child, url, host: url.replace(/^https?:\/\//, ''), log: () => stdout, errors: () => stderr, stop: async () => (child.kill('SIGTERM'), closed) };
 }
 
