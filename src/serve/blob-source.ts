@@ -124,17 +124,21 @@ export class BlobSource {
     return {
       chunk: (bytes) => h.update(bytes),
       beforeLast: () => {
-        if (h.digest() === blob.digest) {
-          if (!this.settled.has(blob.digest)) (this.checks.set(blob.digest, Promise.resolve()), this.settled.add(blob.digest));
-          return;
-        }
+        if (h.digest() === blob.digest) return this.record(blob.digest, Promise.resolve());
         const fault = new BlobFault(`${blob.where} is not the blob its index names (damaged or altered): not served`);
         const bad = Promise.reject(fault);
         bad.catch(() => undefined); // awaited by later requests, not necessarily any time soon
-        if (!this.settled.has(blob.digest)) (this.checks.set(blob.digest, bad), this.settled.add(blob.digest));
+        this.record(blob.digest, bad);
         throw fault;
       },
     };
+  }
+
+  /** record keeps a check's outcome, unless another check of the blob has ended first (both read the same bytes). */
+  private record(digest: string, outcome: Promise<void>): void {
+    if (this.settled.has(digest)) return;
+    this.checks.set(digest, outcome);
+    this.settled.add(digest);
   }
 
   /** manifest returns a manifest's bytes, checked against its digest (kept: manifests are small). */
